@@ -1,0 +1,123 @@
+"""Shared plumbing of the functional ops: input validation, shapes, masks, parameters.
+
+Conventions every op in :mod:`gpuaug.functional` follows:
+
+* ``wave`` is a floating tensor of shape ``(B, T)`` or ``(B, C, T)``; ops return the same
+  rank, dtype and device.
+* ``lengths`` is a ``(B,)`` integer tensor of valid samples per clip (``0 <= L <= T``);
+  samples at ``t >= lengths[b]`` are padding. Ops return ``(wave, lengths)``, with the
+  padding of the output set to exactly zero.
+* Length-preserving ops keep ``T``; length-changing ops return ``T_out = max(new_lengths)``
+  (0 for an empty batch), so extra input padding never changes the output.
+* Every parameter is per clip: a ``(B,)`` tensor (a Python scalar is broadcast).
+* Inputs are never modified in place; bad input raises ``ValueError`` / ``TypeError``.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "as_3d",
+    "restore_rank",
+    "check_wave",
+    "valid_mask",
+    "zero_padding",
+    "per_clip",
+    "per_clip_int",
+    "empty_like_lengths",
+]
+
+
+def as_3d(wave: Tensor) -> tuple[Tensor, bool]:
+    """View ``(B, T)`` as ``(B, 1, T)``; return the view and whether it was 2-D."""
+    if wave.dim() == 2:
+        return wave.unsqueeze(1), True
+    return wave, False
+
+
+def restore_rank(wave: Tensor, was_2d: bool) -> Tensor:
+    """Undo :func:`as_3d`."""
+    return wave.squeeze(1) if was_2d else wave
+
+
+def check_wave(wave: Tensor, lengths: Tensor, *, name: str = "wave") -> Tensor:
+    """Validate a ``(wave, lengths)`` pair and return ``lengths`` as int64 on ``wave``'s device.
+
+    Raises:
+        TypeError: ``wave`` is not a floating tensor or ``lengths`` is not integer.
+        ValueError: wrong ranks, mismatched batch size, lengths outside ``[0, T]``,
+            or NaN / Inf samples (the message lists the offending clips).
+    """
+    if not isinstance(wave, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(wave).__name__}")
+    if not wave.is_floating_point():
+        raise TypeError(f"{name} must be a floating tensor, got dtype {wave.dtype}")
+    if wave.dim() not in (2, 3):
+        raise ValueError(f"{name} must have shape (B, T) or (B, C, T), got {tuple(wave.shape)}")
+    if not isinstance(lengths, Tensor):
+        lengths = torch.as_tensor(lengths)
+    if lengths.is_floating_point() or lengths.dtype == torch.bool or lengths.is_complex():
+        raise TypeError(f"lengths must be an integer tensor, got dtype {lengths.dtype}")
+    if lengths.shape != (wave.shape[0],):
+        raise ValueError(
+            f"lengths must have shape (B,) = ({wave.shape[0]},), got {tuple(lengths.shape)}"
+        )
+    lengths = lengths.to(device=wave.device, dtype=torch.int64)
+    if wave.shape[0] == 0:
+        return lengths
+    T = wave.shape[-1]
+    if bool(((lengths < 0) | (lengths > T)).any()):
+        raise ValueError(f"lengths must lie in [0, T={T}], got {lengths.tolist()}")
+    finite = torch.isfinite(wave).reshape(wave.shape[0], -1).all(dim=1)
+    if not bool(finite.all()):
+        bad = (~finite).nonzero().flatten().tolist()
+        raise ValueError(f"{name} contains NaN or Inf samples in clip(s) {bad}")
+    return lengths
+
+
+def valid_mask(lengths: Tensor, T: int) -> Tensor:
+    """``(B, T)`` bool mask, True on the valid samples ``t < lengths[b]``."""
+    return torch.arange(T, device=lengths.device) < lengths[:, None]
+
+
+def zero_padding(wave: Tensor, lengths: Tensor) -> Tensor:
+    """Return ``wave`` (``(B, T)`` or ``(B, C, T)``) with samples at ``t >= lengths`` set to 0."""
+    mask = valid_mask(lengths, wave.shape[-1])
+    if wave.dim() == 3:
+        mask = mask[:, None, :]
+    return wave * mask.to(wave.dtype)
+
+
+def per_clip(
+    value: float | Sequence[float] | Tensor,
+    batch: int,
+    *,
+    name: str,
+    device: torch.device | str,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """Broadcast a scalar or ``(B,)`` parameter to a finite ``(B,)`` tensor."""
+    t = torch.as_tensor(value, dtype=dtype, device=device)
+    if t.dim() == 0:
+        t = t.expand(batch)
+    if t.shape != (batch,):
+        raise ValueError(f"{name} must be a scalar or have shape ({batch},), got {tuple(t.shape)}")
+    if t.is_floating_point() and batch and not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} must be finite, got {t.tolist()}")
+    return t
+
+
+def per_clip_int(value: int | Sequence[int] | Tensor, batch: int, *, name: str, device) -> Tensor:
+    """Like :func:`per_clip` for integer (sample-count) parameters; returns int64."""
+    t = torch.as_tensor(value, device=device)
+    if t.is_floating_point():
+        t = t.round()
+    return per_clip(t.to(torch.int64), batch, name=name, device=device, dtype=torch.int64)
+
+
+def empty_like_lengths(wave: Tensor, T: int) -> Tensor:
+    """A zero wave with ``wave``'s batch/channel shape, dtype and device, and ``T`` samples."""
+    return wave.new_zeros(*wave.shape[:-1], T)
