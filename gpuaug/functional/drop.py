@@ -1,0 +1,130 @@
+"""Drop time segments (words, letters) from each clip and stitch the rest, optionally crossfaded."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ._batch import as_3d, check_wave, per_clip_int, restore_rank
+
+__all__ = ["drop_segments"]
+
+
+def _check_intervals(intervals, batch: int, device) -> Tensor:
+    """Validate ``intervals`` and return it as a ``(B, K, 2)`` int64 tensor on ``device``."""
+    iv = torch.as_tensor(intervals, device=device)
+    if iv.is_floating_point() or iv.is_complex() or iv.dtype == torch.bool:
+        raise TypeError(f"intervals must be an integer tensor, got dtype {iv.dtype}")
+    if iv.dim() != 3 or iv.shape[0] != batch or iv.shape[2] != 2:
+        raise ValueError(f"intervals must have shape (B={batch}, K, 2), got {tuple(iv.shape)}")
+    return iv.to(torch.int64)
+
+
+def _run_bounds(keep: Tensor) -> tuple[Tensor, Tensor]:
+    """For every sample of ``keep`` ``(B, T)``: start and (exclusive) end of its run of kept samples.
+
+    Values at non-kept samples are meaningless.
+    """
+    B, T = keep.shape
+    t = torch.arange(T, device=keep.device).expand(B, T)
+    last_gap = torch.where(keep, torch.full_like(t, -1), t).cummax(dim=1).values
+    next_gap = torch.where(keep, torch.full_like(t, T), t).flip(1).cummin(dim=1).values.flip(1)
+    return last_gap + 1, next_gap
+
+
+def drop_segments(wave: Tensor, lengths: Tensor, *, intervals, crossfade=0) -> tuple[Tensor, Tensor]:
+    """Remove the samples inside ``intervals`` from each clip and join the kept pieces.
+
+    Intervals are ``[start, end)`` in samples, clipped to ``[0, L]``; rows with
+    ``end <= start`` (after clipping) are unused padding; intervals may be unsorted and may
+    overlap or touch (their union is dropped). The kept samples form pieces ``P_0, P_1, ...``
+    (maximal runs, in time order); a join is the boundary between two consecutive pieces.
+
+    Crossfade (``crossfade = X > 0`` samples): at the join of ``P_i`` and ``P_{i+1}`` the
+    overlap is ``x_i = min(X, len(P_i) // 2, len(P_{i+1}) // 2)`` samples (each piece lends at
+    most half of itself to each join, so the overlaps of one piece never meet). The last
+    ``x_i`` samples of ``P_i`` are added to the first ``x_i`` samples of ``P_{i+1}`` with
+    equal-gain linear weights: for ``k = 0 .. x_i - 1`` the output sample is
+    ``(1 - w_k) * P_i[len - x_i + k] + w_k * P_{i+1}[k]`` with ``w_k = (k + 1) / (x_i + 1)``
+    (weights sum to 1; neither side is ever weighted exactly 0). Each join therefore
+    shortens the output by ``x_i``; there is no join at a dropped clip start or end.
+
+    New length ``= L - (samples dropped) - sum_i x_i``. With ``crossfade = 0`` every output
+    sample is an exact copy of a kept input sample. Dropping everything gives a length-0
+    clip; no valid interval gives the identity. Implemented with per-output-sample source
+    index and weight maps and two gathers (no per-clip Python).
+
+    Args:
+        wave: ``(B, T)`` or ``(B, C, T)`` floating waveform.
+        lengths: ``(B,)`` valid samples per clip.
+        intervals: ``(B, K, 2)`` integer ``[start, end)`` sample indices (``K`` may be 0).
+        crossfade: crossfade length ``X >= 0`` in samples (scalar or ``(B,)``).
+
+    Shapes:
+        Output ``(B, T_out)`` or ``(B, C, T_out)`` with ``T_out = max(new lengths)``
+        (0 for an empty batch); new lengths ``(B,)`` int64.
+
+    Raises:
+        TypeError: non-integer ``intervals``.
+        ValueError: bad ``intervals`` shape, negative ``crossfade``, NaN / Inf in ``wave``.
+    """
+    lengths = check_wave(wave, lengths)
+    w3, was_2d = as_3d(wave)
+    B, C, T = w3.shape
+    dev = wave.device
+    iv = _check_intervals(intervals, B, dev)
+    xf = per_clip_int(crossfade, B, name="crossfade", device=dev)
+    if B and bool((xf < 0).any()):
+        raise ValueError(f"crossfade must be >= 0 samples, got {xf.tolist()}")
+
+    # union of the intervals via a +1/-1 difference array; kept = valid and not covered
+    L = lengths[:, None, None]
+    iv = torch.minimum(iv.clamp(min=0), L)
+    used = (iv[..., 1] > iv[..., 0]).to(torch.int64)
+    diff = torch.zeros(B, T + 1, dtype=torch.int64, device=dev)
+    diff.scatter_add_(1, iv[..., 0], used).scatter_add_(1, iv[..., 1], -used)
+    t = torch.arange(T, device=dev).expand(B, T)
+    keep = (diff[:, :T].cumsum(1) == 0) & (t < lengths[:, None])
+
+    # pieces: index, start, length; per-piece lengths in a (B, T + 1) table (slot T unused)
+    start, end = _run_bounds(keep)
+    n_piece = end - start
+    first = keep & (t == start)
+    piece = torch.where(keep, first.cumsum(1) - 1, torch.full_like(t, T))
+    piece_len = torch.zeros(B, T + 1, dtype=torch.int64, device=dev)
+    piece_len.scatter_reduce_(1, piece, torch.where(keep, n_piece, 0), reduce="amax")
+    # overlap of join i (pieces i, i + 1); 0 past the last piece because its length is 0
+    half = piece_len // 2
+    x_join = torch.minimum(torch.minimum(half[:, :-1], half[:, 1:]), xf[:, None])
+    shift = torch.cat([x_join.new_zeros(B, 1), x_join.cumsum(1)], dim=1)  # sum of x before piece i
+
+    # output position and weight of every kept sample
+    k = t - start
+    x_left = torch.gather(torch.cat([x_join.new_zeros(B, 1), x_join], 1), 1, piece)
+    x_right = torch.gather(torch.cat([x_join, x_join.new_zeros(B, 1)], 1), 1, piece)
+    pos = keep.cumsum(1) - 1 - torch.gather(shift, 1, piece)
+    head = keep & (k < x_left)  # fades in, second contribution to its output sample
+    tail = keep & (k >= n_piece - x_right)  # fades out
+    kf = k.to(torch.float64)
+    w = torch.ones(B, T, dtype=torch.float64, device=dev)
+    w = torch.where(head, (kf + 1) / (x_left + 1), w)
+    w = torch.where(tail, 1 - (kf - (n_piece - x_right) + 1) / (x_right + 1), w)
+
+    new_len = keep.sum(1) - x_join.sum(1)
+    T_out = int(new_len.max()) if B else 0
+
+    # invert to per-output-sample maps (slot T collects the samples that go nowhere)
+    sink = torch.full_like(t, T)
+    first_pos = torch.where(keep & ~head, pos, sink)
+    second_pos = torch.where(head, pos, sink)
+    src1 = torch.full((B, T + 1), T, dtype=torch.int64, device=dev).scatter_(1, first_pos, t)
+    src2 = torch.full((B, T + 1), T, dtype=torch.int64, device=dev).scatter_(1, second_pos, t)
+    w1 = torch.zeros(B, T + 1, dtype=torch.float64, device=dev).scatter_(1, first_pos, w)
+    w2 = torch.zeros(B, T + 1, dtype=torch.float64, device=dev).scatter_(1, second_pos, w)
+    src1, src2 = src1[:, :T_out], src2[:, :T_out]
+    w1, w2 = w1[:, :T_out].to(wave.dtype), w2[:, :T_out].to(wave.dtype)
+
+    padded = torch.cat([w3, w3.new_zeros(B, C, 1)], dim=-1)
+    out = torch.gather(padded, 2, src1[:, None, :].expand(B, C, T_out)) * w1[:, None, :]
+    if B and bool((x_join > 0).any()):
+        out = out + torch.gather(padded, 2, src2[:, None, :].expand(B, C, T_out)) * w2[:, None, :]
+    return restore_rank(out, was_2d), new_len

@@ -1,0 +1,210 @@
+"""Additive noise at a target SNR: recorded noise (looped / cropped, optional span and fade)
+and seeded white Gaussian noise.
+
+SNR definition used throughout (``gain`` scales the noise)::
+
+    P_signal = mean of wave**2 over the clip's valid samples and all channels
+    P_noise  = mean of (envelope * noise)**2 over the samples where the noise is active
+    gain     = sqrt(P_signal / (P_noise * 10 ** (snr_db / 10)))
+
+so ``10 * log10(P_signal / P_added) == snr_db`` exactly, where ``P_added`` is the mean power
+of the added noise over its active span. Powers are computed in float64. A clip whose SNR is
+undefined (all-silent signal, empty span, silent noise) passes through unchanged.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from gpuaug.functional._batch import (
+    as_3d,
+    check_wave,
+    per_clip,
+    per_clip_int,
+    restore_rank,
+    zero_padding,
+)
+from gpuaug.random import normal, stream_id
+
+__all__ = ["valid_power", "mix_noise", "white_noise"]
+
+_WHITE_STREAM = stream_id("gpuaug.functional.white_noise")
+_CHANNEL_STRIDE = 2**40  # counter offset between channels of white noise
+
+
+def valid_power(wave: Tensor, lengths: Tensor) -> Tensor:
+    """Mean power of each clip over its valid samples and all channels.
+
+    Args:
+        wave: ``(B, T)`` or ``(B, C, T)`` float waveform.
+        lengths: ``(B,)`` valid samples per clip.
+
+    Returns:
+        ``(B,)`` float64 mean of ``wave**2`` (linear power, not dB); 0 for empty clips.
+    """
+    lengths = check_wave(wave, lengths)
+    return _power(as_3d(wave)[0], lengths)
+
+
+def _power(w: Tensor, lengths: Tensor) -> Tensor:
+    """:func:`valid_power` of a checked ``(B, C, T)`` wave (0 for empty clips)."""
+    energy = zero_padding(w.to(torch.float64), lengths).square().sum(dim=(1, 2))
+    count = (lengths * w.shape[1]).to(torch.float64)
+    return energy / count.clamp_min(1.0)
+
+
+def _snr_gain(p_signal: Tensor, p_noise: Tensor, snr_db: Tensor) -> tuple[Tensor, Tensor]:
+    """float64 gains and a bool "mix this clip" mask (False where the SNR is undefined)."""
+    ok = (p_signal > 0) & (p_noise > 0)
+    ratio = p_signal / (p_noise.clamp_min(torch.finfo(torch.float64).tiny) * 10.0 ** (snr_db / 10.0))
+    return torch.where(ok, ratio.sqrt(), torch.zeros_like(ratio)), ok
+
+
+def _noise_3d(noise: Tensor, noise_lengths: Tensor, batch: int, channels: int, device) -> tuple[Tensor, Tensor]:
+    """Validate the noise batch; return it as float64 ``(B, Cn, Tn)`` and its int64 lengths."""
+    if isinstance(noise, Tensor) and noise.dim() in (2, 3) and noise.shape[0] != batch:
+        raise ValueError(f"noise batch size {noise.shape[0]} != wave batch size {batch}")
+    noise_lengths = check_wave(noise, noise_lengths, name="noise")
+    n, _ = as_3d(noise)
+    if n.shape[1] not in (1, channels):
+        raise ValueError(
+            f"mismatched channel counts: noise has {n.shape[1]} channels, wave has {channels} "
+            "(noise must be mono or have the wave's channel count)"
+        )
+    if batch and bool((noise_lengths < 1).any()):
+        raise ValueError(f"noise_lengths must be >= 1, got {noise_lengths.tolist()}")
+    return n.to(device=device, dtype=torch.float64), noise_lengths.to(device)
+
+
+def mix_noise(
+    wave: Tensor,
+    lengths: Tensor,
+    noise: Tensor,
+    noise_lengths: Tensor,
+    *,
+    snr_db,
+    noise_offset=0,
+    span_start=0,
+    span_length=None,
+    fade_out=0,
+) -> tuple[Tensor, Tensor]:
+    """Add a recorded noise to each clip at a per-clip SNR (see the module docstring).
+
+    For clip ``b`` with ``L`` valid samples the noise is active on the span
+    ``[span_start, span_start + span_length)`` clipped to ``[0, L)``. At clip sample ``t`` of
+    the span the noise sample is ``noise[b, ..., (noise_offset + t - span_start) mod
+    noise_lengths[b]]``: noise shorter than the span is looped, longer noise is cropped
+    starting at ``noise_offset``. The envelope is 1 on the span except its last ``fade_out``
+    samples, where it is ``(e - 1 - t) / fade_out`` (``e`` = end of the clipped span), a
+    linear ramp reaching 0 on the span's last sample. ``span_start=0`` with a
+    ``span_length`` and ``fade_out`` gives "start" placement (noise from the clip start,
+    fading out); the defaults give continuous noise over the whole clip.
+
+    SNR: ``P_signal`` is the signal's mean power over the whole valid clip, ``P_noise`` the
+    enveloped noise's mean power over the active span only (so the SNR holds where the
+    noise is audible). Clips with a silent signal, an empty span or a silent noise span are
+    returned unchanged (bit-identical).
+
+    Args:
+        wave: ``(B, T)`` or ``(B, C, T)`` float waveform.
+        lengths: ``(B,)`` valid samples per clip.
+        noise: ``(B, Tn)`` or ``(B, Cn, Tn)`` float noise, ``Cn`` equal to ``C`` or 1 (mono
+            noise is added to every channel).
+        noise_lengths: ``(B,)`` valid noise samples per clip, each >= 1.
+        snr_db: per-clip target SNR in dB.
+        noise_offset: per-clip start sample in the noise (taken modulo ``noise_lengths``).
+        span_start: per-clip first clip sample of the noise span (may be negative: the
+            span is clipped, the noise phase is still anchored at ``span_start``).
+        span_length: per-clip span length in samples (>= 0), or None for "to the clip end".
+        fade_out: per-clip length in samples (>= 0) of the linear fade at the span end.
+
+    Shapes:
+        returns ``wave`` with the input's shape, dtype and device and ``lengths`` unchanged.
+
+    Raises:
+        ValueError: mismatched batch or channel counts, ``noise_lengths < 1``, negative
+            ``span_length`` / ``fade_out``, NaN / Inf samples.
+    """
+    lengths = check_wave(wave, lengths)
+    w, was_2d = as_3d(wave)
+    B, C, T = w.shape
+    dev = w.device
+    n, noise_lengths = _noise_3d(noise, noise_lengths, B, C, dev)
+    snr = per_clip(snr_db, B, name="snr_db", device=dev, dtype=torch.float64)
+    offset = per_clip_int(noise_offset, B, name="noise_offset", device=dev)
+    start = per_clip_int(span_start, B, name="span_start", device=dev)
+    fade = per_clip_int(fade_out, B, name="fade_out", device=dev)
+    if span_length is None:
+        end = lengths
+    else:
+        span = per_clip_int(span_length, B, name="span_length", device=dev)
+        if B and bool((span < 0).any()):
+            raise ValueError(f"span_length must be >= 0, got {span.tolist()}")
+        end = torch.minimum(start + span, lengths)
+    if B and bool((fade < 0).any()):
+        raise ValueError(f"fade_out must be >= 0, got {fade.tolist()}")
+    begin = start.clamp(min=0)
+    end = torch.maximum(end, begin)
+
+    t = torch.arange(T, device=dev)
+    in_span = (t >= begin[:, None]) & (t < end[:, None])  # (B, T)
+    ramp = (end[:, None] - 1 - t).to(torch.float64) / fade.clamp_min(1)[:, None].to(torch.float64)
+    env = torch.where(fade[:, None] > 0, ramp.clamp(max=1.0), torch.ones_like(ramp))
+    env = env * in_span.to(torch.float64)
+
+    idx = torch.remainder(offset[:, None] + t - start[:, None], noise_lengths[:, None])
+    shaped = env[:, None, :] * torch.gather(n, 2, idx[:, None, :].expand(B, n.shape[1], T))
+
+    count = (end - begin).to(torch.float64) * n.shape[1]
+    p_noise = shaped.square().sum(dim=(1, 2)) / count.clamp_min(1.0)
+    gain, ok = _snr_gain(_power(w, lengths), p_noise, snr)
+
+    mixed = w + (gain[:, None, None] * shaped).to(w.dtype)
+    out = torch.where(ok[:, None, None], mixed, w)
+    return restore_rank(zero_padding(out, lengths), was_2d), lengths
+
+
+def white_noise(wave: Tensor, lengths: Tensor, *, seed, sigma=None, snr_db=None) -> tuple[Tensor, Tensor]:
+    """Add seeded white Gaussian noise, either at an absolute level or at a per-clip SNR.
+
+    The noise sample at clip sample ``t`` of channel ``c`` is
+    ``gpuaug.random.normal(key=seed[b], stream=<white-noise stream>, counter=t + c * 2**40)``,
+    so each clip's noise depends only on its seed and sample index (not on ``T``, padding,
+    batch composition or device).
+
+    Args:
+        wave: ``(B, T)`` or ``(B, C, T)`` float waveform.
+        lengths: ``(B,)`` valid samples per clip.
+        seed: per-clip int64 seed.
+        sigma: per-clip absolute noise standard deviation (linear amplitude, >= 0). Silent
+            clips get noise too.
+        snr_db: per-clip target SNR in dB, with the module's SNR definition over the whole
+            valid clip (noise power measured on the drawn noise, so the SNR is exact).
+            Silent clips pass through unchanged.
+        Exactly one of ``sigma`` / ``snr_db`` must be given.
+
+    Shapes:
+        returns ``wave`` with the input's shape, dtype and device and ``lengths`` unchanged.
+    """
+    if (sigma is None) == (snr_db is None):
+        raise ValueError("white_noise needs exactly one of sigma / snr_db")
+    lengths = check_wave(wave, lengths)
+    w, was_2d = as_3d(wave)
+    B, C, T = w.shape
+    dev = w.device
+    key = per_clip_int(seed, B, name="seed", device=dev)
+    counter = torch.arange(T, device=dev) + torch.arange(C, device=dev)[:, None] * _CHANNEL_STRIDE
+    noise = normal(key[:, None, None], _WHITE_STREAM, counter[None], dtype=torch.float64)
+    noise = zero_padding(noise, lengths)
+    if sigma is not None:
+        scale = per_clip(sigma, B, name="sigma", device=dev, dtype=torch.float64)
+        if B and bool((scale < 0).any()):
+            raise ValueError(f"sigma must be >= 0, got {scale.tolist()}")
+        ok = torch.ones(B, dtype=torch.bool, device=dev)
+    else:
+        snr = per_clip(snr_db, B, name="snr_db", device=dev, dtype=torch.float64)
+        count = (lengths * C).to(torch.float64).clamp_min(1.0)
+        scale, ok = _snr_gain(_power(w, lengths), noise.square().sum(dim=(1, 2)) / count, snr)
+    mixed = w + (scale[:, None, None] * noise).to(w.dtype)
+    out = torch.where(ok[:, None, None], mixed, w)
+    return restore_rank(zero_padding(out, lengths), was_2d), lengths

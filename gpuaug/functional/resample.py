@@ -1,0 +1,228 @@
+"""Batched band-limited resampling at arbitrary positions: the time-warp core of gpuaug.
+
+:func:`warp` evaluates every clip at arbitrary, per-clip, per-output-sample fractional input
+positions with a windowed-sinc interpolator whose cutoff can change per output sample. It
+serves :func:`resample` (sample-rate change), :mod:`~gpuaug.functional.speed` (speed and
+segment speed-up) and the resampling half of :mod:`~gpuaug.functional.pitch`.
+
+Definition (the contract a CUDA kernel of this op must reproduce). For clip ``b`` of valid
+length ``L``, output sample ``j < new_lengths[b]`` with input position ``p = positions[b, j]``
+(in input samples) and cutoff ``f = cutoff[b, j]`` (fraction of the input Nyquist
+frequency, ``0 < f <= 1``)::
+
+    u_i   = (i - p) * f                                       for every integer i
+    k(u)  = sinc(u) * cos(pi * u / (2 * Z))**2  if |u| < Z else 0  (Hann-windowed sinc)
+    y[j]  = sum_{0 <= i < L} x[i] * k(u_i)  /  sum_{all integers i} k(u_i)
+
+with ``sinc(u) = sin(pi u) / (pi u)`` and ``Z = zeros`` zero crossings per side (default 24).
+Samples outside ``[0, L)`` count as zero, so padding never leaks into the valid region, and
+the normalisation (over all taps, valid or not) makes the DC gain exactly 1 in the interior.
+The kernel is the one of ``julius.resample_frac`` (Hann window, 24 zeros); :func:`resample`
+uses julius' anti-aliasing ``rolloff`` too, so both agree in the interior of a clip (julius
+pads by edge replication, gpuaug by zeros, so the first and last ``Z / f`` samples differ).
+With ``f = 1`` and integer positions, ``k`` is a unit impulse: the output copies the input.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from ._batch import (
+    as_3d,
+    check_wave,
+    empty_like_lengths,
+    per_clip,
+    per_clip_int,
+    restore_rank,
+    zero_padding,
+)
+
+__all__ = ["warp", "resample", "DEFAULT_ZEROS", "DEFAULT_ROLLOFF", "MIN_CUTOFF"]
+
+#: Zero crossings of the windowed sinc on each side (as julius).
+DEFAULT_ZEROS = 24
+#: Anti-aliasing margin: the cutoff is ``rolloff * min(1, new_rate / old_rate)`` (as julius).
+DEFAULT_ROLLOFF = 0.945
+#: Smallest accepted cutoff; it bounds the tap count at ``2 * ceil(zeros / MIN_CUTOFF) + 1``.
+MIN_CUTOFF = 1.0 / 32
+#: Elements of the gathered ``(B, C, chunk, taps)`` block per chunk of output time.
+_CHUNK_ELEMENTS = 1 << 22
+
+
+def _cutoff_table(cutoff, batch: int, t_out: int, device) -> Tensor:
+    """Broadcast a scalar, ``(B,)`` or ``(B, T')`` cutoff to a float64 ``(B, T_out)`` table."""
+    c = torch.as_tensor(cutoff, dtype=torch.float64, device=device)
+    if c.dim() == 2:
+        if c.shape[0] != batch or c.shape[1] < t_out:
+            raise ValueError(
+                f"cutoff of shape (B, T') needs B = {batch} and T' >= {t_out}, got {tuple(c.shape)}"
+            )
+        return c[:, :t_out]
+    return per_clip(c, batch, name="cutoff", device=device, dtype=torch.float64)[:, None].expand(
+        batch, t_out
+    )
+
+
+def _window_weights(u: Tensor, zeros: int) -> Tensor:
+    """Hann-windowed sinc ``k(u)`` of the module docstring (zero for ``|u| >= zeros``)."""
+    v = u * math.pi
+    k = torch.sin(v) / torch.where(v == 0, 1.0, v) * (0.5 + 0.5 * torch.cos(v / zeros))
+    return torch.where(v == 0, 1.0, torch.where(u.abs() < zeros, k, 0.0))
+
+
+def warp(
+    wave: Tensor,
+    lengths: Tensor,
+    positions: Tensor,
+    new_lengths: Tensor,
+    cutoff: float | Tensor = 1.0,
+    *,
+    zeros: int = DEFAULT_ZEROS,
+) -> tuple[Tensor, Tensor]:
+    """Band-limited evaluation of each clip at fractional input positions (see module doc).
+
+    Args:
+        wave: input clips, zero or garbage beyond ``lengths`` (never read).
+        lengths: valid input samples per clip.
+        positions: input-sample positions of the output samples (float; computed in float64).
+            Only ``positions[b, :new_lengths[b]]`` is read; it must be finite there. Positions
+            outside ``[0, L)`` are allowed and see zeros.
+        new_lengths: valid output samples per clip (``(B,)`` int, scalar broadcast).
+        cutoff: low-pass cutoff as a fraction of the *input* Nyquist frequency, in
+            ``[MIN_CUTOFF, 1]``: scalar, per clip ``(B,)`` or per output sample ``(B, T')``.
+            Use ``min(1, 1 / local_speed)`` (times a rolloff) so reading faster than one input
+            sample per output sample does not alias.
+        zeros: zero crossings of the sinc per side (taps per output sample: about
+            ``2 * zeros / min(cutoff)``).
+
+    Shapes:
+        wave ``(B, T)`` or ``(B, C, T)``; lengths ``(B,)``; positions ``(B, T')`` with
+        ``T' >= max(new_lengths)``; output ``(B, T_out)`` / ``(B, C, T_out)`` with
+        ``T_out = max(new_lengths)`` (0 for B = 0), padding exactly zero, and ``(B,)`` int64
+        new lengths.
+
+    The taps are summed in ``wave``'s dtype with weights computed in float64; output time is
+    processed in chunks so the gathered block stays near ``4M`` elements.
+    """
+    lengths = check_wave(wave, lengths)
+    B = wave.shape[0]
+    device = wave.device
+    if not isinstance(zeros, int) or zeros < 1:
+        raise ValueError(f"zeros must be a positive int, got {zeros!r}")
+    new_lengths = per_clip_int(new_lengths, B, name="new_lengths", device=device)
+    if bool((new_lengths < 0).any()):
+        raise ValueError(f"new_lengths must be >= 0, got {new_lengths.tolist()}")
+    t_out = int(new_lengths.max()) if B else 0
+    if not isinstance(positions, Tensor) or not positions.is_floating_point():
+        raise TypeError("positions must be a floating torch.Tensor")
+    if positions.dim() != 2 or positions.shape[0] != B or positions.shape[1] < t_out:
+        raise ValueError(
+            f"positions must have shape (B={B}, T' >= {t_out}), got {tuple(positions.shape)}"
+        )
+    out_mask = torch.arange(t_out, device=device) < new_lengths[:, None]
+    pos = torch.where(out_mask, positions[:, :t_out].to(device=device, dtype=torch.float64), 0.0)
+    if not bool(torch.isfinite(pos).all()):
+        raise ValueError("positions must be finite on the valid output samples")
+    fc = torch.where(out_mask, _cutoff_table(cutoff, B, t_out, device), 1.0)
+    if t_out and not bool(((fc >= MIN_CUTOFF) & (fc <= 1.0)).all()):
+        raise ValueError(f"cutoff must lie in [{MIN_CUTOFF}, 1], got min {float(fc.min())}, max {float(fc.max())}")
+
+    x3, was_2d = as_3d(wave)
+    C, T = x3.shape[1], x3.shape[2]
+    out = empty_like_lengths(x3, t_out)
+    if B == 0 or t_out == 0:
+        return restore_rank(out, was_2d), new_lengths
+
+    half = math.ceil(zeros / float(fc.min()))
+    taps = torch.arange(-half, half + 1, device=device)  # integer offsets around floor(p)
+    # Positions far outside the clip only ever see zeros; clamping keeps floor() in int range.
+    pos = pos.clamp(-(half + 1.0), T + half + 1.0)
+    # Invalid taps (i < 0 or i >= L) read the extra zero appended at index T.
+    x_pad = torch.nn.functional.pad(x3, (0, 1))
+    chunk = max(1, _CHUNK_ELEMENTS // (B * C * taps.numel()))
+    for s in range(0, t_out, chunk):
+        p = pos[:, s : s + chunk]
+        base = torch.floor(p)
+        idx = base.to(torch.int64)[..., None] + taps  # (B, n, K)
+        u = (idx.to(torch.float64) - p[..., None]) * fc[:, s : s + chunk, None]
+        w = _window_weights(u, zeros)
+        w = w / w.sum(dim=-1, keepdim=True)
+        valid = (idx >= 0) & (idx < lengths[:, None, None])
+        idx = torch.where(valid, idx, T)
+        n = p.shape[1]
+        g = torch.gather(x_pad, 2, idx.reshape(B, 1, n * taps.numel()).expand(B, C, -1))
+        g = g.view(B, C, n, taps.numel())
+        out[..., s : s + n] = torch.einsum("bcnk,bnk->bcn", g, w.to(x3.dtype))
+    return restore_rank(zero_padding(out, new_lengths), was_2d), new_lengths
+
+
+def check_factor(value, batch: int, device, *, name: str, low: float, high: float) -> Tensor:
+    """Per-clip float64 factor, ValueError outside ``[low, high]``."""
+    f = per_clip(value, batch, name=name, device=device, dtype=torch.float64)
+    if batch and not bool(((f >= low) & (f <= high)).all()):
+        raise ValueError(f"{name} must lie in [{low}, {high}], got {f.tolist()}")
+    return f
+
+
+def uniform_warp(
+    wave: Tensor,
+    lengths: Tensor,
+    step: Tensor,
+    new_lengths: Tensor,
+    cutoff: Tensor,
+    *,
+    zeros: int,
+) -> tuple[Tensor, Tensor]:
+    """:func:`warp` at positions ``j * step[b]`` (constant speed); ``step`` float64 ``(B,)``."""
+    t_out = int(new_lengths.max()) if new_lengths.numel() else 0
+    j = torch.arange(t_out, device=wave.device, dtype=torch.float64)
+    return warp(wave, lengths, j[None, :] * step[:, None], new_lengths, cutoff, zeros=zeros)
+
+
+def resample(
+    wave: Tensor,
+    lengths: Tensor,
+    *,
+    ratio: float | Tensor,
+    zeros: int = DEFAULT_ZEROS,
+    rolloff: float = DEFAULT_ROLLOFF,
+) -> tuple[Tensor, Tensor]:
+    """Change the sample rate of each clip by ``ratio = new_rate / old_rate``.
+
+    Output sample ``j`` is the band-limited input at position ``j / ratio`` (input samples),
+    low-passed at ``rolloff * min(1, ratio)`` of the input Nyquist frequency (the
+    ``julius.resample_frac`` filter). Clips with ``ratio == 1`` pass through unchanged.
+
+    Args:
+        wave: input clips.
+        lengths: valid samples per clip.
+        ratio: per-clip rate ratio (scalar or ``(B,)``), in ``[1/16, 16]``.
+        zeros: sinc zero crossings per side.
+        rolloff: anti-aliasing margin in ``(0, 1]``.
+
+    Shapes:
+        wave ``(B, T)`` or ``(B, C, T)`` -> ``(B, T_out)`` / ``(B, C, T_out)``; new lengths
+        ``round(L * ratio)`` (half to even), ``T_out = max`` of them.
+    """
+    lengths = check_wave(wave, lengths)
+    B = wave.shape[0]
+    r = check_factor(ratio, B, wave.device, name="ratio", low=1.0 / 16, high=16.0)
+    if not 0.0 < rolloff <= 1.0:
+        raise ValueError(f"rolloff must lie in (0, 1], got {rolloff}")
+    new_lengths = torch.round(lengths.to(torch.float64) * r).to(torch.int64)
+    cutoff = rolloff * torch.clamp(r, max=1.0)
+    out, new_lengths = uniform_warp(wave, lengths, 1.0 / r, new_lengths, cutoff, zeros=zeros)
+    return pass_through(out, new_lengths, wave, lengths, r == 1.0)
+
+
+def pass_through(out: Tensor, out_lengths: Tensor, wave: Tensor, lengths: Tensor, keep: Tensor):
+    """Replace the clips where ``keep`` is True by the input (lengths must then agree)."""
+    if not bool(keep.any()):
+        return out, out_lengths
+    T = out.shape[-1]
+    src = wave[..., :T] if wave.shape[-1] >= T else torch.nn.functional.pad(wave, (0, T - wave.shape[-1]))
+    src = zero_padding(src, lengths)
+    k = keep.view(-1, *([1] * (out.dim() - 1)))
+    return torch.where(k, src, out), torch.where(keep, lengths, out_lengths)

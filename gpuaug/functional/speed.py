@@ -1,0 +1,116 @@
+"""Speed changes by band-limited resampling: whole utterance or one segment per clip.
+
+Both ops are :func:`~gpuaug.functional.resample.warp` with a piecewise-linear time map, so
+duration and pitch change together (as when a tape is played faster). ``factor > 1`` is
+faster (shorter, higher); ``factor`` is accepted in ``[0.5, 2]``.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ._batch import check_wave, per_clip_int
+from .resample import DEFAULT_ROLLOFF, DEFAULT_ZEROS, check_factor, pass_through, uniform_warp, warp
+
+__all__ = ["speed", "speed_segment", "MIN_FACTOR", "MAX_FACTOR"]
+
+MIN_FACTOR = 0.5
+MAX_FACTOR = 2.0
+
+
+def speed(
+    wave: Tensor,
+    lengths: Tensor,
+    *,
+    factor: float | Tensor,
+    zeros: int = DEFAULT_ZEROS,
+    rolloff: float = DEFAULT_ROLLOFF,
+) -> tuple[Tensor, Tensor]:
+    """Play each clip ``factor`` times faster (duration / factor, frequencies * factor).
+
+    Output sample ``j`` is the band-limited input at position ``j * factor``, low-passed at
+    ``rolloff * min(1, 1 / factor)`` of the input Nyquist frequency. Clips with
+    ``factor == 1`` pass through unchanged.
+
+    Args:
+        wave: input clips.
+        lengths: valid samples per clip.
+        factor: per-clip speed factor (scalar or ``(B,)``) in ``[0.5, 2]``; ValueError outside.
+        zeros: sinc zero crossings per side (see :func:`~gpuaug.functional.resample.warp`).
+        rolloff: anti-aliasing margin in ``(0, 1]``.
+
+    Shapes:
+        ``(B, T)`` / ``(B, C, T)`` -> ``(B, T_out)`` / ``(B, C, T_out)``; new lengths
+        ``round(L / factor)`` (half to even); ``T_out`` their maximum.
+    """
+    lengths = check_wave(wave, lengths)
+    f = check_factor(factor, wave.shape[0], wave.device, name="factor", low=MIN_FACTOR, high=MAX_FACTOR)
+    if not 0.0 < rolloff <= 1.0:
+        raise ValueError(f"rolloff must lie in (0, 1], got {rolloff}")
+    new_lengths = torch.round(lengths.to(torch.float64) / f).to(torch.int64)
+    cutoff = rolloff * torch.clamp(1.0 / f, max=1.0)
+    out, new_lengths = uniform_warp(wave, lengths, f, new_lengths, cutoff, zeros=zeros)
+    return pass_through(out, new_lengths, wave, lengths, f == 1.0)
+
+
+def speed_segment(
+    wave: Tensor,
+    lengths: Tensor,
+    *,
+    start: int | Tensor,
+    length: int | Tensor,
+    factor: float | Tensor = 1.25,
+    zeros: int = DEFAULT_ZEROS,
+    rolloff: float = DEFAULT_ROLLOFF,
+) -> tuple[Tensor, Tensor]:
+    """Play the segment ``[start, start + length)`` of each clip ``factor`` times faster.
+
+    The segment is clipped to the clip: ``s = min(start, L)``, ``e = min(start + length, L)``,
+    ``n = e - s``; it becomes ``m = round(n / factor)`` samples. The time map (output sample
+    -> input position) is continuous and piecewise linear::
+
+        p(j) = j                          for j < s            (slope 1: untouched)
+        p(j) = s + (j - s) * n / m        for s <= j < s + m   (slope n / m ~= factor)
+        p(j) = j - m + n                  for j >= s + m       (slope 1: untouched, shifted)
+
+    Outside the segment positions are integers read with cutoff 1, i.e. copied exactly (to
+    float rounding); inside, the cutoff is ``rolloff * min(1, m / n)`` and the sinc reads
+    the true neighbouring samples across the joins, so the joins are seamless. Clips whose
+    segment keeps its length (``m == n``, e.g. an empty segment) pass through unchanged.
+
+    Args:
+        wave: input clips.
+        lengths: valid samples per clip.
+        start: per-clip segment start in samples (``>= 0``).
+        length: per-clip segment length in samples (``>= 0``).
+        factor: per-clip speed factor of the segment in ``[0.5, 2]`` (default 1.25).
+        zeros: sinc zero crossings per side.
+        rolloff: anti-aliasing margin in ``(0, 1]`` (applied inside the segment only).
+
+    Shapes:
+        ``(B, T)`` / ``(B, C, T)`` -> ``(B, T_out)`` / ``(B, C, T_out)``; new lengths
+        ``L - n + m``; ``T_out`` their maximum.
+    """
+    lengths = check_wave(wave, lengths)
+    B, device = wave.shape[0], wave.device
+    f = check_factor(factor, B, device, name="factor", low=MIN_FACTOR, high=MAX_FACTOR)
+    start = per_clip_int(start, B, name="start", device=device)
+    length = per_clip_int(length, B, name="length", device=device)
+    if bool((start < 0).any()) or bool((length < 0).any()):
+        raise ValueError(f"start and length must be >= 0, got {start.tolist()}, {length.tolist()}")
+    if not 0.0 < rolloff <= 1.0:
+        raise ValueError(f"rolloff must lie in (0, 1], got {rolloff}")
+    s = torch.minimum(start, lengths)
+    n = torch.minimum(start + length, lengths) - s
+    m = torch.round(n.to(torch.float64) / f).to(torch.int64)
+    new_lengths = lengths - n + m
+
+    t_out = int(new_lengths.max()) if B else 0
+    j = torch.arange(t_out, device=device, dtype=torch.float64)[None, :]
+    s64, n64, m64 = (v.to(torch.float64)[:, None] for v in (s, n, m))
+    slope = n64 / m64.clamp(min=1.0)
+    inside = (j >= s64) & (j < s64 + m64)
+    positions = torch.where(j < s64, j, torch.where(inside, s64 + (j - s64) * slope, j - m64 + n64))
+    cutoff = torch.where(inside, rolloff * torch.clamp(1.0 / slope, max=1.0), 1.0)
+    out, new_lengths = warp(wave, lengths, positions, new_lengths, cutoff, zeros=zeros)
+    return pass_through(out, new_lengths, wave, lengths, m == n)

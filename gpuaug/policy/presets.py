@@ -1,0 +1,134 @@
+"""Ready-made pipelines: the seeds' recommended set and the papers' experimental conditions.
+
+All presets take the banks they need (see :class:`gpuaug.data.banks.Bank`) and return
+:class:`gpuaug.transforms.Pipeline` objects (or a dict of them, one per condition).
+"""
+from __future__ import annotations
+
+import math
+
+from ..data.banks import Bank
+from ..transforms import (
+    VTLN, AddNoise, DropSegments, Fade, InsertClip, McAdams, ModulationSmoothing, OneOf, Pipeline,
+    PitchShift, Reverb, Speed, SpeedSegment, WhiteNoise,
+)
+from .labels import LabelPolicy
+
+__all__ = [
+    "STUDY_SNRS_DB", "SEED002_SNRS_DB", "perception_retaining", "all_noises", "seed000_table1",
+    "seed002_noise_levels", "seed003_attacks", "seed004_perturbations",
+]
+
+#: SNRs of the perception study's continuous-noise conditions (seeds 000/001).
+STUDY_SNRS_DB = (0.0, 10.0, 20.0)
+#: Seed 002's noise levels (babble, music, transportation).
+SEED002_SNRS_DB = (-10.0, -5.0, 0.0, 5.0)
+
+
+def _study_categories(bank: Bank) -> list[str]:
+    from ..transforms.noise import STUDY_NOISE_CATEGORIES
+
+    cats = [c for c in bank.categories() if c in STUDY_NOISE_CATEGORIES]
+    if not cats:
+        raise ValueError(f"noise bank has none of the study's categories {STUDY_NOISE_CATEGORIES}; has {bank.categories()}")
+    return cats
+
+
+def perception_retaining(noise_bank: Bank, rir_bank: Bank | None = None, *, sample_rate: int = 16000,
+                         p_noise: float = 0.8, p_other: float = 0.25) -> Pipeline:
+    """The seeds' recommended perception-retaining set (seed 001 8.6, seed 000 6).
+
+    Environmental noise of the study's categories at 20/10/0 dB, at the start fading out
+    or continuous (``p_noise``); reverberation, a fade in/out at 2 %/s, a 1.25x speed-up of
+    <= 25 % of the clip, dropped letters, and whole-utterance speed within +-5 %
+    (``p_other`` each). Built with ``require="retaining"``.
+    """
+    return Pipeline(
+        [
+            AddNoise(noise_bank, categories=_study_categories(noise_bank), snr_db_choices=STUDY_SNRS_DB,
+                     placements=("continuous", "start"), p=p_noise),
+            Reverb(rir_bank, p=p_other),
+            Fade(p=p_other),
+            SpeedSegment(p=p_other),
+            DropSegments(mode="letters", p=p_other),
+            Speed(min_factor=0.95, max_factor=1.05, p=p_other),
+        ],
+        sample_rate=sample_rate, require="retaining",
+    )
+
+
+def all_noises(noise_bank: Bank, *, sample_rate: int = 16000, snr_db_choices=STUDY_SNRS_DB,
+               label_policy: LabelPolicy | None = None, p: float = 1.0) -> Pipeline:
+    """Every category of the bank, every placement and span length, at ``snr_db_choices``.
+
+    Categories outside the study (babble, music, ...) come out ``unverified`` on the record.
+    """
+    return Pipeline(
+        [AddNoise(noise_bank, snr_db_choices=snr_db_choices, placements=("continuous", "start", "span"),
+                  span_lengths=("short", "medium", "complete"), p=p)],
+        sample_rate=sample_rate, label_policy=label_policy,
+    )
+
+
+def seed000_table1(noise_bank: Bank, insert_bank: Bank | None = None, rir_bank: Bank | None = None, *,
+                   sample_rate: int = 16000, label_policy: LabelPolicy | None = None) -> dict[str, Pipeline]:
+    """One pipeline per condition of the perception study (seed 001 Table 2 / seed 000 5.1).
+
+    Keys follow the table: ``NatSt``, ``NatCo_0dB`` ..., ``SpeedSeg``, ``FadeIn``, ``FadeOut``,
+    ``DropLetters``, ``Reverb``, ``Speed_0.75x``, ``Speed_1.25x``, ``Pitch_0.75x``,
+    ``Pitch_1.25x`` and, with an ``insert_bank`` having ``filler`` / ``laugh`` / ``cry``
+    categories, ``FillerS``, ``FillerL``, ``Laugh``, ``Cry``. Word dropping needs
+    alignments and is left to :class:`~gpuaug.transforms.DropSegments` (``mode="word"``).
+    """
+    policy = label_policy or LabelPolicy()
+
+    def pipe(t):
+        return Pipeline([t], sample_rate=sample_rate, label_policy=policy)
+
+    short = {"natural": "Nat", "human": "Hum", "interior": "Int", "domestic": "Int"}
+    out: dict[str, Pipeline] = {}
+    for cat in _study_categories(noise_bank):
+        out[f"{short[cat]}St"] = pipe(AddNoise(noise_bank, categories=[cat], snr_db_choices=STUDY_SNRS_DB,
+                                               placements=("start",)))
+        for snr in STUDY_SNRS_DB:
+            out[f"{short[cat]}Co_{snr:g}dB"] = pipe(AddNoise(noise_bank, categories=[cat], snr_db_choices=(snr,)))
+    out["SpeedSeg"] = pipe(SpeedSegment(factor=1.25, min_fraction=0.25, max_fraction=0.25))
+    out["FadeIn"] = pipe(Fade(directions=("in",)))
+    out["FadeOut"] = pipe(Fade(directions=("out",)))
+    out["DropLetters"] = pipe(DropSegments(mode="letters"))
+    out["Reverb"] = pipe(Reverb(rir_bank))
+    for f in (0.75, 1.25):
+        out[f"Speed_{f}x"] = pipe(Speed(factor_choices=(f,)))
+        out[f"Pitch_{f}x"] = pipe(PitchShift(semitone_choices=(12 * math.log2(f),)))
+    if insert_bank is not None:
+        cats = set(insert_bank.categories())
+        if "filler" in cats:
+            out["FillerS"] = pipe(InsertClip(insert_bank, categories=["filler"]))
+            out["FillerL"] = pipe(InsertClip(insert_bank, categories=["filler"], silence_before_s=(0.5,),
+                                             silence_after_s=(0.5,)))
+        for cat, key in (("laugh", "Laugh"), ("cry", "Cry")):
+            if cat in cats:
+                out[key] = pipe(InsertClip(insert_bank, categories=[cat]))
+    return out
+
+
+def seed002_noise_levels(noise_bank: Bank, *, categories=None, sample_rate: int = 16000,
+                         label_policy: LabelPolicy | None = None) -> Pipeline:
+    """Seed 002: noise at -10 / -5 / 0 / 5 dB SNR (babble, music, transportation banks)."""
+    return Pipeline([AddNoise(noise_bank, categories=categories, snr_db_choices=SEED002_SNRS_DB)],
+                    sample_rate=sample_rate, label_policy=label_policy)
+
+
+def seed003_attacks(*, sample_rate: int = 16000) -> dict[str, Pipeline]:
+    """Seed 003's voice-modification attacks over their full sweeps (one pipeline each)."""
+    return {
+        "mcadams": Pipeline([McAdams(min_alpha=0.75, max_alpha=1.25)], sample_rate=sample_rate),
+        "vtln": Pipeline([VTLN(min_alpha=-0.2, max_alpha=0.2)], sample_rate=sample_rate),
+        "mss": Pipeline([ModulationSmoothing(min_alpha=0.05, max_alpha=0.3)], sample_rate=sample_rate),
+    }
+
+
+def seed004_perturbations(*, sample_rate: int = 16000) -> Pipeline:
+    """Seed 004: +-1 semitone pitch (chosen at random) or white noise of sigma 0.1."""
+    return Pipeline([OneOf([PitchShift(semitone_choices=(-1.0, 1.0)), WhiteNoise(sigma=0.1)])],
+                    sample_rate=sample_rate)
