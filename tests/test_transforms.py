@@ -169,3 +169,24 @@ def test_bad_input_errors():
         Gain(p=1.5)
     with pytest.raises(KeyError, match="no category"):
         AddNoise(synthetic_noise_bank(seconds=1), categories=["music"])
+
+
+@pytest.mark.real_data
+def test_recommended_pipeline_on_real_recordings(shared_data, emodb_speech):
+    """EmoDB speech + the real noise (natural / human / domestic) and measured RIR folders."""
+    from gpuaug.data import Bank
+    from gpuaug.policy import perception_retaining
+
+    noise = Bank.from_folder(shared_data / "noise", 16000)
+    assert {"natural", "human", "domestic"} <= set(noise.categories())
+    rirs = Bank.from_folder(shared_data / "rir", 16000, category_of=lambda p: "room")
+    wave, lengths = pad_batch(emodb_speech)
+    pipe = perception_retaining(noise, rirs, p_noise=1.0, p_other=0.5)
+    out = pipe(wave, lengths, seed=0, index=torch.arange(len(emodb_speech)))
+    _assert_valid(out, len(emodb_speech))
+    assert set(out.tags) <= {"retaining"}
+    for b, rec in enumerate(out.record):
+        noise_entry = next(e for e in rec if e["transform"] == "add_noise")
+        assert noise_entry["snr_db"] in (0.0, 10.0, 20.0)
+        assert noise_entry["noise_category_name"] in ("natural", "human", "domestic")
+    assert torch.equal(pipe(wave, lengths, params=out.params).wave, out.wave)
