@@ -38,3 +38,13 @@ def emodb_speech(shared_data):
     """Four real EmoDB clips (mono, 16 kHz, float32) of different emotions."""
     names = sorted((shared_data / "emotion").glob("emodb_*.wav"))[:4]
     return [load_real(f"emotion/{p.name}") for p in names]
+
+
+try:  # deterministic hypothesis examples in CI (a red CI must not be a coin toss)
+    from hypothesis import settings as _hyp_settings
+
+    _hyp_settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+    _hyp_settings.register_profile("dev", deadline=None, print_blob=True)
+    _hyp_settings.load_profile("ci" if os.environ.get("CI") else "dev")
+except ImportError:  # pragma: no cover - hypothesis is a test extra
+    pass

@@ -20,7 +20,9 @@ the normalisation (over all taps, valid or not) makes the DC gain exactly 1 in t
 The kernel is the one of ``julius.resample_frac`` (Hann window, 24 zeros); :func:`resample`
 uses julius' anti-aliasing ``rolloff`` too, so both agree in the interior of a clip (julius
 pads by edge replication, gpuaug by zeros, so the first and last ``Z / f`` samples differ).
-With ``f = 1`` and integer positions, ``k`` is a unit impulse: the output copies the input.
+With ``f = 1`` and integer positions, ``k`` is an exact unit impulse (``sin(pi u)`` is
+evaluated as ``(-1)^n sin(pi (u - n))``, exactly 0 at integers): the input is copied bit
+for bit.
 """
 from __future__ import annotations
 
@@ -66,10 +68,17 @@ def _cutoff_table(cutoff, batch: int, t_out: int, device) -> Tensor:
 
 
 def _window_weights(u: Tensor, zeros: int) -> Tensor:
-    """Hann-windowed sinc ``k(u)`` of the module docstring (zero for ``|u| >= zeros``)."""
+    """Hann-windowed sinc ``k(u)`` of the module docstring (zero for ``|u| >= zeros``).
+
+    ``cos(x)**2 = (1 + cos(2x)) / 2`` is used for the window.
+    """
+    n = torch.round(u)
+    # sin(pi u) = (-1)^n sin(pi (u - n)): exactly 0 at integers, so f = 1 at an integer
+    # position gives an exact unit impulse (a bit-exact copy).
+    sin_pi_u = torch.sin(math.pi * (u - n)) * (1.0 - 2.0 * torch.remainder(n, 2.0))
     v = u * math.pi
-    k = torch.sin(v) / torch.where(v == 0, 1.0, v) * (0.5 + 0.5 * torch.cos(v / zeros))
-    return torch.where(v == 0, 1.0, torch.where(u.abs() < zeros, k, 0.0))
+    k = sin_pi_u / torch.where(u == 0, 1.0, v) * (0.5 + 0.5 * torch.cos(v / zeros))
+    return torch.where(u == 0, 1.0, torch.where(u.abs() < zeros, k, 0.0))
 
 
 def warp(

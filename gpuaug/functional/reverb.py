@@ -100,6 +100,8 @@ def reverb(
     direct = peak.argmax(dim=1)  # first maximum; padding is zero and never wins
 
     n_w = int(lengths.max())
+    if n_w == 0:  # only empty clips: nothing to convolve
+        return zero_padding(wave, lengths), lengths
     n_h = int(rir_lengths.max())
     n_fft = _next_fast_len(max(1, n_w + n_h - 1))
     x = zero_padding(w, lengths)[..., :n_w]

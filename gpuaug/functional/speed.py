@@ -73,8 +73,8 @@ def speed_segment(
         p(j) = s + (j - s) * n / m        for s <= j < s + m   (slope n / m ~= factor)
         p(j) = j - m + n                  for j >= s + m       (slope 1: untouched, shifted)
 
-    Outside the segment positions are integers read with cutoff 1, i.e. copied exactly (to
-    float rounding); inside, the cutoff is ``rolloff * min(1, m / n)`` and the sinc reads
+    Outside the segment positions are integers read with cutoff 1, i.e. copied bit for bit;
+    inside, the cutoff is ``rolloff * min(1, m / n)`` and the sinc reads
     the true neighbouring samples across the joins, so the joins are seamless. Clips whose
     segment keeps its length (``m == n``, e.g. an empty segment) pass through unchanged.
 

@@ -72,3 +72,13 @@ def speed_segment_ref(x, start, length, factor, zeros=24, rolloff=0.945):
             pos.append(float(j - m + n))
             cut.append(1.0)
     return warp_ref(x, np.array(pos), np.array(cut), zeros)
+
+
+def peak_freq(x, sr):
+    """Frequency (Hz) of the strongest spectral peak (Hann window, 8x zero padding, parabolic)."""
+    x = np.asarray(x, dtype=np.float64)
+    n = len(x)
+    mag = np.abs(np.fft.rfft(x * np.hanning(n), 8 * n))
+    k = int(np.argmax(mag[1:-1])) + 1
+    a, b, c = np.log(mag[k - 1 : k + 2] + 1e-300)
+    return (k + 0.5 * (a - c) / (a - 2 * b + c)) * sr / (8 * n)
