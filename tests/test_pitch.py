@@ -1,6 +1,4 @@
 """Tests of gpuaug.functional.pitch: phase-vocoder pitch shift keeping the duration."""
-import math
-
 import numpy as np
 import pytest
 import torch
@@ -8,7 +6,7 @@ from hypothesis import given, settings, strategies as st
 
 from gpuaug.functional.pitch import factor_to_semitones, pitch_shift
 from harness import check_op, mixed_batch
-from reference.pitch_ref import pitch_shift_ref
+from reference.pitch_ref import pitch_shift_ref, spectral_scale
 from reference.resample_ref import peak_freq
 
 SR = 16000
@@ -64,6 +62,8 @@ def test_zero_semitones_is_exact_identity():
     out, out_len = pitch_shift(wave, lengths, semitones=torch.tensor([0.0, 2.0, 0.0]))
     assert torch.equal(out[[0, 2]], wave[[0, 2]]) and torch.equal(out_len, lengths)
     assert not torch.equal(out[1], wave[1])
+    out, out_len = pitch_shift(wave, lengths, semitones=0.0)
+    assert torch.equal(out, wave) and torch.equal(out_len, lengths)
 
 
 def test_factor_to_semitones():
@@ -90,7 +90,11 @@ def test_factor_to_semitones():
 def test_edge_cases(L, semitones, kind):
     """1 sample, shorter than a frame (512), silence, full scale: finite, length kept."""
     g = torch.Generator().manual_seed(L)
-    x = {"silence": torch.zeros(1, 300), "full_scale": torch.ones(1, 300), "noise": torch.rand(1, 300, generator=g) * 2 - 1}[kind]
+    x = {
+        "silence": torch.zeros(1, 300),
+        "full_scale": torch.ones(1, 300),
+        "noise": torch.rand(1, 300, generator=g) * 2 - 1,
+    }[kind]
     out, out_len = pitch_shift(x, torch.tensor([L]), semitones=semitones)
     assert int(out_len[0]) == L and out.shape[-1] == L
     assert torch.isfinite(out).all() and (out.abs() <= 4).all()
@@ -119,30 +123,21 @@ def test_bad_inputs_raise():
 # ---------------------------------------------------------------- real data
 
 
-def _centroid(x):
-    mag = np.abs(np.fft.rfft(np.asarray(x))) ** 2
-    f = np.fft.rfftfreq(len(x), 1 / SR)
-    return float((f * mag).sum() / mag.sum())
-
-
 @pytest.mark.real_data
 def test_real_speech(emodb_speech):
-    """EmoDB speech: lengths kept, finite, energy roughly kept (phase-vocoder loss < ~2 dB),
-    and a downward shift scales the spectral centroid by the pitch factor (nothing is cut
-    at Nyquist when shifting down, so the whole spectrum scales)."""
+    """EmoDB speech: lengths kept, finite, energy roughly kept (the phase vocoder loses
+    0.5-1.5 dB), and the long-term spectrum is scaled by the pitch factor (to 1.5 %)."""
     n = 12000
     lengths = torch.tensor([12000, 9000, 10500, 8000])
     batch = torch.zeros(4, n)
     for b, c in enumerate(emodb_speech[:4]):
         batch[b, : lengths[b]] = c[: lengths[b]]
-    for s in (1.0, -1.0, 3.86, -3.86):
+    for s in (1.0, -3.86, 12.0):
         out, out_len = pitch_shift(batch, lengths, semitones=s)
         assert torch.equal(out_len, lengths) and torch.isfinite(out).all()
         for b in range(4):
             L = int(lengths[b])
             ratio = float(out[b, :L].pow(2).sum() / batch[b, :L].pow(2).sum())
             assert 0.6 < ratio < 1.15, (s, b, ratio)
-            if s < 0:
-                c_ratio = _centroid(out[b, :L].double()) / _centroid(batch[b, :L].double())
-                assert c_ratio == pytest.approx(2 ** (s / 12), rel=0.05)
-    assert math.isclose(2 ** (factor_to_semitones(1.25) / 12), 1.25)
+            scale = spectral_scale(batch[b, :L].numpy(), out[b, :L].numpy(), SR)
+            assert scale == pytest.approx(2 ** (s / 12), rel=0.015), (s, b, scale)

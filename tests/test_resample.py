@@ -156,7 +156,11 @@ def test_chunking_does_not_change_the_result(monkeypatch):
 )
 def test_resample_edge_cases(L, ratio, kind):
     g = torch.Generator().manual_seed(L)
-    x = {"silence": torch.zeros(1, 40), "full_scale": torch.ones(1, 40), "noise": torch.rand(1, 40, generator=g) * 2 - 1}[kind]
+    x = {
+        "silence": torch.zeros(1, 40),
+        "full_scale": torch.ones(1, 40),
+        "noise": torch.rand(1, 40, generator=g) * 2 - 1,
+    }[kind]
     out, out_len = resample(x, torch.tensor([L]), ratio=ratio)
     assert int(out_len[0]) == round(L * ratio)
     assert torch.isfinite(out).all() and out.shape[-1] == int(out_len[0])

@@ -106,7 +106,8 @@ def test_speed_segment_clipped_to_the_clip_and_empty_segment():
     out, out_len = speed_segment(wave, lengths, start=torch.tensor([0, 10_000, 700]),
                                  length=torch.tensor([0, 50, 10_000]), factor=1.25)
     # empty segment and a start beyond the clip: untouched
-    assert torch.equal(out_len[:2], L[:2]) and torch.equal(out[:2, : out.shape[-1]], wave[:2, : out.shape[-1]])
+    assert torch.equal(out_len[:2], L[:2])
+    assert torch.equal(out[:2], wave[:2, : out.shape[-1]])
     # a segment running past the end is cut at the end of the clip
     n = int(L[2]) - 700
     assert int(out_len[2]) == int(L[2]) - n + round(n / 1.25)
@@ -125,12 +126,16 @@ def test_speed_segment_clipped_to_the_clip_and_empty_segment():
 )
 def test_edge_cases(L, factor, start, length, kind):
     g = torch.Generator().manual_seed(L)
-    x = {"silence": torch.zeros(1, 30), "full_scale": -torch.ones(1, 30), "noise": torch.rand(1, 30, generator=g) * 2 - 1}[kind]
+    x = {
+        "silence": torch.zeros(1, 30),
+        "full_scale": -torch.ones(1, 30),
+        "noise": torch.rand(1, 30, generator=g) * 2 - 1,
+    }[kind]
     lengths = torch.tensor([L])
+    n = min(start + length, L) - min(start, L)
     for out, out_len, expect in (
         (*speed(x, lengths, factor=factor), round(L / factor)),
-        (*speed_segment(x, lengths, start=start, length=length, factor=factor),
-         L - (min(start + length, L) - min(start, L)) + round((min(start + length, L) - min(start, L)) / factor)),
+        (*speed_segment(x, lengths, start=start, length=length, factor=factor), L - n + round(n / factor)),
     ):
         assert int(out_len[0]) == expect and out.shape[-1] == expect
         assert torch.isfinite(out).all() and (out.abs() <= 1.5).all()

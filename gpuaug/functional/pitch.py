@@ -38,9 +38,9 @@ def factor_to_semitones(factor: float | Tensor) -> float | Tensor:
 def _nearest_peak(mag: Tensor) -> Tensor:
     """Index of the nearest spectral peak of every bin (``mag``: ``(..., F, M)``, dim -2).
 
-    A peak is a bin louder than the bin below and at least as loud as the bin above; ties
-    in distance go to the lower peak; a frame without peaks (silence) maps bins to
-    themselves.
+    A peak is a bin louder than the bin below and at least as loud as the bin above (the
+    first bin of the loudest plateau always is one, so every frame has a peak); ties in
+    distance go to the lower peak.
     """
     F = mag.shape[-2]
     f = torch.arange(F, device=mag.device)[:, None]
@@ -50,7 +50,7 @@ def _nearest_peak(mag: Tensor) -> Tensor:
     prev = torch.cummax(torch.where(peak, f, -1), dim=-2).values
     nxt = torch.flip(torch.cummin(torch.flip(torch.where(peak, f, F), [-2]), dim=-2).values, [-2])
     use_prev = (prev >= 0) & ((nxt >= F) | (f - prev <= nxt - f))
-    return torch.where(use_prev, prev, torch.where(nxt < F, nxt, f.expand_as(nxt)))
+    return torch.where(use_prev, prev, nxt)
 
 
 def _locked_phases(peak: Tensor, step: Tensor) -> Tensor:
@@ -65,7 +65,8 @@ def _locked_phases(peak: Tensor, step: Tensor) -> Tensor:
     shift = 1
     while shift < M:
         idx = peak[..., shift:]
-        step = torch.cat([step[..., :shift], step[..., shift:] + torch.gather(step[..., :-shift], 1, idx)], -1)
+        earlier = torch.gather(step[..., :-shift], 1, idx)
+        step = torch.cat([step[..., :shift], step[..., shift:] + earlier], -1)
         peak = torch.cat([peak[..., :shift], torch.gather(peak[..., :-shift], 1, idx)], -1)
         shift *= 2
     return step
@@ -79,8 +80,9 @@ def _phase_vocoder(x: Tensor, lengths: Tensor, rate: Tensor, n_fft: int, hop: in
     are interpolated linearly between frames ``i`` and ``i + 1``; the phase increment
     ``d[k]`` of every bin is the measured one between those frames (wrapped around the bin
     frequency: the instantaneous frequency times ``hop``). Phases use identity phase
-    locking (Laroche & Dolson, 1999): with ``p = nearest peak`` of bin ``f`` in frame ``k``
-    and ``a`` the input phases of frame ``i``::
+    locking (Laroche & Dolson, 1999): with ``p`` the nearest peak of bin ``f`` in output
+    frame ``k`` (peaks of the interpolated magnitudes) and ``a[k]`` the input phases of
+    frame ``i``::
 
         phase[0]    = a[0]
         phase[k, f] = phase[k-1, p] + d[k-1, p] + a[k, f] - a[k, p]
@@ -180,8 +182,10 @@ def pitch_shift(
     t_out = int(lengths.max()) if B else 0
     if t_out == 0:
         return restore_rank(x3.new_zeros(B, x3.shape[1], 0), was_2d), lengths
-    a = 2.0 ** (s / 12.0)
     x3 = zero_padding(x3[..., :t_out], lengths)
+    if not bool((s != 0).any()):
+        return restore_rank(x3, was_2d), lengths
+    a = 2.0 ** (s / 12.0)
     stretched, stretched_lengths = _phase_vocoder(x3, lengths, a, n_fft, hop)
     cutoff = rolloff * torch.clamp(1.0 / a, max=1.0)
     out, out_lengths = uniform_warp(stretched, stretched_lengths, a, lengths, cutoff, zeros=zeros)

@@ -136,7 +136,9 @@ def warp(
         raise ValueError("positions must be finite on the valid output samples")
     fc = torch.where(out_mask, _cutoff_table(cutoff, B, t_out, device), 1.0)
     if t_out and not bool(((fc >= MIN_CUTOFF) & (fc <= 1.0)).all()):
-        raise ValueError(f"cutoff must lie in [{MIN_CUTOFF}, 1], got min {float(fc.min())}, max {float(fc.max())}")
+        raise ValueError(
+            f"cutoff must lie in [{MIN_CUTOFF}, 1], got min {float(fc.min())}, max {float(fc.max())}"
+        )
 
     x3, was_2d = as_3d(wave)
     C, T = x3.shape[1], x3.shape[2]

@@ -44,6 +44,8 @@ class AugmentResult:
         tags: per-clip perception tag (``clean | retaining | unverified | altering``).
         labels: the label handling decided by the pipeline's :class:`LabelPolicy`.
         leaves: ``{slot: leaf transform}`` (names and readable annotations of the record).
+        severity: ``(B,)`` int64 severity codes behind ``tags``.
+        study_delta: ``(B, 2)`` float64 summed study deltas of the altering transforms applied.
     """
 
     wave: Tensor
@@ -52,6 +54,8 @@ class AugmentResult:
     tags: list[str]
     labels: LabelAction
     leaves: dict
+    severity: Tensor
+    study_delta: Tensor
 
     @property
     def record(self) -> list[list[dict]]:
@@ -129,7 +133,7 @@ class Pipeline:
             wave=restore_rank(w3, was_2d), lengths=lengths, params=params,
             tags=[_TAG_OF_CODE[c] for c in severity.tolist()],
             labels=self.label_policy.actions(severity, delta),
-            leaves={leaf.slot: leaf for leaf in self.leaves},
+            leaves={leaf.slot: leaf for leaf in self.leaves}, severity=severity, study_delta=delta,
         )
 
     def perception(self, params: dict, batch: int) -> tuple[Tensor, Tensor]:

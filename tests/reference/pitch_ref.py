@@ -84,3 +84,21 @@ def pitch_shift_ref(x, semitones, n_fft=512, hop=128, zeros=24, rolloff=0.945):
         y = stretch_ref(x[c], a, n_fft, hop)
         out.append(warp_ref(y, np.arange(L) * a, np.full(L, rolloff * min(1.0, 1.0 / a)), zeros)[0])
     return np.stack(out)
+
+
+def spectral_scale(x, y, sr, band=(150.0, 3500.0)):
+    """Frequency scale factor c that best maps the long-term spectrum of x onto that of y.
+
+    Log long-term average spectra (512-point Hann frames, hop 128); c maximises the
+    correlation of log LTAS_y(f) with log LTAS_x(f / c) over ``band`` (c on a 0.1 % grid).
+    """
+    def log_ltas(v):
+        frames = np.lib.stride_tricks.sliding_window_view(np.asarray(v, dtype=np.float64), 512)[::128]
+        return np.log((np.abs(np.fft.rfft(frames * np.hanning(512), axis=1)) ** 2).mean(0) + 1e-12)
+
+    f = np.fft.rfftfreq(512, 1 / sr)
+    sel = (f > band[0]) & (f < band[1])
+    lx, ly = log_ltas(x), log_ltas(y)
+    cands = np.exp(np.arange(np.log(0.4), np.log(2.5), 1e-3))
+    score = [np.corrcoef(ly[sel], np.interp(f[sel] / c, f, lx))[0, 1] for c in cands]
+    return float(cands[int(np.argmax(score))])

@@ -1,0 +1,113 @@
+"""The batch a gpuaug collate returns: audio, labels, and the per-clip augmentation record.
+
+Tensor fields are ``(B, ...)``; list fields have one entry per clip. ``record[b]`` lists the
+transforms applied to clip ``b`` with all their parameters as plain numbers (noise
+category, SNR, factors, ...), ``tags[b]`` its perception tag, and ``label_action`` what the
+perception policy decided for its label (keep / drop / loss mask / relabelled targets).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+
+import torch
+from torch import Tensor
+
+from ..policy.labels import LabelAction
+
+__all__ = ["Batch"]
+
+
+def _move(value, fn):
+    if isinstance(value, Tensor):
+        return fn(value)
+    if isinstance(value, LabelAction):
+        return LabelAction(*(fn(getattr(value, f)) if isinstance(getattr(value, f), Tensor) else getattr(value, f)
+                             for f in ("keep", "loss_weight", "delta", "dimensional_weight", "action")))
+    return value
+
+
+@dataclass
+class Batch:
+    """A collated, possibly augmented batch.
+
+    Attributes:
+        wave: ``(B, T)`` or ``(B, C, T)`` float audio at ``sample_rate``, zero padded.
+        lengths: ``(B,)`` int64 valid samples.
+        index: ``(B,)`` int64 dataset index of each clip.
+        sample_rate: Hz.
+        labels: ``(B,)`` int64 categorical labels (or None).
+        dims: ``(B, 3)`` float dimensional labels (valence, activation, dominance) or None.
+        speaker, text: per-clip lists (None entries where absent).
+        words: ``(B, K, 2)`` int64 word intervals in samples at ``sample_rate`` (rows with
+            ``end <= start`` unused) or None; valid for the clean audio.
+        augmented: ``(B,)`` bool, clips selected for augmentation.
+        is_copy: ``(B,)`` bool, augmented copies appended by ``mode="append"``.
+        params: replayable pipeline parameters of the selected clips (``{slot: {name: (n,)}}``).
+        record, tags, label_action: see module docstring (filled once augmentation ran).
+        pending: True while the augmentation still has to run (device stage).
+        epoch, seed: what the parameters were drawn from.
+    """
+
+    wave: Tensor
+    lengths: Tensor
+    index: Tensor
+    sample_rate: int
+    labels: Tensor | None = None
+    dims: Tensor | None = None
+    speaker: list = field(default_factory=list)
+    text: list = field(default_factory=list)
+    words: Tensor | None = None
+    augmented: Tensor | None = None
+    is_copy: Tensor | None = None
+    params: dict = field(default_factory=dict)
+    record: list = field(default_factory=list)
+    tags: list = field(default_factory=list)
+    label_action: LabelAction | None = None
+    pending: bool = False
+    epoch: int = 0
+    seed: int = 0
+
+    def __len__(self) -> int:
+        return self.wave.shape[0]
+
+    def _map(self, fn) -> "Batch":
+        return replace(self, **{f.name: _move(getattr(self, f.name), fn) for f in fields(self)
+                                if f.name not in ("params",)})
+
+    def to(self, device, non_blocking: bool = False) -> "Batch":
+        """Move every tensor to ``device`` (parameters stay on the CPU, as records)."""
+        return self._map(lambda t: t.to(device, non_blocking=non_blocking))
+
+    def pin_memory(self) -> "Batch":
+        """Pinned-memory copy (called by ``DataLoader(pin_memory=True)``)."""
+        return self._map(lambda t: t.pin_memory())
+
+    def kept(self) -> "Batch":
+        """The batch without the clips the label policy says to drop."""
+        if self.label_action is None or bool(self.label_action.keep.all()):
+            return self
+        keep = self.label_action.keep.to(self.wave.device)
+        rows = keep.nonzero().flatten()
+        rows_cpu = rows.cpu().tolist()
+
+        def take(v):
+            if isinstance(v, Tensor) and v.dim() >= 1 and v.shape[0] == len(self):
+                return v[rows.to(v.device)]
+            if isinstance(v, list) and len(v) == len(self):
+                return [v[i] for i in rows_cpu]
+            if isinstance(v, LabelAction):
+                return LabelAction(take(v.keep), take(v.loss_weight), take(v.delta), take(v.dimensional_weight),
+                                   take(v.action))
+            return v
+
+        return replace(self, **{f.name: take(getattr(self, f.name)) for f in fields(self) if f.name != "params"})
+
+    def dimensional_targets(self) -> Tensor | None:
+        """``dims`` with the policy's relabel deltas added to valence and activation."""
+        if self.dims is None:
+            return None
+        if self.label_action is None:
+            return self.dims
+        out = self.dims.clone()
+        out[:, :2] = out[:, :2] + self.label_action.delta.to(out.device, out.dtype)
+        return out

@@ -1,0 +1,220 @@
+"""The drop-in ``collate_fn``: pad, select, draw parameters, augment (here or on the device).
+
+Usage::
+
+    collate = AugmentCollate(pipeline, ratio=0.3, mode="fixed_subset", dataset_size=len(ds), seed=0)
+    loader = DataLoader(ds, batch_size=32, num_workers=4, collate_fn=collate, persistent_workers=True)
+    for epoch in range(E):
+        collate.set_epoch(epoch)                 # reaches persistent workers (shared memory)
+        for batch in DeviceLoader(loader, collate, "cuda"):
+            ...                                  # batch.wave, batch.lengths, batch.label_action, batch.record
+
+Where the work runs: the collate always does the CPU work (decode, resample, pad, select,
+draw parameters). It then augments right away on ``device`` unless that would initialise
+CUDA inside a DataLoader worker, in which case the batch comes back ``pending`` and the
+device stage (:class:`~gpuaug.data.device_stage.DeviceLoader` or :meth:`AugmentCollate.apply`)
+augments it in the main process. Parameters are identical either way.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..functional._batch import as_3d, restore_rank
+from ..policy.table import CLEAN, SEVERITY
+from ..transforms.base import merge_rows
+from ..transforms.pipeline import Pipeline
+from .batch import Batch
+from .padding import pad_batch
+from .selection import Selector
+
+__all__ = ["AugmentCollate"]
+
+_TAG_OF_CODE = {v: k for k, v in SEVERITY.items()}
+
+
+def _in_worker() -> bool:
+    return torch.utils.data.get_worker_info() is not None
+
+
+class AugmentCollate:
+    """Collate function that augments a selected share of each batch.
+
+    Args:
+        pipeline: the :class:`~gpuaug.transforms.Pipeline` (its ``sample_rate`` is the batch rate).
+        ratio, mode, dataset_size, max_per_batch: see :class:`~gpuaug.data.selection.Selector`.
+        seed: run seed; every random choice is a function of (seed, epoch, item index).
+        device: where augmentation runs (default CPU). A CUDA device is never touched in a
+            worker: such batches come back ``pending`` for the device stage.
+        mono: down-mix multi-channel items (default); else all items need equal channels.
+        default_sample_rate: used for items without ``sample_rate`` (else that is an error).
+    """
+
+    def __init__(self, pipeline: Pipeline, *, ratio: float = 1.0, mode: str = "bernoulli", seed: int = 0,
+                 dataset_size: int | None = None, max_per_batch: int | None = None, device=None,
+                 mono: bool = True, default_sample_rate: int | None = None):
+        self.pipeline = pipeline
+        self.sample_rate = pipeline.sample_rate
+        self.selector = Selector(ratio, mode, seed=seed, dataset_size=dataset_size, max_per_batch=max_per_batch)
+        self.seed = int(seed)
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.mono = mono
+        self.default_sample_rate = default_sample_rate
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+
+    # ---- epoch ---------------------------------------------------------------------
+    def set_epoch(self, epoch: int) -> None:
+        """Set the epoch for the next batches (shared memory: reaches persistent workers)."""
+        self._epoch.fill_(int(epoch))
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch)
+
+    # ---- collation -------------------------------------------------------------------
+    def _wave(self, item: dict, pos: int) -> Tensor:
+        wave = item.get("wave")
+        if isinstance(wave, np.ndarray):
+            wave = torch.from_numpy(np.ascontiguousarray(wave))
+        if not isinstance(wave, Tensor):
+            raise TypeError(f"item {pos}: 'wave' must be a tensor or numpy array, got {type(wave).__name__}")
+        wave = wave.float()
+        if wave.dim() not in (1, 2) or wave.shape[-1] == 0:
+            raise ValueError(f"item {pos} (index {item.get('index')}): wave must be (T,) or (C, T) with T > 0, "
+                             f"got shape {tuple(wave.shape)}")
+        if not bool(torch.isfinite(wave).all()):
+            raise ValueError(f"item {pos} (index {item.get('index')}): wave contains NaN or Inf samples")
+        if self.mono and wave.dim() == 2:
+            wave = wave.mean(dim=0)
+        sr = item.get("sample_rate", self.default_sample_rate)
+        if sr is None:
+            raise ValueError(f"item {pos} (index {item.get('index')}) has no 'sample_rate' "
+                             "(give it, or set default_sample_rate on the collate)")
+        if int(sr) != self.sample_rate:
+            import julius
+
+            wave = julius.resample_frac(wave, int(sr), self.sample_rate)
+        return wave
+
+    def collate(self, items: Sequence[dict]) -> Batch:
+        """CPU-only part: resample, pad, labels, selection and parameter draws (``pending`` batch)."""
+        if len(items) == 0:
+            raise ValueError("cannot collate an empty list of items")
+        for pos, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise TypeError(f"item {pos}: expected a dict with 'wave', 'sample_rate', 'index', got {type(item).__name__}")
+            if "index" not in item:
+                raise ValueError(f"item {pos} has no 'index': reproducible augmentation draws each item's parameters "
+                                 "from (seed, epoch, index); return the dataset index from __getitem__")
+        waves = [self._wave(it, pos) for pos, it in enumerate(items)]
+        if not self.mono and len({w.shape[0] if w.dim() == 2 else 0 for w in waves}) != 1:
+            raise ValueError("mismatched channel counts in batch: "
+                             f"{[tuple(w.shape[:-1]) for w in waves]} (use mono=True to down-mix)")
+        wave, lengths = pad_batch(waves)
+        index = torch.tensor([int(it["index"]) for it in items], dtype=torch.int64)
+        epoch = self.epoch
+        chosen = self.selector.select(index, epoch)
+        batch = Batch(
+            wave=wave, lengths=lengths, index=index, sample_rate=self.sample_rate,
+            labels=self._stack(items, "label", torch.int64), dims=self._stack(items, "dims", torch.float32),
+            speaker=[it.get("speaker") for it in items], text=[it.get("text") for it in items],
+            words=self._words(items), augmented=chosen, is_copy=torch.zeros(len(items), dtype=torch.bool),
+            epoch=epoch, seed=self.seed, pending=True,
+        )
+        sel = chosen.nonzero().flatten()
+        batch.params = self.pipeline.sample(int(sel.numel()), seed=self.seed, epoch=epoch, index=index[sel])
+        return batch
+
+    def __call__(self, items: Sequence[dict]) -> Batch:
+        batch = self.collate(items)
+        if _in_worker() and self.device.type != "cpu":
+            return batch  # CUDA never initialised in a worker: the device stage finishes it
+        return self.apply(batch.to(self.device))
+
+    @staticmethod
+    def _stack(items, key, dtype):
+        values = [it.get(key) for it in items]
+        if all(v is None for v in values):
+            return None
+        if any(v is None for v in values):
+            raise ValueError(f"some items have {key!r} and others do not")
+        return torch.stack([torch.as_tensor(v, dtype=dtype) for v in values])
+
+    def _words(self, items) -> Tensor | None:
+        words = [it.get("words") for it in items]
+        if all(w is None for w in words):
+            return None
+        K = max(1, max(len(w) for w in words if w is not None))
+        out = torch.zeros(len(items), K, 2, dtype=torch.int64)
+        for i, w in enumerate(words):  # per-item metadata, not audio
+            if w is not None and len(w):
+                out[i, : len(w)] = (torch.as_tensor(w, dtype=torch.float64) * self.sample_rate).round().long()
+        return out
+
+    # ---- augmentation ------------------------------------------------------------------
+    def apply(self, batch: Batch, records: list | None = None) -> Batch:
+        """Run the pipeline on the selected clips of a (pending) batch, on its device.
+
+        ``records`` (per selected clip, as in :attr:`Batch.record`) replays a past batch
+        instead of using ``batch.params``.
+        """
+        if not batch.pending:
+            return batch
+        sel = batch.augmented.cpu().nonzero().flatten()
+        n, B = int(sel.numel()), len(batch)
+        w3, was_2d = as_3d(batch.wave)
+        severity = torch.full((B,), SEVERITY[CLEAN], dtype=torch.int64)
+        delta = torch.zeros(B, 2, dtype=torch.float64)
+        record: list = [[] for _ in range(B)]
+        params = batch.params if records is None else self.pipeline.params_from_records(records)
+        wave, lengths = batch.wave, batch.lengths
+        if n:
+            dev_sel = sel.to(batch.wave.device)
+            words = None if batch.words is None else batch.words.to(batch.wave.device)[dev_sel]
+            out = self.pipeline(batch.wave[dev_sel], batch.lengths[dev_sel], params=params, alignments=words)
+            sub_sev, sub_delta = out.severity, out.study_delta
+            if self.selector.mode == "append":
+                return self._append(batch, out, sub_sev, sub_delta)
+            o3, _ = as_3d(out.wave)
+            w3, lengths = merge_rows(w3, batch.lengths, dev_sel, o3, out.lengths)
+            wave = restore_rank(w3, was_2d)
+            severity[sel] = sub_sev
+            delta[sel] = sub_delta
+            for j, b in enumerate(sel.tolist()):
+                record[b] = out.record[j]
+            params = out.params
+        labels = self.pipeline.label_policy.actions(severity, delta).to(wave.device)
+        return Batch(**{**batch.__dict__, "wave": wave, "lengths": lengths, "params": params, "record": record,
+                        "tags": [_TAG_OF_CODE[c] for c in severity.tolist()], "label_action": labels,
+                        "pending": False})
+
+    def _append(self, batch: Batch, out, sub_sev, sub_delta) -> Batch:
+        """Originals (clean) followed by the augmented copies of the selected clips."""
+        B, n = len(batch), out.wave.shape[0]
+        sel = batch.augmented.cpu().nonzero().flatten()
+        T = max(batch.wave.shape[-1], out.wave.shape[-1])
+        pad = lambda w: torch.nn.functional.pad(w, (0, T - w.shape[-1]))  # noqa: E731
+        rows = torch.cat([torch.arange(B), sel])
+        severity = torch.cat([torch.full((B,), SEVERITY[CLEAN], dtype=torch.int64), sub_sev])
+        delta = torch.cat([torch.zeros(B, 2, dtype=torch.float64), sub_delta])
+
+        def dup(v):
+            if isinstance(v, Tensor) and v.dim() >= 1 and v.shape[0] == B:
+                return v[rows.to(v.device)]
+            if isinstance(v, list) and len(v) == B:
+                return [v[i] for i in rows.tolist()]
+            return v
+
+        fields_ = {k: dup(v) for k, v in batch.__dict__.items()}
+        fields_.update(
+            wave=torch.cat([pad(batch.wave), pad(out.wave)]), lengths=torch.cat([batch.lengths, out.lengths]),
+            augmented=torch.cat([torch.zeros(B, dtype=torch.bool), torch.ones(n, dtype=torch.bool)]),
+            is_copy=torch.cat([torch.zeros(B, dtype=torch.bool), torch.ones(n, dtype=torch.bool)]),
+            params=out.params, record=[[] for _ in range(B)] + out.record,
+            tags=[_TAG_OF_CODE[c] for c in severity.tolist()],
+            label_action=self.pipeline.label_policy.actions(severity, delta).to(batch.wave.device), pending=False,
+        )
+        return Batch(**fields_)
