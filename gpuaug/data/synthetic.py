@@ -16,8 +16,8 @@ from ..functional.reverb import synthetic_rir
 from ..random import item_keys, normal, uniform
 from .banks import Bank
 
-__all__ = ["EMOTIONS", "SyntheticItem", "synthetic_speech", "synthetic_noise_bank", "synthetic_rir_bank",
-           "synthetic_insert_bank"]
+__all__ = ["EMOTIONS", "EMOTION_DIMS", "SyntheticItem", "synthetic_item", "synthetic_speech", "synthetic_annotation",
+           "synthetic_noise_bank", "synthetic_rir_bank", "synthetic_insert_bank"]
 
 #: label -> (f0 Hz, level (linear), syllables per second)
 EMOTIONS = {
@@ -26,6 +26,16 @@ EMOTIONS = {
     "sad": (95.0, 0.05, 2.6),
     "angry": (170.0, 0.25, 5.5),
 }
+#: label -> (valence, activation, dominance) on the 1..5 scale of IEMOCAP-style ratings
+EMOTION_DIMS = {
+    "neutral": (3.0, 3.0, 3.0),
+    "happy": (4.1, 3.8, 3.6),
+    "sad": (1.8, 2.0, 2.2),
+    "angry": (1.9, 4.1, 3.9),
+}
+_SPEECH_STREAM = 200
+_VOWELS = "aiueo"  # the vowels of _VOWEL_FORMANTS' rows: /a/, /i/, /u/, /e/, /o/
+_CONSONANTS = "kstnmlpbdg"
 _VOWEL_FORMANTS = torch.tensor([[730.0, 1090.0, 2440.0], [270.0, 2290.0, 3010.0], [300.0, 870.0, 2240.0],
                                 [530.0, 1840.0, 2480.0], [570.0, 840.0, 2410.0]])
 
@@ -61,25 +71,81 @@ def _voice(key: torch.Tensor, n: int, sr: int, f0: float, level: float, rate: fl
     return (out + breath).float()
 
 
+def _plan(index: int, sample_rate: int, seed: int, min_s: float, max_s: float, n_speakers: int):
+    """Everything an item's signal depends on, drawn from ``(seed, index)`` only."""
+    names = list(EMOTIONS)
+    key = item_keys(seed, 0, torch.tensor(int(index)))
+    label = int(index) % len(names)
+    f0, level, rate = EMOTIONS[names[label]]
+    speaker = int(uniform(key, 101) * n_speakers)
+    f0 = f0 * (0.8 + 0.4 * (speaker + 0.5) / n_speakers)
+    n = int((min_s + (max_s - min_s) * float(uniform(key, 102))) * sample_rate)
+    level = level * (0.8 + 0.4 * float(uniform(key, 103)))
+    return key, label, names[label], speaker, f0, level, rate, n
+
+
+def synthetic_item(index: int, *, sample_rate: int = 16000, seed: int = 0, min_s: float = 1.5,
+                   max_s: float = 4.0, n_speakers: int = 8) -> SyntheticItem:
+    """Item ``index`` of the corpus of :func:`synthetic_speech` (same arguments), on its own.
+
+    Depends only on ``(seed, index)`` and the arguments, so DataLoader workers can generate
+    any item without generating the others.
+    """
+    key, label, emotion, speaker, f0, level, rate, n = _plan(index, sample_rate, seed, min_s, max_s, n_speakers)
+    return SyntheticItem(_voice(key, n, sample_rate, f0, level, rate, _SPEECH_STREAM), label, emotion, speaker,
+                         int(index))
+
+
 def synthetic_speech(n_items: int, *, sample_rate: int = 16000, seed: int = 0, min_s: float = 1.5,
                      max_s: float = 4.0, n_speakers: int = 8) -> list[SyntheticItem]:
     """``n_items`` deterministic utterances, labels cycling over :data:`EMOTIONS`.
 
     Speakers shift f0 by up to +-20 %. Durations are uniform in ``[min_s, max_s]`` seconds.
     """
-    names = list(EMOTIONS)
-    keys = item_keys(seed, 0, torch.arange(n_items))
-    items = []
-    for i in range(n_items):  # corpus generation, once, not a hot path
-        key = keys[i]
-        label = i % len(names)
-        f0, level, rate = EMOTIONS[names[label]]
-        speaker = int(uniform(key, 101) * n_speakers)
-        f0 = f0 * (0.8 + 0.4 * (speaker + 0.5) / n_speakers)
-        n = int((min_s + (max_s - min_s) * float(uniform(key, 102))) * sample_rate)
-        level = level * (0.8 + 0.4 * float(uniform(key, 103)))
-        items.append(SyntheticItem(_voice(key, n, sample_rate, f0, level, rate, 200), label, names[label], speaker, i))
-    return items
+    return [synthetic_item(i, sample_rate=sample_rate, seed=seed, min_s=min_s, max_s=max_s, n_speakers=n_speakers)
+            for i in range(n_items)]
+
+
+def synthetic_annotation(index: int, *, sample_rate: int = 16000, seed: int = 0, min_s: float = 1.5,
+                         max_s: float = 4.0, n_speakers: int = 8) -> dict:
+    """The annotations of item ``index`` (same arguments as :func:`synthetic_item`), cheap.
+
+    Returns a dict with:
+        ``dims``: float32 ``(3,)`` valence, activation, dominance on the 1..5 scale:
+            :data:`EMOTION_DIMS` of the item's emotion plus a deterministic jitter of at
+            most +-0.2 (which never moves a value across the 2.75 / 3.25 bin boundaries).
+        ``words``: float64 ``(K, 2)`` ``[start, end)`` word intervals in seconds. The
+            signal is gated into syllables of ``1 / rate`` s with zero amplitude at the
+            syllable boundaries; a word is 1 to 3 consecutive syllables. Syllables cut
+            to less than half their duration by the clip's start or end are left out.
+        ``word_list``: the ``K`` pseudo-words, one consonant + the synthesised vowel per
+            syllable (``a i u e o`` follow the formant table), e.g. ``"kamu"``.
+        ``text``: the words as a sentence.
+    """
+    key, label, emotion, _, _, _, rate, n = _plan(index, sample_rate, seed, min_s, max_s, n_speakers)
+    dims = torch.tensor(EMOTION_DIMS[emotion], dtype=torch.float64) + 0.4 * (uniform(key, 104, torch.arange(3)) - 0.5)
+    duration = n / sample_rate
+    phase = float(uniform(key, _SPEECH_STREAM + 2))  # the syllable phase _voice uses
+    vowel0 = int(float(uniform(key, _SPEECH_STREAM + 3)) * 5)
+    k = torch.arange(int(math.floor(duration * rate + phase)) + 1)
+    start = ((k.double() - phase) / rate).clamp(0.0, duration)
+    end = ((k.double() + 1 - phase) / rate).clamp(0.0, duration)
+    keep = (end - start) >= 0.5 / rate
+    k, start, end = k[keep], start[keep], end[keep]
+    consonants = (uniform(key, 105, k) * len(_CONSONANTS)).long().tolist()
+    syllables = [_CONSONANTS[c] + _VOWELS[(int(j) + vowel0) % 5] for c, j in zip(consonants, k.tolist())]
+    sizes = (1 + uniform(key, 106, torch.arange(len(syllables))) * 3).long().tolist()
+    words, word_list, i = [], [], 0
+    for size in sizes:  # group syllables into words (annotation, not DSP)
+        if i >= len(syllables):
+            break
+        j = min(i + size, len(syllables))
+        words.append([float(start[i]), float(end[j - 1])])
+        word_list.append("".join(syllables[i:j]))
+        i = j
+    text = " ".join(word_list).capitalize() + "." if word_list else ""
+    return {"dims": dims.float(), "words": torch.tensor(words, dtype=torch.float64).reshape(-1, 2),
+            "word_list": word_list, "text": text}
 
 
 def _colored_noise(key, n: int, sr: int, cutoff_hz: float, stream: int) -> torch.Tensor:
