@@ -27,6 +27,7 @@ from ..functional._batch import as_3d, restore_rank
 from ..policy.table import CLEAN, SEVERITY
 from ..transforms.base import merge_rows
 from ..transforms.pipeline import Pipeline
+from .audio_io import resample
 from .batch import Batch
 from .padding import pad_batch
 from .selection import Selector
@@ -94,9 +95,7 @@ class AugmentCollate:
             raise ValueError(f"item {pos} (index {item.get('index')}) has no 'sample_rate' "
                              "(give it, or set default_sample_rate on the collate)")
         if int(sr) != self.sample_rate:
-            import julius
-
-            wave = julius.resample_frac(wave, int(sr), self.sample_rate)
+            wave = resample(wave, int(sr), self.sample_rate)
         return wave
 
     def collate(self, items: Sequence[dict]) -> Batch:

@@ -121,8 +121,9 @@ def synthetic_annotation(index: int, *, sample_rate: int = 16000, seed: int = 0,
         ``word_list``: the ``K`` pseudo-words, one consonant + the synthesised vowel per
             syllable (``a i u e o`` follow the formant table), e.g. ``"kamu"``.
         ``text``: the words as a sentence.
+        ``speaker``: the item's speaker id (int).
     """
-    key, label, emotion, _, _, _, rate, n = _plan(index, sample_rate, seed, min_s, max_s, n_speakers)
+    key, _, emotion, speaker, _, _, rate, n = _plan(index, sample_rate, seed, min_s, max_s, n_speakers)
     dims = torch.tensor(EMOTION_DIMS[emotion], dtype=torch.float64) + 0.4 * (uniform(key, 104, torch.arange(3)) - 0.5)
     duration = n / sample_rate
     phase = float(uniform(key, _SPEECH_STREAM + 2))  # the syllable phase _voice uses
@@ -145,7 +146,7 @@ def synthetic_annotation(index: int, *, sample_rate: int = 16000, seed: int = 0,
         i = j
     text = " ".join(word_list).capitalize() + "." if word_list else ""
     return {"dims": dims.float(), "words": torch.tensor(words, dtype=torch.float64).reshape(-1, 2),
-            "word_list": word_list, "text": text}
+            "word_list": word_list, "text": text, "speaker": speaker}
 
 
 def _colored_noise(key, n: int, sr: int, cutoff_hz: float, stream: int) -> torch.Tensor:

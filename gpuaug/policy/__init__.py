@@ -7,7 +7,8 @@ from .labels import ACTIONS, LabelAction, LabelPolicy
 from .table import ALTERING, CLEAN, RETAINING, UNVERIFIED, StudyRow, lookup, study_rows
 
 _PRESETS = ("perception_retaining", "all_noises", "seed000_table1", "seed002_noise_levels",
-            "seed003_attacks", "seed004_perturbations", "STUDY_SNRS_DB", "SEED002_SNRS_DB")
+            "seed003_attacks", "seed004_perturbations", "STUDY_SNRS_DB", "SEED002_SNRS_DB",
+            "PRESET_NAMES", "build_preset")
 
 __all__ = ["ACTIONS", "LabelAction", "LabelPolicy", "ALTERING", "CLEAN", "RETAINING", "UNVERIFIED",
            "StudyRow", "lookup", "study_rows", *_PRESETS]

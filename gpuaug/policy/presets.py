@@ -16,7 +16,7 @@ from .labels import LabelPolicy
 
 __all__ = [
     "STUDY_SNRS_DB", "SEED002_SNRS_DB", "perception_retaining", "all_noises", "seed000_table1",
-    "seed002_noise_levels", "seed003_attacks", "seed004_perturbations",
+    "seed002_noise_levels", "seed003_attacks", "seed004_perturbations", "PRESET_NAMES", "build_preset",
 ]
 
 #: SNRs of the perception study's continuous-noise conditions (seeds 000/001).
@@ -132,3 +132,28 @@ def seed004_perturbations(*, sample_rate: int = 16000) -> Pipeline:
     """Seed 004: +-1 semitone pitch (chosen at random) or white noise of sigma 0.1."""
     return Pipeline([OneOf([PitchShift(semitone_choices=(-1.0, 1.0)), WhiteNoise(sigma=0.1)])],
                     sample_rate=sample_rate)
+
+
+#: Names accepted by :func:`build_preset` (plus ``seed000:<condition>`` for each condition).
+PRESET_NAMES = ("retaining", "all_noises", "seed002", "mcadams", "vtln", "mss", "seed004")
+
+
+def build_preset(name: str, *, noise: Bank, rir: Bank | None = None, insert: Bank | None = None,
+                 sample_rate: int = 16000, label_policy: LabelPolicy | None = None) -> Pipeline:
+    """A preset pipeline by name (for command lines and configs); see :data:`PRESET_NAMES`."""
+    if name.startswith("seed000:"):
+        conds = seed000_table1(noise, insert, rir, sample_rate=sample_rate, label_policy=label_policy)
+        cond = name.split(":", 1)[1]
+        if cond not in conds:
+            raise KeyError(f"unknown seed000 condition {cond!r}; available: {sorted(conds)}")
+        return conds[cond]
+    builders = {
+        "retaining": lambda: perception_retaining(noise, rir, sample_rate=sample_rate),
+        "all_noises": lambda: all_noises(noise, sample_rate=sample_rate, label_policy=label_policy),
+        "seed002": lambda: seed002_noise_levels(noise, sample_rate=sample_rate, label_policy=label_policy),
+        "seed004": lambda: seed004_perturbations(sample_rate=sample_rate),
+        **{k: (lambda k=k: seed003_attacks(sample_rate=sample_rate)[k]) for k in ("mcadams", "vtln", "mss")},
+    }
+    if name not in builders:
+        raise KeyError(f"unknown preset {name!r}; available: {list(PRESET_NAMES)} or 'seed000:<condition>'")
+    return builders[name]()

@@ -1,0 +1,30 @@
+"""Command line: ``python -m gpuaug {demo, augment, policy}`` (also the ``gpuaug`` script)."""
+from __future__ import annotations
+
+import argparse
+
+
+def _policy(args) -> int:
+    from ..policy import study_rows
+
+    print(f"{'augmentation':<20}{'variant':<18}{'tag':<11}{'flip':>6}  source")
+    for r in study_rows():
+        print(f"{r.augmentation:<20}{r.variant:<18}{r.perception:<11}{r.flip_rate:6.2f}  {r.source}")
+    return 0
+
+
+def main(argv=None) -> int:
+    from . import augment, demo
+
+    parser = argparse.ArgumentParser(prog="gpuaug", description="GPU-batched perception-aware audio augmentation")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("demo", help="augment the built-in corpus with DataLoader workers; print a summary")
+    demo.add_arguments(p)
+    p.set_defaults(func=demo.run)
+    p = sub.add_parser("augment", help="augment files (or the built-in corpus) and write wavs + params.json")
+    augment.add_arguments(p)
+    p.set_defaults(func=augment.run)
+    p = sub.add_parser("policy", help="print the perception table")
+    p.set_defaults(func=_policy)
+    args = parser.parse_args(argv)
+    return args.func(args)
