@@ -8,6 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+if not torch.cuda.is_available():
+    # Numba CUDA kernels run on the CPU simulator (must be set before numba.cuda is imported).
+    os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 SHARED_DATA = Path(os.environ.get("GPUAUG_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))

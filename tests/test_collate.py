@@ -171,3 +171,16 @@ def test_clear_errors(pipe):
         AugmentCollate(pipe, ratio=1.5)
     ok = c([{**good, "wave": np.full(100, 0.1, dtype=np.float32)}])
     assert ok.wave.shape[0] == 1 and ok.labels is None
+
+
+def test_workers_never_touch_a_non_cpu_device(pipe):
+    """With a non-CPU target, workers return pending batches; the device stage finishes them."""
+    ds = Toy(8)
+    ref = AugmentCollate(pipe, ratio=1.0, seed=2)
+    want = _epoch(DataLoader(ds, batch_size=4, collate_fn=ref))
+    c = AugmentCollate(pipe, ratio=1.0, seed=2, device="meta")  # any non-CPU device type
+    loader = DataLoader(ds, batch_size=4, collate_fn=c, num_workers=2)
+    assert all(b.pending for b in loader)
+    _same(_epoch(DeviceLoader(loader, c, "cpu")), want)
+    four = DataLoader(ds, batch_size=3, collate_fn=ref, num_workers=4)
+    _same(_epoch(four), want)
