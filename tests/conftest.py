@@ -52,3 +52,11 @@ try:  # deterministic hypothesis examples in CI (a red CI must not be a coin tos
     _hyp_settings.load_profile("ci" if os.environ.get("CI") else "dev")
 except ImportError:  # pragma: no cover - hypothesis is a test extra
     pass
+
+
+@pytest.fixture(scope="session")
+def emodb_batch(emodb_speech):
+    """The :func:`emodb_speech` clips as a zero-padded ``(B, T)`` batch and ``(B,)`` lengths."""
+    from gpuaug.data import pad_batch
+
+    return pad_batch(emodb_speech)

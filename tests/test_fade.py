@@ -5,6 +5,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from gpuaug.functional.fade import fade
+from strategies import edge_signal
 from harness import check_op, mixed_batch
 from reference.fade_ref import fade_gain_ref, fade_ref
 
@@ -94,15 +95,8 @@ def test_bad_arguments():
 
 @st.composite
 def edge_clip(draw):
-    kind = draw(st.sampled_from(["silence", "one_sample", "full_scale", "noise"]))
-    L = 1 if kind == "one_sample" else draw(st.integers(1, 64))
-    if kind == "silence":
-        x = np.zeros(L)
-    elif kind == "full_scale":
-        x = np.where(np.arange(L) % 3 == 0, 1.0, -1.0)
-    else:
-        x = np.asarray(draw(st.lists(st.floats(-1, 1), min_size=L, max_size=L)))
-    return x, L + draw(st.integers(0, 5))
+    x = draw(edge_signal())
+    return x, len(x) + draw(st.integers(0, 5))
 
 
 @settings(max_examples=30, deadline=None)

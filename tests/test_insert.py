@@ -140,14 +140,10 @@ def test_nan_input_raises(L, data):
 
 
 @pytest.mark.real_data
-def test_real_laugh_into_speech(emodb_speech, load_real_laugh):
-    clips = emodb_speech
-    B = len(clips)
-    T = max(len(c) for c in clips)
-    wave = torch.zeros(B, T)
-    for b, c in enumerate(clips):
-        wave[b, : len(c)] = c
-    lengths = torch.tensor([len(c) for c in clips])
+def test_real_laugh_into_speech(emodb_batch, load_real_laugh):
+    wave, lengths = emodb_batch
+    B = wave.shape[0]
+    clips = [wave[b, : int(lengths[b])] for b in range(B)]
     laugh = load_real_laugh[: 16000]  # first second of the laugh
     clip = laugh[None].repeat(B, 1)
     clip_lengths = torch.tensor([16000, 8000, 16000, 0][:B])
