@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
 
 from ..data.banks import AUDIO_SUFFIXES
 from ..data.collate import AugmentCollate

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 
-import torch
 from torch import Tensor
 
 from ..policy.labels import LabelAction

@@ -10,7 +10,7 @@ from .insert import insert_clip
 from .lpc import burg_lpc
 from .mcadams import mcadams
 from .mss import modulation_smoothing
-from .noise import mix_noise, valid_power, white_noise
+from .noise import mix_noise, mix_noise_from_bank, valid_power, white_noise
 from .pitch import factor_to_semitones, pitch_shift
 from .resample import resample, warp
 from .reverb import reverb, synthetic_rir
@@ -19,6 +19,6 @@ from .vtln import vtln
 
 __all__ = [
     "drop_segments", "fade", "gain", "insert_clip", "burg_lpc", "mcadams", "modulation_smoothing",
-    "mix_noise", "valid_power", "white_noise", "factor_to_semitones", "pitch_shift", "resample", "warp",
+    "mix_noise", "mix_noise_from_bank", "valid_power", "white_noise", "factor_to_semitones", "pitch_shift", "resample", "warp",
     "reverb", "synthetic_rir", "speed", "speed_segment", "vtln",
 ]

@@ -45,6 +45,7 @@ import math
 import torch
 from torch import Tensor
 
+from ..backend import resolve
 from ._batch import as_3d, check_wave, per_clip, restore_rank, valid_mask, zero_padding
 from .lpc import burg_lpc
 
@@ -133,6 +134,7 @@ def mcadams(
     sample_rate: int = 16000,
     order: int = 20,
     level: str = "preserve",
+    backend: str | None = None,
 ) -> tuple[Tensor, Tensor]:
     """McAdams voice transformation: warp LPC pole angles ``theta -> theta ** alpha``.
 
@@ -152,6 +154,12 @@ def mcadams(
         order: LPC order (20 in the recipe); needs ``order < winlen``.
         level: ``"preserve"`` (per-channel RMS over valid samples kept), ``"peak"``
             (reference: divide the clip by its max ``|y|``) or ``"none"``.
+        backend: ``"torch"`` (this module, the reference), ``"numba"`` (the fused frame
+            kernel :mod:`gpuaug.kernels.mcadams_frames`: ``@njit`` on CPU, ``@cuda.jit`` on
+            CUDA), ``"auto"`` or ``None`` (see :func:`gpuaug.backend.resolve`). Framing,
+            ``eps``, level modes and pass-through are shared; only the per-frame synthesis
+            and overlap-add differ (max error <= 2e-5 of the clip RMS on EmoDB speech; on
+            noiseless tones / DC the transform itself is ill-posed, see the kernel module).
 
     Returns:
         ``(wave, lengths)``: same shape, dtype and device; lengths unchanged; padding zero.
@@ -172,6 +180,7 @@ def mcadams(
             f"need 1 <= order < winlen = floor(0.02 * sample_rate); got order={order}, "
             f"sample_rate={sample_rate} (winlen={winlen})"
         )
+    name = resolve("mcadams", wave.device, backend)
     B = wave.shape[0]
     alpha = per_clip(alpha, B, name="alpha", device=wave.device, dtype=torch.float64)
     if B and not bool((alpha > 0).all()):
@@ -195,18 +204,23 @@ def mcadams(
         eps = torch.finfo(torch.float32).eps
         xe = x + eps * mask.to(x.dtype)
         xe = torch.nn.functional.pad(xe, (0, max(0, span - T)))[:, :span]
-        frame_ok = torch.arange(F, device=x.device) < n_frames[:, None]  # (S, F)
         win = _window(winlen, hop, x.device)
-        frames = xe.unfold(-1, winlen, hop)[frame_ok] * win  # (N, winlen)
-        frame_alpha = sig_alpha[:, None].expand(-1, F)[frame_ok]
+        if name == "torch":
+            frame_ok = torch.arange(F, device=x.device) < n_frames[:, None]  # (S, F)
+            frames = xe.unfold(-1, winlen, hop)[frame_ok] * win  # (N, winlen)
+            frame_alpha = sig_alpha[:, None].expand(-1, F)[frame_ok]
 
-        a = burg_lpc(frames, order)
-        a_new = _poly(_warp_poles(_roots(a), frame_alpha))
-        y = _all_pole(a_new, _fir(a, frames)) * win
+            a = burg_lpc(frames, order)
+            a_new = _poly(_warp_poles(_roots(a), frame_alpha))
+            y = _all_pole(a_new, _fir(a, frames)) * win
 
-        grid = y.new_zeros(B * C, F, winlen)
-        grid[frame_ok] = y
-        ola = _ola(grid, hop)[:, :T]
+            grid = y.new_zeros(B * C, F, winlen)
+            grid[frame_ok] = y
+            ola = _ola(grid, hop)[:, :T]
+        else:
+            from gpuaug.kernels.mcadams_frames import mcadams_ola
+
+            ola = mcadams_ola(xe, n_frames, sig_alpha, win, hop, order, min(span, T))
         out[:, : ola.shape[1]] = ola
         out = out * mask.to(out.dtype)
 

@@ -10,12 +10,18 @@ SNR definition used throughout (``gain`` scales the noise)::
 so ``10 * log10(P_signal / P_added) == snr_db`` exactly, where ``P_added`` is the mean power
 of the added noise over its active span. Powers are computed in float64. A clip whose SNR is
 undefined (all-silent signal, empty span, silent noise) passes through unchanged.
+
+:func:`mix_noise` and :func:`mix_noise_from_bank` dispatch on ``backend`` (op name
+``"mix_noise"``, see :mod:`gpuaug.backend`); the kernels (:mod:`gpuaug.kernels.snr_mix`) make
+one pass for the per-clip powers and one mixing pass, reading the noise straight from the
+(bank) rows by index, and agree with the torch path within float rounding.
 """
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
+from gpuaug.backend import resolve
 from gpuaug.functional._batch import (
     as_3d,
     check_wave,
@@ -26,7 +32,7 @@ from gpuaug.functional._batch import (
 )
 from gpuaug.random import normal, stream_id
 
-__all__ = ["valid_power", "mix_noise", "white_noise"]
+__all__ = ["valid_power", "mix_noise", "mix_noise_from_bank", "white_noise"]
 
 _WHITE_STREAM = stream_id("gpuaug.functional.white_noise")
 _CHANNEL_STRIDE = 2**40  # counter offset between channels of white noise
@@ -61,7 +67,7 @@ def _snr_gain(p_signal: Tensor, p_noise: Tensor, snr_db: Tensor) -> tuple[Tensor
 
 
 def _noise_3d(noise: Tensor, noise_lengths: Tensor, batch: int, channels: int, device) -> tuple[Tensor, Tensor]:
-    """Validate the noise batch; return it as float64 ``(B, Cn, Tn)`` and its int64 lengths."""
+    """Validate the noise batch; return it as ``(B, Cn, Tn)`` on ``device`` and its int64 lengths."""
     if isinstance(noise, Tensor) and noise.dim() in (2, 3) and noise.shape[0] != batch:
         raise ValueError(f"noise batch size {noise.shape[0]} != wave batch size {batch}")
     noise_lengths = check_wave(noise, noise_lengths, name="noise")
@@ -73,7 +79,51 @@ def _noise_3d(noise: Tensor, noise_lengths: Tensor, batch: int, channels: int, d
         )
     if batch and bool((noise_lengths < 1).any()):
         raise ValueError(f"noise_lengths must be >= 1, got {noise_lengths.tolist()}")
-    return n.to(device=device, dtype=torch.float64), noise_lengths.to(device)
+    return n.to(device=device), noise_lengths.to(device)
+
+
+def _placement(lengths: Tensor, noise_offset, span_start, span_length, fade_out):
+    """Per-clip int64 ``(offset, start, begin, end, fade)`` of the noise span (checked).
+
+    ``[begin, end)`` is the span clipped to ``[0, L)`` (empty when ``end == begin``); the noise
+    phase is anchored at ``start`` (see :func:`mix_noise`).
+    """
+    B, dev = lengths.shape[0], lengths.device
+    offset = per_clip_int(noise_offset, B, name="noise_offset", device=dev)
+    start = per_clip_int(span_start, B, name="span_start", device=dev)
+    fade = per_clip_int(fade_out, B, name="fade_out", device=dev)
+    if span_length is None:
+        end = lengths
+    else:
+        span = per_clip_int(span_length, B, name="span_length", device=dev)
+        if B and bool((span < 0).any()):
+            raise ValueError(f"span_length must be >= 0, got {span.tolist()}")
+        end = torch.minimum(start + span, lengths)
+    if B and bool((fade < 0).any()):
+        raise ValueError(f"fade_out must be >= 0, got {fade.tolist()}")
+    begin = start.clamp(min=0)
+    return offset, start, begin, torch.maximum(end, begin), fade
+
+
+def _mix_kernel(name: str, w: Tensor, lengths: Tensor, bank: Tensor, rows: Tensor, row_lengths: Tensor,
+                snr: Tensor, placement) -> Tensor:
+    """The two kernel passes (powers, then mixing) of clip ``b`` with noise ``bank[rows[b]]``.
+
+    ``w``: checked ``(B, C, T)``; ``bank``: ``(N, Cn, Tb)`` on ``w``'s device; ``rows`` /
+    ``row_lengths``: ``(B,)`` bank row and its valid length per clip.
+    """
+    from gpuaug.kernels.snr_mix import clip_powers, mix
+
+    if w.numel() == 0:
+        return w.clone()
+    offset, start, begin, end, fade = placement
+    span = (rows, row_lengths, offset, start, begin, end, fade)
+    p_signal, p_noise = clip_powers(name, w, lengths, bank, *span)
+    if not bool(torch.isfinite(p_noise).all()):
+        bad = (~torch.isfinite(p_noise)).nonzero().flatten().tolist()
+        raise ValueError(f"noise contains NaN or Inf samples in the span of clip(s) {bad}")
+    gain, ok = _snr_gain(p_signal, p_noise, snr)
+    return mix(name, w, lengths, bank, *span, gain, ok)
 
 
 def mix_noise(
@@ -87,6 +137,7 @@ def mix_noise(
     span_start=0,
     span_length=None,
     fade_out=0,
+    backend: str | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Add a recorded noise to each clip at a per-clip SNR (see the module docstring).
 
@@ -117,6 +168,7 @@ def mix_noise(
             span is clipped, the noise phase is still anchored at ``span_start``).
         span_length: per-clip span length in samples (>= 0), or None for "to the clip end".
         fade_out: per-clip length in samples (>= 0) of the linear fade at the span end.
+        backend: ``"auto"`` | ``"torch"`` | ``"numba"`` | ``"cupy"`` or None (op ``"mix_noise"``).
 
     Shapes:
         returns ``wave`` with the input's shape, dtype and device and ``lengths`` unchanged.
@@ -131,21 +183,20 @@ def mix_noise(
     dev = w.device
     n, noise_lengths = _noise_3d(noise, noise_lengths, B, C, dev)
     snr = per_clip(snr_db, B, name="snr_db", device=dev, dtype=torch.float64)
-    offset = per_clip_int(noise_offset, B, name="noise_offset", device=dev)
-    start = per_clip_int(span_start, B, name="span_start", device=dev)
-    fade = per_clip_int(fade_out, B, name="fade_out", device=dev)
-    if span_length is None:
-        end = lengths
-    else:
-        span = per_clip_int(span_length, B, name="span_length", device=dev)
-        if B and bool((span < 0).any()):
-            raise ValueError(f"span_length must be >= 0, got {span.tolist()}")
-        end = torch.minimum(start + span, lengths)
-    if B and bool((fade < 0).any()):
-        raise ValueError(f"fade_out must be >= 0, got {fade.tolist()}")
-    begin = start.clamp(min=0)
-    end = torch.maximum(end, begin)
+    placement = _placement(lengths, noise_offset, span_start, span_length, fade_out)
+    name = resolve("mix_noise", dev, backend)
+    if name != "torch":
+        rows = torch.arange(B, device=dev)
+        return restore_rank(_mix_kernel(name, w, lengths, n, rows, noise_lengths, snr, placement), was_2d), lengths
+    return _mix_torch(w, was_2d, lengths, n.to(torch.float64), noise_lengths, snr, placement)
 
+
+def _mix_torch(w: Tensor, was_2d: bool, lengths: Tensor, n: Tensor, noise_lengths: Tensor, snr: Tensor,
+               placement) -> tuple[Tensor, Tensor]:
+    """torch path of :func:`mix_noise` on checked inputs (``n``: float64 ``(B, Cn, Tn)``)."""
+    B, C, T = w.shape
+    dev = w.device
+    offset, start, begin, end, fade = placement
     t = torch.arange(T, device=dev)
     in_span = (t >= begin[:, None]) & (t < end[:, None])  # (B, T)
     ramp = (end[:, None] - 1 - t).to(torch.float64) / fade.clamp_min(1)[:, None].to(torch.float64)
@@ -162,6 +213,78 @@ def mix_noise(
     mixed = w + (gain[:, None, None] * shaped).to(w.dtype)
     out = torch.where(ok[:, None, None], mixed, w)
     return restore_rank(zero_padding(out, lengths), was_2d), lengths
+
+
+def mix_noise_from_bank(
+    wave: Tensor,
+    lengths: Tensor,
+    bank_audio: Tensor,
+    bank_lengths: Tensor,
+    index: Tensor,
+    *,
+    snr_db,
+    noise_offset=0,
+    span_start=0,
+    span_length=None,
+    fade_out=0,
+    backend: str | None = None,
+) -> tuple[Tensor, Tensor]:
+    """:func:`mix_noise` with clip ``b``'s noise being the mono bank row ``index[b]``.
+
+    Same semantics as ``mix_noise(wave, lengths, bank_audio[index], bank_lengths[index],
+    ...)`` (mono noise added to every channel). The torch backend gathers the rows (the
+    reference); the kernels read the bank directly, without a gathered ``(B, Tn)`` copy.
+
+    Args:
+        wave: ``(B, T)`` or ``(B, C, T)`` float waveform.
+        lengths: ``(B,)`` valid samples per clip.
+        bank_audio: ``(N, Tb)`` float zero-padded mono noises on ``wave``'s device (any float
+            dtype; read as float64). Rows must be finite (as :class:`~gpuaug.data.banks.Bank`
+            guarantees): only the samples a clip reads are checked, by the kernels.
+        bank_lengths: ``(N,)`` valid samples per row, in ``[1, Tb]`` (any device).
+        index: ``(B,)`` integer bank row per clip, in ``[0, N)``.
+        snr_db, noise_offset, span_start, span_length, fade_out: as :func:`mix_noise`.
+        backend: ``"auto"`` | ``"torch"`` | ``"numba"`` | ``"cupy"`` or None (op ``"mix_noise"``).
+
+    Shapes:
+        returns ``wave`` with the input's shape, dtype and device and ``lengths`` unchanged.
+
+    Raises:
+        ValueError: bad bank shapes or lengths, ``index`` out of range, bank on another
+            device, plus everything :func:`mix_noise` raises.
+        TypeError: non-float bank or non-integer ``index`` / ``bank_lengths``.
+    """
+    lengths = check_wave(wave, lengths)
+    w, was_2d = as_3d(wave)
+    B, dev = w.shape[0], w.device
+    if not isinstance(bank_audio, Tensor) or not bank_audio.is_floating_point() or bank_audio.dim() != 2:
+        raise TypeError("bank_audio must be a floating (N, Tb) torch.Tensor")
+    if bank_audio.device != dev:
+        raise ValueError(f"bank_audio is on {bank_audio.device}, wave on {dev}: move the bank once")
+    N, Tb = bank_audio.shape
+    bank_lengths = torch.as_tensor(bank_lengths, device=dev)
+    index = torch.as_tensor(index, device=dev)
+    for nm, v, size in (("bank_lengths", bank_lengths, N), ("index", index, B)):
+        if v.is_floating_point() or v.dtype == torch.bool or v.is_complex():
+            raise TypeError(f"{nm} must be an integer tensor, got dtype {v.dtype}")
+        if v.shape != (size,):
+            raise ValueError(f"{nm} must have shape ({size},), got {tuple(v.shape)}")
+    bank_lengths, index = bank_lengths.to(torch.int64), index.to(torch.int64)
+    if N and bool(((bank_lengths < 1) | (bank_lengths > Tb)).any()):
+        raise ValueError(f"bank_lengths must lie in [1, Tb={Tb}], got {bank_lengths.tolist()}")
+    if B and bool(((index < 0) | (index >= N)).any()):
+        raise ValueError(f"index must lie in [0, N={N}), got {index.tolist()}")
+    name = resolve("mix_noise", dev, backend)
+    row_lengths = bank_lengths[index]
+    if name == "torch":
+        t_noise = int(row_lengths.max()) if B else 1
+        return mix_noise(wave, lengths, bank_audio[index, :t_noise], row_lengths, snr_db=snr_db,
+                         noise_offset=noise_offset, span_start=span_start, span_length=span_length,
+                         fade_out=fade_out, backend="torch")
+    snr = per_clip(snr_db, B, name="snr_db", device=dev, dtype=torch.float64)
+    placement = _placement(lengths, noise_offset, span_start, span_length, fade_out)
+    bank = bank_audio[:, None, :]
+    return restore_rank(_mix_kernel(name, w, lengths, bank, index, row_lengths, snr, placement), was_2d), lengths
 
 
 def white_noise(wave: Tensor, lengths: Tensor, *, seed, sigma=None, snr_db=None) -> tuple[Tensor, Tensor]:

@@ -140,6 +140,7 @@ def pitch_shift(
     hop: int | None = None,
     zeros: int = DEFAULT_ZEROS,
     rolloff: float = DEFAULT_ROLLOFF,
+    backend: str | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Shift the pitch of each clip by ``semitones`` keeping its duration.
 
@@ -157,6 +158,8 @@ def pitch_shift(
         hop: STFT hop (samples, in ``[1, n_fft // 2]``); default ``n_fft // 4``.
         zeros: sinc zero crossings per side of the resampler.
         rolloff: anti-aliasing margin of the resampler in ``(0, 1]``.
+        backend: backend of the resampling half (op ``"warp"``, see :mod:`gpuaug.backend`);
+            the phase vocoder always runs in torch.
 
     Shapes:
         ``(B, T)`` / ``(B, C, T)`` -> ``(B, T_out)`` / ``(B, C, T_out)`` with
@@ -188,6 +191,7 @@ def pitch_shift(
     a = 2.0 ** (s / 12.0)
     stretched, stretched_lengths = _phase_vocoder(x3, lengths, a, n_fft, hop)
     cutoff = rolloff * torch.clamp(1.0 / a, max=1.0)
-    out, out_lengths = uniform_warp(stretched, stretched_lengths, a, lengths, cutoff, zeros=zeros)
+    out, out_lengths = uniform_warp(stretched, stretched_lengths, a, lengths, cutoff, zeros=zeros,
+                                    backend=backend)
     out, out_lengths = pass_through(out, out_lengths, x3, lengths, s == 0)
     return restore_rank(out, was_2d), out_lengths

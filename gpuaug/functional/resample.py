@@ -31,6 +31,8 @@ import math
 import torch
 from torch import Tensor
 
+from gpuaug.backend import resolve
+
 from ._batch import (
     as_3d,
     check_wave,
@@ -89,6 +91,7 @@ def warp(
     cutoff: float | Tensor = 1.0,
     *,
     zeros: int = DEFAULT_ZEROS,
+    backend: str | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Band-limited evaluation of each clip at fractional input positions (see module doc).
 
@@ -112,8 +115,9 @@ def warp(
         ``T_out = max(new_lengths)`` (0 for B = 0), padding exactly zero, and ``(B,)`` int64
         new lengths.
 
-    The taps are summed in ``wave``'s dtype with weights computed in float64; output time is
-    processed in chunks so the gathered block stays near ``4M`` elements.
+    torch path: the taps are summed in ``wave``'s dtype with weights computed in float64;
+    output time is processed in chunks so the gathered block stays near ``4M`` elements.
+    Kernels accumulate in float64 and agree with it within float32 rounding.
     """
     lengths = check_wave(wave, lengths)
     B = wave.shape[0]
@@ -145,6 +149,11 @@ def warp(
     out = empty_like_lengths(x3, t_out)
     if B == 0 or t_out == 0:
         return restore_rank(out, was_2d), new_lengths
+    name = resolve("warp", device, backend)
+    if name != "torch":
+        from gpuaug.kernels.warp_sinc import warp_kernel
+
+        return restore_rank(warp_kernel(name, x3, lengths, pos, fc, new_lengths, zeros), was_2d), new_lengths
 
     half = math.ceil(zeros / float(fc.min()))
     taps = torch.arange(-half, half + 1, device=device)  # integer offsets around floor(p)
@@ -185,11 +194,12 @@ def uniform_warp(
     cutoff: Tensor,
     *,
     zeros: int,
+    backend: str | None = None,
 ) -> tuple[Tensor, Tensor]:
     """:func:`warp` at positions ``j * step[b]`` (constant speed); ``step`` float64 ``(B,)``."""
     t_out = int(new_lengths.max()) if new_lengths.numel() else 0
     j = torch.arange(t_out, device=wave.device, dtype=torch.float64)
-    return warp(wave, lengths, j[None, :] * step[:, None], new_lengths, cutoff, zeros=zeros)
+    return warp(wave, lengths, j[None, :] * step[:, None], new_lengths, cutoff, zeros=zeros, backend=backend)
 
 
 def resample(
@@ -199,6 +209,7 @@ def resample(
     ratio: float | Tensor,
     zeros: int = DEFAULT_ZEROS,
     rolloff: float = DEFAULT_ROLLOFF,
+    backend: str | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Change the sample rate of each clip by ``ratio = new_rate / old_rate``.
 
@@ -212,6 +223,7 @@ def resample(
         ratio: per-clip rate ratio (scalar or ``(B,)``), in ``[1/16, 16]``.
         zeros: sinc zero crossings per side.
         rolloff: anti-aliasing margin in ``(0, 1]``.
+        backend: backend of the :func:`warp` core (op name ``"warp"``).
 
     Shapes:
         wave ``(B, T)`` or ``(B, C, T)`` -> ``(B, T_out)`` / ``(B, C, T_out)``; new lengths
@@ -224,7 +236,7 @@ def resample(
         raise ValueError(f"rolloff must lie in (0, 1], got {rolloff}")
     new_lengths = torch.round(lengths.to(torch.float64) * r).to(torch.int64)
     cutoff = rolloff * torch.clamp(r, max=1.0)
-    out, new_lengths = uniform_warp(wave, lengths, 1.0 / r, new_lengths, cutoff, zeros=zeros)
+    out, new_lengths = uniform_warp(wave, lengths, 1.0 / r, new_lengths, cutoff, zeros=zeros, backend=backend)
     return pass_through(out, new_lengths, wave, lengths, r == 1.0)
 
 

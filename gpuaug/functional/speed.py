@@ -25,6 +25,7 @@ def speed(
     factor: float | Tensor,
     zeros: int = DEFAULT_ZEROS,
     rolloff: float = DEFAULT_ROLLOFF,
+    backend: str | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Play each clip ``factor`` times faster (duration / factor, frequencies * factor).
 
@@ -38,6 +39,7 @@ def speed(
         factor: per-clip speed factor (scalar or ``(B,)``) in ``[0.5, 2]``; ValueError outside.
         zeros: sinc zero crossings per side (see :func:`~gpuaug.functional.resample.warp`).
         rolloff: anti-aliasing margin in ``(0, 1]``.
+        backend: backend of the :func:`~gpuaug.functional.resample.warp` core (op ``"warp"``).
 
     Shapes:
         ``(B, T)`` / ``(B, C, T)`` -> ``(B, T_out)`` / ``(B, C, T_out)``; new lengths
@@ -49,7 +51,7 @@ def speed(
         raise ValueError(f"rolloff must lie in (0, 1], got {rolloff}")
     new_lengths = torch.round(lengths.to(torch.float64) / f).to(torch.int64)
     cutoff = rolloff * torch.clamp(1.0 / f, max=1.0)
-    out, new_lengths = uniform_warp(wave, lengths, f, new_lengths, cutoff, zeros=zeros)
+    out, new_lengths = uniform_warp(wave, lengths, f, new_lengths, cutoff, zeros=zeros, backend=backend)
     return pass_through(out, new_lengths, wave, lengths, f == 1.0)
 
 
@@ -62,6 +64,7 @@ def speed_segment(
     factor: float | Tensor = 1.25,
     zeros: int = DEFAULT_ZEROS,
     rolloff: float = DEFAULT_ROLLOFF,
+    backend: str | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Play the segment ``[start, start + length)`` of each clip ``factor`` times faster.
 
@@ -86,6 +89,7 @@ def speed_segment(
         factor: per-clip speed factor of the segment in ``[0.5, 2]`` (default 1.25).
         zeros: sinc zero crossings per side.
         rolloff: anti-aliasing margin in ``(0, 1]`` (applied inside the segment only).
+        backend: backend of the :func:`~gpuaug.functional.resample.warp` core (op ``"warp"``).
 
     Shapes:
         ``(B, T)`` / ``(B, C, T)`` -> ``(B, T_out)`` / ``(B, C, T_out)``; new lengths
@@ -112,5 +116,5 @@ def speed_segment(
     inside = (j >= s64) & (j < s64 + m64)
     positions = torch.where(j < s64, j, torch.where(inside, s64 + (j - s64) * slope, j - m64 + n64))
     cutoff = torch.where(inside, rolloff * torch.clamp(1.0 / slope, max=1.0), 1.0)
-    out, new_lengths = warp(wave, lengths, positions, new_lengths, cutoff, zeros=zeros)
+    out, new_lengths = warp(wave, lengths, positions, new_lengths, cutoff, zeros=zeros, backend=backend)
     return pass_through(out, new_lengths, wave, lengths, m == n)

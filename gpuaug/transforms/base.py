@@ -18,6 +18,7 @@ from typing import Callable, ClassVar
 import torch
 from torch import Tensor
 
+from ..backend import BACKENDS, resolve
 from ..policy.table import CLEAN, SEVERITY
 from ..random import stream_id, uniform
 
@@ -85,12 +86,22 @@ class Transform:
 
     name: ClassVar[str] = "transform"
     changes_length: ClassVar[bool] = False
+    #: The op name in :mod:`gpuaug.backend` for transforms whose op has kernels (else None).
+    kernel_op: ClassVar[str | None] = None
 
-    def __init__(self, p: float = 1.0):
+    def __init__(self, p: float = 1.0, backend: str | None = None):
         if not 0.0 <= float(p) <= 1.0:
             raise ValueError(f"{type(self).__name__}: p must be in [0, 1], got {p}")
+        if backend is not None and (self.kernel_op is None or backend not in BACKENDS):
+            allowed = BACKENDS if self.kernel_op else "None (no kernels for this transform)"
+            raise ValueError(f"{type(self).__name__}: backend must be one of {allowed}, got {backend!r}")
         self.p = float(p)
+        self.backend = backend
         self.slot = self.name
+
+    def backend_for(self, device) -> str:
+        """The backend that runs this transform's op on ``device`` (see :func:`gpuaug.backend.resolve`)."""
+        return resolve(self.kernel_op, device, self.backend) if self.kernel_op else "torch"
 
     # ---- structure -------------------------------------------------------------------
     def bind(self, slot: str) -> None:
@@ -129,6 +140,8 @@ class Transform:
             return wave, lengths
         sub = {k: v[idx.cpu()].to(wave.device) for k, v in own.items() if k != "apply"}
         w, l, resolved = self.apply(wave[idx], lengths[idx], sub, ctx.subset(idx))
+        if self.kernel_op is not None:  # the record says which backend ran
+            resolved["backend"] = torch.full((idx.numel(),), BACKENDS.index(self.backend_for(wave.device)))
         for k, v in resolved.items():
             full = own.get(k)
             if full is None:

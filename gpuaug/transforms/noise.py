@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from ..data.banks import Bank
-from ..functional.noise import mix_noise, valid_power, white_noise
+from ..functional.noise import mix_noise_from_bank, valid_power, white_noise
 from ..policy.table import RETAINING, UNVERIFIED
 from .base import Draw, Transform, draw_choice, draw_index, draw_range, no_delta, severity
 
@@ -36,14 +36,19 @@ class AddNoise(Transform):
             ``span``: noise over a span at a random offset. ``continuous``: whole clip.
         span_lengths: subset of :data:`SPAN_FRACTIONS` keys for ``start`` / ``span``.
         p: probability per clip.
+        backend: backend of the mix (``"auto"`` | ``"torch"`` | ``"numba"`` | ``"cupy"`` or
+            None, see :mod:`gpuaug.backend`); the record's ``backend`` /
+            ``backend_name`` say which one ran.
     Perception: ``retaining`` for the study's categories at SNR >= 0 dB, else ``unverified``.
     """
 
     name = "add_noise"
+    kernel_op = "mix_noise"
 
     def __init__(self, bank: Bank, *, categories=None, min_snr_db: float = 0.0, max_snr_db: float = 20.0,
-                 snr_db_choices=None, placements=("continuous",), span_lengths=("complete",), p: float = 1.0):
-        super().__init__(p)
+                 snr_db_choices=None, placements=("continuous",), span_lengths=("complete",), p: float = 1.0,
+                 backend: str | None = None):
+        super().__init__(p, backend)
         self.bank = bank
         self.categories = bank._category_list(categories)
         if snr_db_choices is None and not min_snr_db <= max_snr_db:
@@ -71,15 +76,23 @@ class AddNoise(Transform):
 
     def apply(self, wave, lengths, params, ctx):
         index = self.bank.pick(params["u_category"].cpu(), params["u_item"].cpu(), self.categories)
-        noise, noise_lengths = self.bank.gather(index, wave.device)
+        dev = wave.device
+        backend = self.backend_for(dev)
+        if self.bank.audio.device == dev:  # the kernels read the bank rows in place
+            audio, bank_lengths, rows = self.bank.audio, self.bank.lengths, index
+        else:  # bank elsewhere: move only the picked rows
+            audio, bank_lengths = self.bank.gather(index, dev)
+            rows = torch.arange(index.shape[0])
+        noise_lengths = self.bank.lengths.to(dev)[index.to(dev)]
         offset = (params["u_offset"] * noise_lengths).long()
         placement = params["placement"]
         covered = torch.where(placement == 0, lengths, (params["span_fraction"] * lengths).round().long())
         start = torch.where(placement == 2, (params["u_span_start"] * (lengths - covered + 1)).long(), 0)
         fade_out = torch.where(placement == 1, covered // 2, 0)
         silent = valid_power(wave, lengths) == 0
-        out, out_len = mix_noise(wave, lengths, noise.to(wave.dtype), noise_lengths, snr_db=params["snr_db"],
-                                 noise_offset=offset, span_start=start, span_length=covered, fade_out=fade_out)
+        out, out_len = mix_noise_from_bank(wave, lengths, audio, bank_lengths, rows, snr_db=params["snr_db"],
+                                           noise_offset=offset, span_start=start, span_length=covered,
+                                           fade_out=fade_out, backend=backend)
         resolved = {"noise_index": index, "noise_category": self.bank.category_ids[index], "noise_offset": offset,
                     "span_start": start, "span_length": covered, "fade_out": fade_out, "silent_passthrough": silent}
         return out, out_len, resolved

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..backend import BACKENDS
 from ..functional._batch import as_3d, check_wave, restore_rank
 from ..policy.labels import LabelAction, LabelPolicy
 from ..policy.table import ALTERING, CLEAN, RETAINING, SEVERITY
@@ -67,6 +68,8 @@ class AugmentResult:
             cols = {k: v.tolist() for k, v in p.items() if k != "apply"}
             for b in p["apply"].nonzero().flatten().tolist():
                 entry = {"transform": leaf.name, "slot": slot, **{k: c[b] for k, c in cols.items()}}
+                if "backend" in entry:
+                    entry["backend_name"] = BACKENDS[int(entry["backend"])]
                 out[b].append(leaf.annotate(entry))
         return out
 

@@ -20,16 +20,19 @@ _EPS = 1e-9
 class Speed(Transform):
     """Resample the whole clip by a per-clip ``factor`` (> 1 faster/shorter; pitch moves too).
 
-    Args: ``min_factor``/``max_factor`` (uniform) or ``factor_choices`` (e.g. ``(0.75, 1.25)``).
+    Args: ``min_factor``/``max_factor`` (uniform) or ``factor_choices`` (e.g. ``(0.75, 1.25)``);
+    ``backend`` of the resampler (op ``"warp"``, see :mod:`gpuaug.backend`; recorded).
     Perception: ``retaining`` when ``|factor - 1| <= 0.05``, else ``altering`` with the study's
     deltas of the 0.75x / 1.25x conditions.
     """
 
     name = "speed"
     changes_length = True
+    kernel_op = "warp"
 
-    def __init__(self, *, min_factor: float = 0.95, max_factor: float = 1.05, factor_choices=None, p: float = 1.0):
-        super().__init__(p)
+    def __init__(self, *, min_factor: float = 0.95, max_factor: float = 1.05, factor_choices=None, p: float = 1.0,
+                 backend: str | None = None):
+        super().__init__(p, backend)
         values = factor_choices if factor_choices is not None else (min_factor, max_factor)
         if min(values) <= 0 or (factor_choices is None and min_factor > max_factor):
             raise ValueError(f"Speed: factors must be positive and min <= max, got {values}")
@@ -42,7 +45,7 @@ class Speed(Transform):
         return {"factor": draw_range(draw, "factor", self.min_factor, self.max_factor)}
 
     def apply(self, wave, lengths, params, ctx):
-        out, out_len = speed(wave, lengths, factor=params["factor"])
+        out, out_len = speed(wave, lengths, factor=params["factor"], backend=self.backend_for(wave.device))
         return out, out_len, {}
 
     def perception(self, params):
@@ -76,14 +79,17 @@ class SpeedSegment(Transform):
         factor: speed-up of the segment (seed: 1.25).
         min_fraction, max_fraction: segment length as a fraction of the clip (<= 0.25 keeps
             the seeds' recommendation); its start is uniform over the clip.
+        backend: backend of the resampler (op ``"warp"``, see :mod:`gpuaug.backend`; recorded).
     Perception: ``retaining`` for factor in (1, 1.25] and fraction <= 0.25, else ``unverified``.
     """
 
     name = "speed_segment"
     changes_length = True
+    kernel_op = "warp"
 
-    def __init__(self, *, factor: float = 1.25, min_fraction: float = 0.1, max_fraction: float = 0.25, p: float = 1.0):
-        super().__init__(p)
+    def __init__(self, *, factor: float = 1.25, min_fraction: float = 0.1, max_fraction: float = 0.25, p: float = 1.0,
+                 backend: str | None = None):
+        super().__init__(p, backend)
         if factor <= 0 or not 0 < min_fraction <= max_fraction <= 1:
             raise ValueError(f"SpeedSegment: need factor > 0 and 0 < min_fraction <= max_fraction <= 1, "
                              f"got {factor}, {min_fraction}, {max_fraction}")
@@ -96,7 +102,8 @@ class SpeedSegment(Transform):
     def apply(self, wave, lengths, params, ctx):
         seg = (params["fraction"] * lengths).round().long()
         start = (params["u_start"] * (lengths - seg + 1)).long()
-        out, out_len = speed_segment(wave, lengths, start=start, length=seg, factor=params["factor"])
+        out, out_len = speed_segment(wave, lengths, start=start, length=seg, factor=params["factor"],
+                                     backend=self.backend_for(wave.device))
         return out, out_len, {"start": start, "length": seg}
 
     def _retain(self, factor, fraction):

@@ -22,16 +22,18 @@ class PitchShift(Transform):
 
     Args: ``min_semitones``/``max_semitones`` (uniform) or ``semitone_choices`` (seed 004:
     ``(-1, 1)``; seed 000's factors 0.75 / 1.25 are ``12*log2(f)`` = -4.98 / +3.86).
+    ``backend``: of the resampling half (op ``"warp"``, see :mod:`gpuaug.backend`; recorded).
     Perception: ``unverified`` for ``|s| <= 1`` (seed 004, not in the study); ``altering``
     beyond, with the study's pitch 1.25x / 0.75x deltas (the label-flip rate grows with the
     shift, so shifts between 1 and 3.86 semitones are treated as altering too).
     """
 
     name = "pitch_shift"
+    kernel_op = "warp"
 
     def __init__(self, *, min_semitones: float = -1.0, max_semitones: float = 1.0, semitone_choices=None,
-                 p: float = 1.0):
-        super().__init__(p)
+                 p: float = 1.0, backend: str | None = None):
+        super().__init__(p, backend)
         if semitone_choices is None and min_semitones > max_semitones:
             raise ValueError(f"PitchShift: min_semitones {min_semitones} > max_semitones {max_semitones}")
         self.range = (float(min_semitones), float(max_semitones))
@@ -43,7 +45,8 @@ class PitchShift(Transform):
         return {"semitones": draw_range(draw, "semitones", *self.range)}
 
     def apply(self, wave, lengths, params, ctx):
-        out, out_len = pitch_shift(wave, lengths, semitones=params["semitones"], sample_rate=ctx.sample_rate)
+        out, out_len = pitch_shift(wave, lengths, semitones=params["semitones"], sample_rate=ctx.sample_rate,
+                                   backend=self.backend_for(wave.device))
         return out, out_len, {}
 
     def perception(self, params):
@@ -69,8 +72,8 @@ class _AlphaTransform(Transform):
 
     limits: tuple[float, float] = (float("-inf"), float("inf"))
 
-    def __init__(self, *, min_alpha: float, max_alpha: float, p: float = 1.0):
-        super().__init__(p)
+    def __init__(self, *, min_alpha: float, max_alpha: float, p: float = 1.0, backend: str | None = None):
+        super().__init__(p, backend)
         lo, hi = self.limits
         if not lo <= min_alpha <= max_alpha <= hi:
             raise ValueError(f"{type(self).__name__}: need {lo} <= min_alpha <= max_alpha <= {hi}, "
@@ -95,13 +98,15 @@ class McAdams(_AlphaTransform):
     """McAdams LPC-pole warping (VPC B2 recipe, level preserved). Seed 003: alpha 0.75-1.25."""
 
     name = "mcadams"
+    kernel_op = "mcadams"
     limits = (0.5, 1.5)
 
-    def __init__(self, *, min_alpha: float = 0.75, max_alpha: float = 1.25, p: float = 1.0):
-        super().__init__(min_alpha=min_alpha, max_alpha=max_alpha, p=p)
+    def __init__(self, *, min_alpha: float = 0.75, max_alpha: float = 1.25, p: float = 1.0, backend: str | None = None):
+        super().__init__(min_alpha=min_alpha, max_alpha=max_alpha, p=p, backend=backend)
 
     def apply(self, wave, lengths, params, ctx):
-        out, out_len = mcadams(wave, lengths, alpha=params["alpha"], sample_rate=ctx.sample_rate)
+        out, out_len = mcadams(wave, lengths, alpha=params["alpha"], sample_rate=ctx.sample_rate,
+                               backend=self.backend_for(wave.device))
         return out, out_len, {}
 
 

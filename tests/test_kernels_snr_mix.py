@@ -1,0 +1,261 @@
+"""Kernels of the fused SNR mix (gpuaug.kernels.snr_mix) vs the torch reference.
+
+``mix_noise`` / ``mix_noise_from_bank`` with ``backend="numba"`` (CPU ``@njit``) against
+``backend="torch"``; the two ``@cuda.jit`` passes on the CUDA simulator (tiny inputs,
+launched directly with numpy arrays); the AddNoise record's backend.
+"""
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+import gpuaug.kernels.snr_mix as sm
+from gpuaug import backend as gb
+from gpuaug.data.banks import Bank
+from gpuaug.functional.noise import _placement, _snr_gain, mix_noise, mix_noise_from_bank
+from gpuaug.transforms import AddNoise, Pipeline
+from conftest import load_real
+from harness import check_op, mixed_batch
+from reference.noise_ref import mix_noise_ref, snr_db
+
+TOL = {torch.float32: dict(atol=1e-6, rtol=1e-6), torch.float64: dict(atol=1e-12, rtol=1e-12)}
+
+
+def placement_kwargs(B, seed=0):
+    """Per-clip SNR, offsets beyond the noise length, negative starts, spans and fades."""
+    g = torch.Generator().manual_seed(seed)
+    return dict(
+        snr_db=torch.rand(B, generator=g, dtype=torch.float64) * 30 - 5,
+        noise_offset=torch.randint(0, 5000, (B,), generator=g),
+        span_start=torch.randint(-200, 800, (B,), generator=g),
+        span_length=torch.randint(0, 1500, (B,), generator=g),
+        fade_out=torch.randint(0, 400, (B,), generator=g),
+    )
+
+
+def bank_of(N=5, Tb=1200, seed=1, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(1, Tb + 1, (N,), generator=g)
+    lengths[0] = Tb
+    lengths[1] = 1
+    audio = torch.randn(N, Tb, generator=g, dtype=torch.float64) * (torch.arange(Tb) < lengths[:, None])
+    return audio.to(dtype), lengths
+
+
+# ---------------------------------------------------------------- CPU (njit) vs torch
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("C,Cn", [(None, None), (2, 1), (2, 2)])
+def test_mix_noise_numba_matches_torch(dtype, C, Cn):
+    wave, lengths = mixed_batch(B=4, T=1500, C=C, dtype=dtype, seed=2)
+    wave[1] = 0.0  # silent clip: passes through
+    g = torch.Generator().manual_seed(3)
+    noise = torch.randn((4, 700) if Cn is None else (4, Cn, 700), generator=g).to(dtype)
+    noise_lengths = torch.tensor([700, 13, 1, 350])
+    kw = placement_kwargs(4, seed=4)
+    ref, _ = mix_noise(wave, lengths, noise, noise_lengths, backend="torch", **kw)
+    out, out_len = mix_noise(wave, lengths, noise, noise_lengths, backend="numba", **kw)
+    assert torch.equal(out_len, lengths) and out.dtype == dtype
+    torch.testing.assert_close(out, ref, **TOL[dtype])
+    assert torch.equal(out[1], wave[1])
+    # continuous noise over the whole clip (defaults)
+    torch.testing.assert_close(mix_noise(wave, lengths, noise, noise_lengths, snr_db=3.0, backend="numba")[0],
+                               mix_noise(wave, lengths, noise, noise_lengths, snr_db=3.0, backend="torch")[0],
+                               **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("C", [None, 2])
+def test_mix_from_bank_numba_matches_torch_and_gathered(dtype, C):
+    wave, lengths = mixed_batch(B=4, T=1500, C=C, dtype=dtype, seed=5)
+    bank, bank_lengths = bank_of()
+    index = torch.tensor([0, 1, 4, 0])
+    kw = placement_kwargs(4, seed=6)
+    ref, _ = mix_noise_from_bank(wave, lengths, bank, bank_lengths, index, backend="torch", **kw)
+    out, _ = mix_noise_from_bank(wave, lengths, bank, bank_lengths, index, backend="numba", **kw)
+    torch.testing.assert_close(out, ref, **TOL[dtype])
+    gathered, _ = mix_noise(wave, lengths, bank[index], bank_lengths[index], backend="torch", **kw)
+    assert torch.equal(ref, gathered)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_mix_from_bank_numba_contract(dtype):
+    wave, lengths = mixed_batch(B=3, T=1200, C=2, dtype=dtype, seed=7)
+    bank, bank_lengths = bank_of(N=5)
+    check_op(mix_noise_from_bank, wave, lengths, bank_audio=bank, bank_lengths=bank_lengths,
+             index=torch.tensor([2, 0, 1]), snr_db=torch.tensor([0.0, 10.0, 5.0]), fade_out=torch.tensor([0, 50, 9]),
+             noise_offset=torch.tensor([3, 900, 0]), backend="numba", atol=1e-6, rtol=1e-5)
+
+
+def test_mix_from_bank_numba_vs_float64_reference():
+    wave, lengths = mixed_batch(B=3, T=1000, C=2, dtype=torch.float64, seed=8)
+    bank, bank_lengths = bank_of(N=4, dtype=torch.float64)
+    index = torch.tensor([3, 0, 2])
+    kw = dict(snr_db=[0.0, 7.5, 20.0], noise_offset=[5, 1999, 0], span_start=[-30, 100, 0], span_length=[500, 300, 2000],
+              fade_out=[100, 0, 300])
+    out, _ = mix_noise_from_bank(wave, lengths, bank, bank_lengths, index, backend="numba",
+                                 **{k: torch.tensor(v) for k, v in kw.items()})
+    for b in range(3):
+        L, r = int(lengths[b]), int(index[b])
+        ref = mix_noise_ref(wave[b, :, :L].numpy(), bank[r : r + 1, : int(bank_lengths[r])].numpy(),
+                            **{k: v[b] for k, v in kw.items()})
+        np.testing.assert_allclose(out[b, :, :L].numpy(), ref, atol=1e-12)
+
+
+@pytest.mark.parametrize("fade", [0, 250])
+def test_numba_mix_meets_the_snr(fade):
+    """Measured SNR over the active span equals the target (numba path)."""
+    wave, lengths = mixed_batch(B=3, T=2000, dtype=torch.float64, seed=9)
+    bank, bank_lengths = bank_of(N=3, Tb=900, dtype=torch.float64)
+    bank_lengths[1] = 900
+    out, _ = mix_noise_from_bank(wave, lengths, bank, bank_lengths, torch.tensor([0, 1, 2]), snr_db=torch.tensor(
+        [0.0, 10.0, 20.0], dtype=torch.float64), span_start=100, span_length=600, fade_out=fade, backend="numba")
+    for b, target in enumerate((0.0, 10.0, 20.0)):
+        L = int(lengths[b])
+        measured = snr_db(wave[b, :L].numpy(), out[b, :L].numpy(), 100, 700)
+        assert abs(measured - target) < 1e-9
+
+
+def test_silent_and_empty_span_pass_through_bit_identical():
+    wave, lengths = mixed_batch(B=4, T=800, dtype=torch.float32, seed=10)
+    wave[0] = 0.0
+    wave[2, 5] = -0.0
+    bank, bank_lengths = bank_of(N=3, Tb=500)
+    bank[2] = 0.0  # silent noise row
+    out, _ = mix_noise_from_bank(wave, lengths, bank, bank_lengths, torch.tensor([0, 0, 2, 1]), snr_db=0.0,
+                                 span_length=torch.tensor([100, 0, 100, 100]), backend="numba")
+    for b in (0, 1, 2):  # bit-identical on the valid samples (-0.0 kept)
+        L = int(lengths[b])
+        assert torch.equal(out[b, :L].view(torch.int32), wave[b, :L].view(torch.int32)), b
+    assert not torch.equal(out[3], wave[3])
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    L=st.integers(0, 30),
+    noise_len=st.integers(1, 40),
+    scale=st.sampled_from([0.0, 1e-3, 1.0]),
+    span_start=st.integers(-50, 40),
+    span_length=st.one_of(st.none(), st.integers(0, 50)),
+    fade=st.integers(0, 60),
+    offset=st.integers(0, 100),
+)
+def test_numba_edge_cases(L, noise_len, scale, span_start, span_length, fade, offset):
+    """Empty and 1-sample clips, 1-sample noise, silence, spans outside the clip, long fades."""
+    g = torch.Generator().manual_seed(L * 97 + noise_len)
+    wave = torch.zeros(1, 30, dtype=torch.float64)
+    wave[0, :L] = scale * (torch.rand(L, generator=g, dtype=torch.float64) * 2 - 1)
+    bank = torch.zeros(2, 40)
+    bank[1, :noise_len] = torch.rand(noise_len, generator=g) * 2 - 1
+    args = (wave, torch.tensor([L]), bank, torch.tensor([40, noise_len]), torch.tensor([1]))
+    kw = dict(snr_db=5.0, noise_offset=offset, span_start=span_start, span_length=span_length, fade_out=fade)
+    ref, _ = mix_noise_from_bank(*args, backend="torch", **kw)
+    out, _ = mix_noise_from_bank(*args, backend="numba", **kw)
+    torch.testing.assert_close(out, ref, atol=1e-12, rtol=1e-12)
+
+
+def test_bank_validation():
+    wave, lengths = torch.zeros(2, 10), torch.tensor([10, 5])
+    bank, bl = torch.ones(3, 8), torch.tensor([8, 8, 8])
+    with pytest.raises(ValueError, match="index"):
+        mix_noise_from_bank(wave, lengths, bank, bl, torch.tensor([0, 3]), snr_db=0.0, backend="numba")
+    with pytest.raises(ValueError, match="bank_lengths"):
+        mix_noise_from_bank(wave, lengths, bank, torch.tensor([8, 9, 8]), torch.tensor([0, 1]), snr_db=0.0)
+    with pytest.raises(ValueError, match="bank_lengths"):
+        mix_noise_from_bank(wave, lengths, bank, torch.tensor([8, 8]), torch.tensor([0, 1]), snr_db=0.0)
+    with pytest.raises(TypeError):
+        mix_noise_from_bank(wave, lengths, bank, bl, torch.tensor([0.0, 1.0]), snr_db=0.0)
+    with pytest.raises(TypeError):
+        mix_noise_from_bank(wave, lengths, bank[None], bl, torch.tensor([0, 1]), snr_db=0.0)
+    bad = bank.clone()
+    bad[1, 3] = float("nan")
+    for be in ("torch", "numba"):
+        with pytest.raises(ValueError, match="NaN"):
+            mix_noise_from_bank(wave + 1, lengths, bad, bl, torch.tensor([0, 1]), snr_db=0.0, backend=be)
+    with pytest.raises(ValueError, match="NaN"):
+        mix_noise_from_bank(wave.fill_(float("nan")), lengths, bank, bl, torch.tensor([0, 1]), snr_db=0.0,
+                            backend="numba")
+
+
+@pytest.mark.real_data
+def test_real_noise_numba_matches_torch(shared_data, emodb_speech):
+    clips = [c[:12000] for c in emodb_speech[:3]]
+    lengths = torch.tensor([c.numel() for c in clips])
+    wave = torch.nn.utils.rnn.pad_sequence(clips, batch_first=True)
+    noises = [load_real(f"noise/{n}")[:20000] for n in ("natural_rain_light.wav", "natural_wind.wav")]
+    bank = Bank(noises, ["natural", "natural"], 16000)
+    kw = dict(snr_db=torch.tensor([0.0, 10.0, 5.0]), noise_offset=torch.tensor([0, 7000, 19999]))
+    args = (wave, lengths, bank.audio, bank.lengths, torch.tensor([1, 0, 1]))
+    ref, _ = mix_noise_from_bank(*args, backend="torch", **kw)
+    out, _ = mix_noise_from_bank(*args, backend="numba", **kw)
+    torch.testing.assert_close(out, ref, atol=1e-6, rtol=1e-6)
+    assert float((out - wave).abs().max()) > 1e-3
+
+
+# ---------------------------------------------------------------- CUDA kernels (simulator)
+
+
+@pytest.mark.parametrize("dtype,C,Cn", [(torch.float32, 1, 1), (torch.float64, 2, 1)])
+def test_cuda_kernels_match_torch(dtype, C, Cn):
+    """Both ``@cuda.jit`` passes launched with host arrays (CUDA simulator without a GPU)."""
+    B, T = 2, 90 // C
+    wave, lengths = mixed_batch(B=B, T=T, C=C, dtype=dtype, seed=11)
+    bank, bank_lengths = bank_of(N=3, Tb=30)
+    index = torch.tensor([2, 0])
+    kw = dict(snr_db=torch.tensor([0.0, 12.0], dtype=torch.float64), noise_offset=torch.tensor([40, 3]),
+              span_start=torch.tensor([-5, 10]), span_length=torch.tensor([60, 20]), fade_out=torch.tensor([9, 0]))
+    ref, _ = mix_noise_from_bank(wave, lengths, bank, bank_lengths, index, backend="torch", **kw)
+    offset, start, begin, end, fade = _placement(lengths, kw["noise_offset"], kw["span_start"], kw["span_length"],
+                                                 kw["fade_out"])
+    w3 = wave.reshape(B, C, T)
+    per_clip = [a.numpy() for a in (index, bank_lengths[index], offset, start, begin, end, fade)]
+    args = [w3.numpy(), lengths.numpy(), bank[:, None, :].contiguous().numpy(), *per_clip]
+    p_signal, p_noise = np.zeros(B), np.zeros(B)
+    sm.launch_powers_cuda(*args, p_signal, p_noise)
+    cpu_p = sm.clip_powers("numba", w3, lengths, bank[:, None, :], index, bank_lengths[index], offset, start, begin,
+                           end, fade)
+    np.testing.assert_allclose(p_signal, cpu_p[0].numpy(), rtol=1e-12)
+    np.testing.assert_allclose(p_noise, cpu_p[1].numpy(), rtol=1e-12)
+    gain, ok = _snr_gain(torch.from_numpy(p_signal), torch.from_numpy(p_noise), kw["snr_db"])
+    out = np.full(w3.shape, 5.0, dtype=w3.numpy().dtype)  # every sample, padding included, is written
+    sm.launch_mix_cuda(*args, gain.numpy(), ok.to(torch.uint8).numpy(), out)
+    torch.testing.assert_close(torch.from_numpy(out).reshape(ref.shape), ref, **TOL[dtype])
+
+
+# ---------------------------------------------------------------- dispatch and records
+
+
+def _bank():
+    g = torch.Generator().manual_seed(0)
+    clips = [torch.randn(n, generator=g) for n in (900, 400, 1300)]
+    return Bank(clips, ["natural", "human", "natural"], 16000, names=["a", "b", "c"])
+
+
+def test_registration_and_auto(monkeypatch):
+    monkeypatch.delenv("GPUAUG_BACKEND", raising=False)
+    monkeypatch.delenv("GPUAUG_BACKEND_MIX_NOISE", raising=False)
+    assert gb.kernels_for("mix_noise") == {("numba", "cpu"): 0, ("numba", "cuda"): 0}
+    assert gb.resolve("mix_noise", "cpu") == "numba"
+
+
+def test_add_noise_records_backend(monkeypatch):
+    monkeypatch.delenv("GPUAUG_BACKEND", raising=False)
+    monkeypatch.delenv("GPUAUG_BACKEND_MIX_NOISE", raising=False)
+    wave, lengths = mixed_batch(B=3, T=1500, seed=12)
+    wave[1] = 0.0
+    results = {}
+    for requested, expected in ((None, "numba"), ("torch", "torch")):
+        t = AddNoise(_bank(), placements=("continuous", "start", "span"), span_lengths=("short", "complete"),
+                     backend=requested)
+        res = Pipeline([t])(wave, lengths, seed=4)
+        entries = [e for clip in res.record for e in clip]
+        assert len(entries) == 3 and all(e["backend_name"] == expected for e in entries)
+        results[expected] = res
+    a, b = results["numba"], results["torch"]
+    torch.testing.assert_close(a.wave, b.wave, atol=1e-6, rtol=1e-6)
+    for ea, eb in zip(sum(a.record, []), sum(b.record, [])):
+        assert {k: v for k, v in ea.items() if not k.startswith("backend")} == \
+               {k: v for k, v in eb.items() if not k.startswith("backend")}
+    with pytest.raises(ValueError, match="backend"):
+        AddNoise(_bank(), backend="opencl")
