@@ -124,13 +124,9 @@ def test_nan_input_raises(L, data):
 
 
 @pytest.mark.real_data
-def test_real_speech(emodb_speech):
-    clips = emodb_speech
-    T = max(len(c) for c in clips)
-    wave = torch.zeros(len(clips), T)
-    for b, c in enumerate(clips):
-        wave[b, : len(c)] = c
-    lengths = torch.tensor([len(c) for c in clips])
+def test_real_speech(emodb_batch):
+    wave, lengths = emodb_batch
+    clips = [wave[b, : int(lengths[b])] for b in range(wave.shape[0])]
     direc = torch.tensor([1, -1, 1, -1])[: len(clips)]
     out, _ = check_op(fade, wave, lengths, sample_rate=SR, rate_per_s=0.2, direction=direc)
     for b, c in enumerate(clips):

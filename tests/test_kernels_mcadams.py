@@ -34,6 +34,7 @@ from gpuaug import backend as gb
 from gpuaug.functional.lpc import burg_lpc
 from gpuaug.functional.mcadams import mcadams
 from harness import check_op, mixed_batch
+from reference.signals import speech_like
 
 mcadams_module = importlib.import_module("gpuaug.functional.mcadams")  # the module, not the op
 
@@ -44,20 +45,6 @@ ORDER = 20
 EPS32 = float(np.finfo(np.float32).eps)
 
 
-def speech_like(n: int, seed: int, f0: float = 120.0) -> np.ndarray:
-    """Jittered glottal pulses through three formant resonators, plus a noise floor."""
-    rng = np.random.default_rng(seed)
-    exc = np.zeros(n)
-    t = 0.0
-    while t < n:
-        exc[int(t)] = 1.0
-        t += FS / (f0 * (1 + 0.03 * rng.standard_normal()))
-    exc = scipy.signal.lfilter([1.0, -0.9], [1.0], exc) + 0.01 * rng.standard_normal(n)
-    y = exc
-    for f, r in ((600, 0.97), (1400, 0.95), (2600, 0.93)):
-        th = 2 * np.pi * f / FS
-        y = scipy.signal.lfilter([1.0], [1.0, -2 * r * np.cos(th), r * r], y)
-    return 0.5 * y / np.abs(y).max()
 
 
 def speech_batch(lengths, T=None, C=None, dtype=torch.float64, seed=0) -> tuple[torch.Tensor, torch.Tensor]:

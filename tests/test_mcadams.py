@@ -12,26 +12,13 @@ from gpuaug.functional.mcadams import mcadams
 from harness import check_op, mixed_batch
 from reference.lpc_ref import burg_lpc_ref
 from reference.mcadams_ref import mcadams_ref
+from reference.signals import speech_like as _speech_like
 
 FS = 16000
 HOP = 160
 WINLEN = 320
 
 
-def _speech_like(n: int, seed: int, f0: float = 120.0) -> np.ndarray:
-    """Jittered glottal pulse train through three formant resonators, plus breath noise."""
-    rng = np.random.default_rng(seed)
-    exc = np.zeros(n)
-    t = 0.0
-    while t < n:
-        exc[int(t)] = 1.0
-        t += FS / (f0 * (1 + 0.03 * rng.standard_normal()))
-    exc = scipy.signal.lfilter([1.0, -0.9], [1.0], exc) + 0.01 * rng.standard_normal(n)
-    y = exc
-    for f, r in ((600, 0.97), (1400, 0.95), (2600, 0.93)):
-        th = 2 * np.pi * f / FS
-        y = scipy.signal.lfilter([1.0], [1.0, -2 * r * np.cos(th), r * r], y)
-    return 0.5 * y / np.abs(y).max()
 
 
 def _ar2(f_hz: float, n: int, seed: int, r: float = 0.98) -> np.ndarray:

@@ -28,6 +28,7 @@ __all__ = [
     "per_clip",
     "per_clip_int",
     "empty_like_lengths",
+    "check_companion",
 ]
 
 
@@ -121,3 +122,22 @@ def per_clip_int(value: int | Sequence[int] | Tensor, batch: int, *, name: str, 
 def empty_like_lengths(wave: Tensor, T: int) -> Tensor:
     """A zero wave with ``wave``'s batch/channel shape, dtype and device, and ``T`` samples."""
     return wave.new_zeros(*wave.shape[:-1], T)
+
+
+def check_companion(other: Tensor, other_lengths: Tensor, *, batch: int, channels: int, name: str,
+                    min_length: int = 0) -> tuple[Tensor, Tensor]:
+    """Validate a per-clip companion batch (noise, RIR, insert clip) of a ``(B, C, T)`` wave.
+
+    ``other`` is ``(B, T')`` or ``(B, C', T')`` with ``C'`` 1 (broadcast) or ``C``. Returns the
+    ``(B, C', T')`` view and its int64 lengths (``>= min_length`` each, when ``B > 0``).
+    """
+    if isinstance(other, Tensor) and other.dim() in (2, 3) and other.shape[0] != batch:
+        raise ValueError(f"{name} batch size {other.shape[0]} != wave batch size {batch}")
+    other_lengths = check_wave(other, other_lengths, name=name)
+    o, _ = as_3d(other)
+    if o.shape[1] not in (1, channels):
+        raise ValueError(f"mismatched channel counts: {name} has {o.shape[1]} channels, wave has {channels} "
+                         f"({name} must be mono or have the wave's channel count)")
+    if batch and min_length and bool((other_lengths < min_length).any()):
+        raise ValueError(f"{name}_lengths must be >= {min_length}, got {other_lengths.tolist()}")
+    return o, other_lengths

@@ -24,6 +24,7 @@ from torch import Tensor
 from gpuaug.backend import resolve
 from gpuaug.functional._batch import (
     as_3d,
+    check_companion,
     check_wave,
     per_clip,
     per_clip_int,
@@ -68,17 +69,8 @@ def _snr_gain(p_signal: Tensor, p_noise: Tensor, snr_db: Tensor) -> tuple[Tensor
 
 def _noise_3d(noise: Tensor, noise_lengths: Tensor, batch: int, channels: int, device) -> tuple[Tensor, Tensor]:
     """Validate the noise batch; return it as ``(B, Cn, Tn)`` on ``device`` and its int64 lengths."""
-    if isinstance(noise, Tensor) and noise.dim() in (2, 3) and noise.shape[0] != batch:
-        raise ValueError(f"noise batch size {noise.shape[0]} != wave batch size {batch}")
-    noise_lengths = check_wave(noise, noise_lengths, name="noise")
-    n, _ = as_3d(noise)
-    if n.shape[1] not in (1, channels):
-        raise ValueError(
-            f"mismatched channel counts: noise has {n.shape[1]} channels, wave has {channels} "
-            "(noise must be mono or have the wave's channel count)"
-        )
-    if batch and bool((noise_lengths < 1).any()):
-        raise ValueError(f"noise_lengths must be >= 1, got {noise_lengths.tolist()}")
+    n, noise_lengths = check_companion(noise, noise_lengths, batch=batch, channels=channels, name="noise",
+                                       min_length=1)
     return n.to(device=device), noise_lengths.to(device)
 
 

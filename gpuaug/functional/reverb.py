@@ -10,6 +10,7 @@ from torch import Tensor
 
 from gpuaug.functional._batch import (
     as_3d,
+    check_companion,
     check_wave,
     per_clip,
     per_clip_int,
@@ -78,21 +79,11 @@ def reverb(
     lengths = check_wave(wave, lengths)
     w, was_2d = as_3d(wave)
     B, C, T = w.shape
-    if isinstance(rir, Tensor) and rir.dim() in (2, 3) and rir.shape[0] != B:
-        raise ValueError(f"rir batch size {rir.shape[0]} != wave batch size {B}")
-    rir_lengths = check_wave(rir, rir_lengths, name="rir")
-    h, _ = as_3d(rir)
-    if h.shape[1] not in (1, C):
-        raise ValueError(
-            f"mismatched channel counts: rir has {h.shape[1]} channels, wave has {C} "
-            "(rir must be mono or have the wave's channel count)"
-        )
+    h, rir_lengths = check_companion(rir, rir_lengths, batch=B, channels=C, name="rir", min_length=1)
     if B == 0:
         return wave.clone(), lengths
     rir_lengths = rir_lengths.to(w.device)
     h = zero_padding(h.to(device=w.device, dtype=w.dtype), rir_lengths)
-    if bool((rir_lengths < 1).any()):
-        raise ValueError(f"rir_lengths must be >= 1, got {rir_lengths.tolist()}")
     peak = h.abs().amax(dim=1)  # (B, Tr)
     if not bool((peak.amax(dim=1) > 0).all()):
         bad = (peak.amax(dim=1) == 0).nonzero().flatten().tolist()
