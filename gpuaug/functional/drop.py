@@ -1,12 +1,18 @@
-"""Drop time segments (words, letters) from each clip and stitch the rest, optionally crossfaded."""
+"""Drop time segments (words, letters) from each clip and stitch the rest, optionally crossfaded.
+
+:func:`drop_segments` dispatches on ``backend`` (op name ``"drop_segments"``, see
+:mod:`gpuaug.backend`). The gather kernel (:mod:`gpuaug.kernels.splice`) reads small
+``(B, K + 1)`` tables of the kept pieces (:func:`piece_tables`) instead of ``(B, T)`` maps.
+"""
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
+from ..backend import resolve
 from ._batch import as_3d, check_wave, per_clip_int, restore_rank
 
-__all__ = ["drop_segments"]
+__all__ = ["drop_segments", "piece_tables"]
 
 
 def _check_intervals(intervals, batch: int, device) -> Tensor:
@@ -31,7 +37,42 @@ def _run_bounds(keep: Tensor) -> tuple[Tensor, Tensor]:
     return last_gap + 1, next_gap
 
 
-def drop_segments(wave: Tensor, lengths: Tensor, *, intervals, crossfade=0) -> tuple[Tensor, Tensor]:
+def piece_tables(intervals: Tensor, lengths: Tensor, crossfade: Tensor) -> tuple[Tensor, ...]:
+    """Kept pieces of every clip as ``(B, K + 1)`` tables (the semantics of :func:`drop_segments`).
+
+    Args:
+        intervals: ``(B, K, 2)`` int64 ``[start, end)`` already clipped to ``[0, L]``.
+        lengths: ``(B,)`` int64 valid samples; crossfade: ``(B,)`` int64 ``X >= 0``.
+
+    Returns:
+        ``(src, size, overlap, ostart, new_len)``: per piece slot its source start, length,
+        overlap ``x_i`` with the next piece and output start (``sum_{k<i} size_k - x_k``);
+        the pieces come first in time order, then zero-length slots (output start
+        ``new_len``). ``new_len`` ``(B,)`` = kept samples minus the overlaps.
+
+    With the used intervals sorted by start and ``M_i`` the running maximum of their ends, the
+    uncovered samples are the gaps ``[M_{i-1}, s_i)`` (``M_{-1} = 0``, ``s_K = L``; unused rows
+    become ``[L, L)``); consecutive non-empty gaps are separated by a dropped interval.
+    """
+    B = intervals.shape[0]
+    L = lengths[:, None]
+    s, e = intervals[..., 0], intervals[..., 1]
+    used = e > s
+    s, order = torch.where(used, s, L).sort(dim=1)
+    e = torch.where(used, e, L).gather(1, order)
+    lo = torch.cat([torch.zeros_like(L), e.cummax(dim=1).values], dim=1)
+    size = (torch.cat([s, L], dim=1) - lo).clamp(min=0)
+    order = torch.sort((size == 0).to(torch.int32), dim=1, stable=True).indices  # pieces first
+    src, size = lo.gather(1, order), size.gather(1, order)
+    half = size // 2
+    overlap = torch.cat([torch.minimum(torch.minimum(half[:, :-1], half[:, 1:]), crossfade[:, None]),
+                         size.new_zeros(B, 1)], dim=1)
+    step = size - overlap
+    return src, size, overlap, step.cumsum(dim=1) - step, step.sum(dim=1)
+
+
+def drop_segments(wave: Tensor, lengths: Tensor, *, intervals, crossfade=0,
+                  backend: str | None = None) -> tuple[Tensor, Tensor]:
     """Remove the samples inside ``intervals`` from each clip and join the kept pieces.
 
     Intervals are ``[start, end)`` in samples, clipped to ``[0, L]``; rows with
@@ -50,14 +91,16 @@ def drop_segments(wave: Tensor, lengths: Tensor, *, intervals, crossfade=0) -> t
 
     New length ``= L - (samples dropped) - sum_i x_i``. With ``crossfade = 0`` every output
     sample is an exact copy of a kept input sample. Dropping everything gives a length-0
-    clip; no valid interval gives the identity. Implemented with per-output-sample source
-    index and weight maps and two gathers (no per-clip Python).
+    clip; no valid interval gives the identity. The torch path builds per-output-sample
+    source index and weight maps and gathers twice; the kernels gather from
+    :func:`piece_tables` (no per-clip Python in either).
 
     Args:
         wave: ``(B, T)`` or ``(B, C, T)`` floating waveform.
         lengths: ``(B,)`` valid samples per clip.
         intervals: ``(B, K, 2)`` integer ``[start, end)`` sample indices (``K`` may be 0).
         crossfade: crossfade length ``X >= 0`` in samples (scalar or ``(B,)``).
+        backend: ``"auto"`` | ``"torch"`` | ``"numba"`` | ``"cupy"`` or None (op ``"drop_segments"``).
 
     Shapes:
         Output ``(B, T_out)`` or ``(B, C, T_out)`` with ``T_out = max(new lengths)``
@@ -76,9 +119,16 @@ def drop_segments(wave: Tensor, lengths: Tensor, *, intervals, crossfade=0) -> t
     if B and bool((xf < 0).any()):
         raise ValueError(f"crossfade must be >= 0 samples, got {xf.tolist()}")
 
+    iv = torch.minimum(iv.clamp(min=0), lengths[:, None, None])  # clipped to [0, L]
+    name = resolve("drop_segments", dev, backend)
+    if name != "torch":
+        from gpuaug.kernels.splice import drop_kernel
+
+        *tables, new_len = piece_tables(iv, lengths, xf)
+        out = drop_kernel(name, w3, *tables, new_len, int(new_len.max()) if B else 0)
+        return restore_rank(out, was_2d), new_len
+
     # union of the intervals via a +1/-1 difference array; kept = valid and not covered
-    L = lengths[:, None, None]
-    iv = torch.minimum(iv.clamp(min=0), L)
     used = (iv[..., 1] > iv[..., 0]).to(torch.int64)
     diff = torch.zeros(B, T + 1, dtype=torch.int64, device=dev)
     diff.scatter_add_(1, iv[..., 0], used).scatter_add_(1, iv[..., 1], -used)

@@ -1,4 +1,8 @@
-"""Slow fade in / fade out over a whole clip (the perception study's "fade", 2 % per second)."""
+"""Slow fade in / fade out over a whole clip (the perception study's "fade", 2 % per second).
+
+:func:`fade` dispatches on ``backend`` (op name ``"fade"``, see :mod:`gpuaug.backend`); the
+elementwise kernel lives in :mod:`gpuaug.kernels.elementwise`. Validation is shared.
+"""
 from __future__ import annotations
 
 import math
@@ -7,6 +11,7 @@ import numbers
 import torch
 from torch import Tensor
 
+from ..backend import resolve
 from ._batch import as_3d, check_wave, per_clip, per_clip_int, restore_rank, valid_mask
 
 __all__ = ["fade", "FADE_SHAPES"]
@@ -22,6 +27,7 @@ def fade(
     rate_per_s,
     direction,
     shape: str = "linear",
+    backend: str | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Fade each clip in or out at ``rate_per_s`` (fraction of full amplitude per second).
 
@@ -47,6 +53,7 @@ def fade(
         direction: integer scalar or ``(B,)``: ``+1`` fade in, ``-1`` fade out,
             ``0`` leave the clip unchanged.
         shape: ``"linear"`` or ``"exponential"`` (one for the whole batch).
+        backend: ``"auto"`` | ``"torch"`` | ``"numba"`` | ``"cupy"`` or None (op ``"fade"``).
 
     Shapes:
         Output wave has the input's shape, dtype and device; lengths are unchanged.
@@ -73,6 +80,13 @@ def fade(
             raise ValueError(f"rate_per_s must lie in [0, {hi}] for a {shape} fade, got {rate.tolist()}")
         if bool(((direc < -1) | (direc > 1)).any()):
             raise ValueError(f"direction must be -1, 0 or +1, got {direc.tolist()}")
+
+    name = resolve("fade", dev, backend)
+    if name != "torch":
+        from gpuaug.kernels.elementwise import fade_kernel
+
+        w3, was_2d = as_3d(wave)
+        return restore_rank(fade_kernel(name, w3, lengths, rate, direc, sample_rate, shape), was_2d), lengths
 
     n = torch.arange(T, device=dev, dtype=torch.int64).expand(B, T)
     # samples since the fade's full-gain end: n for fade out, L - 1 - n for fade in

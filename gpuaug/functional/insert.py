@@ -1,4 +1,9 @@
-"""Insert a clip (a laugh, a cry, a filler) into each waveform, with optional silences."""
+"""Insert a clip (a laugh, a cry, a filler) into each waveform, with optional silences.
+
+:func:`insert_clip` dispatches on ``backend`` (op name ``"insert_clip"``, see
+:mod:`gpuaug.backend`); the gather kernel (:mod:`gpuaug.kernels.splice`) reads the ``(B,)``
+position / silence / length tables directly instead of a ``(B, T_out)`` index map.
+"""
 from __future__ import annotations
 
 import math
@@ -6,6 +11,7 @@ import math
 import torch
 from torch import Tensor
 
+from ..backend import resolve
 from ._batch import as_3d, check_wave, per_clip_int, restore_rank
 
 __all__ = ["insert_clip"]
@@ -36,6 +42,7 @@ def insert_clip(
     silence_before=0,
     silence_after=0,
     edge_fade=0,
+    backend: str | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Insert ``clip`` into each waveform at ``position``, surrounded by optional silences.
 
@@ -46,7 +53,7 @@ def insert_clip(
 
     with new length ``L + sb + cl + sa``. "Start", "middle" and "end" are positions
     ``0``, ``L // 2`` and ``L``, chosen by the caller. ``clip_lengths == 0`` inserts only
-    the silences. The whole batch is one gather through a per-output-sample source index.
+    the silences. The torch path is one gather through a per-output-sample source index.
 
     Clicks: with ``edge_fade = n > 0`` the inserted clip's first and last ``n`` samples get
     a raised-cosine ramp ``sin^2(pi / 2 * (i + 0.5) / n)`` (``i`` = distance from the edge,
@@ -65,6 +72,7 @@ def insert_clip(
         silence_before: zeros inserted before the clip, samples ``>= 0`` (scalar or ``(B,)``).
         silence_after: zeros inserted after the clip, samples ``>= 0`` (scalar or ``(B,)``).
         edge_fade: raised-cosine edge ramp length in samples ``>= 0`` (scalar or ``(B,)``).
+        backend: ``"auto"`` | ``"torch"`` | ``"numba"`` | ``"cupy"`` or None (op ``"insert_clip"``).
 
     Shapes:
         Output ``(B, T_out)`` or ``(B, C, T_out)`` with ``T_out = max(new lengths)``
@@ -98,6 +106,12 @@ def insert_clip(
     cl = clip_lengths
     new_len = lengths + sb + cl + sa
     T_out = int(new_len.max()) if B else 0
+    name = resolve("insert_clip", dev, backend)
+    if name != "torch":
+        from gpuaug.kernels.splice import insert_kernel
+
+        out = insert_kernel(name, w3, lengths, c3, pos, sb, cl, sa, edge, new_len, T_out)
+        return restore_rank(out, was_2d), new_len
 
     # source index into [wave (T) | clip (Tc) | one zero] for every output sample
     zero = T + Tc

@@ -29,16 +29,18 @@ class InsertClip(Transform):
         silence_before_s, silence_after_s: choices of silence (s) around the insert (the
             seeds' long-pause fillers use a pause; short fillers none).
         level_db: the insert's RMS relative to the clip's speech RMS (dB).
+        backend: backend of the op (op ``"insert_clip"``, see :mod:`gpuaug.backend`; recorded).
     Perception: always ``altering`` (seeds: do not add pauses or vocal bursts); deltas of the
     laugh / cry rows, none for fillers (relabel falls back to masking).
     """
 
     name = "insert_clip"
     changes_length = True
+    kernel_op = "insert_clip"
 
     def __init__(self, bank: Bank, *, categories=None, positions=("middle", "end"), silence_before_s=(0.0,),
-                 silence_after_s=(0.0,), level_db: float = 0.0, p: float = 1.0):
-        super().__init__(p)
+                 silence_after_s=(0.0,), level_db: float = 0.0, p: float = 1.0, backend: str | None = None):
+        super().__init__(p, backend)
         self.bank = bank
         self.categories = bank._category_list(categories)
         bad = [x for x in positions if x not in INSERT_POSITIONS]
@@ -74,7 +76,7 @@ class InsertClip(Transform):
         before = (params["silence_before_s"] * sr).round().long()
         after = (params["silence_after_s"] * sr).round().long()
         out, out_len = insert_clip(wave, lengths, clip * scale[:, None].to(wave.dtype), clip_lengths, position=position,
-                                   silence_before=before, silence_after=after)
+                                   silence_before=before, silence_after=after, backend=self.backend_for(wave.device))
         return out, out_len, {"insert_index": index, "insert_category": self.bank.category_ids[index], "position": position}
 
     def _row(self, category: str, pause_s: float):
@@ -116,15 +118,18 @@ class DropSegments(Transform):
             (``Pipeline(..., alignments=(B, K, 2))``; put word dropping before any
             length-changing transform so the alignments still hold).
         crossfade_ms: crossfade at each join.
+        backend: backend of the op (op ``"drop_segments"``, see :mod:`gpuaug.backend`; recorded).
     Perception: ``retaining`` (seed 001 Table 2, DropWord / DropLetters).
     """
 
     name = "drop_segments"
     changes_length = True
+    kernel_op = "drop_segments"
 
     def __init__(self, *, mode: str = "letters", min_segments: int = 1, max_segments: int = 3,
-                 min_ms: float = 20.0, max_ms: float = 60.0, crossfade_ms: float = 5.0, p: float = 1.0):
-        super().__init__(p)
+                 min_ms: float = 20.0, max_ms: float = 60.0, crossfade_ms: float = 5.0, p: float = 1.0,
+                 backend: str | None = None):
+        super().__init__(p, backend)
         if mode not in ("letters", "word"):
             raise ValueError(f"DropSegments: mode must be 'letters' or 'word', got {mode!r}")
         if not 1 <= min_segments <= max_segments or not 0 < min_ms <= max_ms or crossfade_ms < 0:
@@ -164,7 +169,8 @@ class DropSegments(Transform):
     def apply(self, wave, lengths, params, ctx):
         intervals = self._intervals(lengths, params, ctx)
         crossfade = int(round(self.crossfade_ms * 1e-3 * ctx.sample_rate))
-        out, out_len = drop_segments(wave, lengths, intervals=intervals, crossfade=crossfade)
+        out, out_len = drop_segments(wave, lengths, intervals=intervals, crossfade=crossfade,
+                                     backend=self.backend_for(wave.device))
         return out, out_len, {"dropped_samples": lengths - out_len}
 
     def perception(self, params):

@@ -15,12 +15,18 @@ STUDY_FADE_RATE_PER_S = 0.02
 
 
 class Gain(Transform):
-    """Per-clip gain in dB. Perception: ``unverified`` (loudness is an arousal cue)."""
+    """Per-clip gain in dB. Perception: ``unverified`` (loudness is an arousal cue).
+
+    Args: ``min_gain_db``/``max_gain_db`` (uniform); ``backend`` of the op (op ``"gain"``, see
+    :mod:`gpuaug.backend`; recorded).
+    """
 
     name = "gain"
+    kernel_op = "gain"
 
-    def __init__(self, *, min_gain_db: float = -6.0, max_gain_db: float = 6.0, p: float = 1.0):
-        super().__init__(p)
+    def __init__(self, *, min_gain_db: float = -6.0, max_gain_db: float = 6.0, p: float = 1.0,
+                 backend: str | None = None):
+        super().__init__(p, backend)
         if min_gain_db > max_gain_db:
             raise ValueError(f"Gain: min_gain_db {min_gain_db} > max_gain_db {max_gain_db}")
         self.range = (float(min_gain_db), float(max_gain_db))
@@ -29,7 +35,7 @@ class Gain(Transform):
         return {"gain_db": draw_range(draw, "gain_db", *self.range)}
 
     def apply(self, wave, lengths, params, ctx):
-        out, out_len = gain(wave, lengths, gain_db=params["gain_db"])
+        out, out_len = gain(wave, lengths, gain_db=params["gain_db"], backend=self.backend_for(wave.device))
         return out, out_len, {}
 
     def perception(self, params):
@@ -47,14 +53,16 @@ class Fade(Transform):
         rate_per_s: seeds' 0.02 (2 % per second).
         directions: subset of ``("in", "out")``, one chosen per clip.
         shape: ``linear`` | ``exponential``.
+        backend: backend of the op (op ``"fade"``, see :mod:`gpuaug.backend`; recorded).
     Perception: ``retaining`` at rates up to the study's 2 %/s, else ``unverified``.
     """
 
     name = "fade"
+    kernel_op = "fade"
 
     def __init__(self, *, rate_per_s: float = STUDY_FADE_RATE_PER_S, directions=("in", "out"),
-                 shape: str = "linear", p: float = 1.0):
-        super().__init__(p)
+                 shape: str = "linear", p: float = 1.0, backend: str | None = None):
+        super().__init__(p, backend)
         if not 0 <= rate_per_s <= 1:
             raise ValueError(f"Fade: rate_per_s must be in [0, 1], got {rate_per_s}")
         bad = [d for d in directions if d not in ("in", "out")]
@@ -69,7 +77,7 @@ class Fade(Transform):
 
     def apply(self, wave, lengths, params, ctx):
         out, out_len = fade(wave, lengths, sample_rate=ctx.sample_rate, rate_per_s=params["rate_per_s"],
-                            direction=params["direction"], shape=self.shape)
+                            direction=params["direction"], shape=self.shape, backend=self.backend_for(wave.device))
         return out, out_len, {}
 
     def perception(self, params):

@@ -1,0 +1,235 @@
+"""Gain and fades as elementwise kernels: :func:`gpuaug.functional.gain.gain` and
+:func:`gpuaug.functional.fade.fade`.
+
+One pass over the wave, no ``(B, T)`` gain table: CUDA runs one thread per sample, the CPU a
+``prange`` over clips x channels with a sequential inner loop over time. The same arithmetic
+as the torch path, in the same order and dtype:
+
+* gain: ``out = wave * factor`` with ``factor`` the per-clip ``10 ** (gain_db / 20)``
+  already cast to the wave's dtype (by the op), padding set to zero. The kernel also flags,
+  per clip, whether any product (padding included, as the torch path's ``isfinite`` check
+  sees it) is not finite, so the op's shared overflow check needs no second pass.
+* fade: the float64 gain :func:`_fade_gain` (linear ``clamp(1 - rate * s, 0, 1)`` or
+  exponential ``(1 - rate) ** s`` with ``s`` the seconds since the full-gain end), cast to the
+  wave's dtype and multiplied with the sample. The exponential shape evaluates ``pow`` per
+  sample as torch does (results may differ from torch's vectorised ``pow`` by one float64 ulp
+  before the cast).
+
+On a GPU the compiler may fuse the linear fade's multiply-add (FMA): within one float64 ulp.
+float16 / bfloat16 waves are computed in float32 and cast back; the gain flags a product
+that rounds to Inf in the wave's dtype (:func:`overflow_limit`).
+
+CPU launches run under :data:`gpuaug.kernels._numba_glue.CPU_LOCK` (fork safety).
+
+Registered: ``("gain", "numba", "cpu", 0)`` and ``("fade", "numba", "cpu", 0)``, measured
+faster than torch on this 2-core machine (16 clips x 2-4 s mono float32 at 16 kHz, median of
+15 calls through the op, validation included, 1 / 2 threads): gain 4.4 -> 1.6 / 3.2 -> 0.9 ms,
+linear fade 10-16 -> 1.6 / 7.6-11.6 -> 0.8 ms, exponential fade 19 -> 5.5 / 11.5-12.8 -> 3.3 ms;
+and both ops' ``("numba", "cuda", 0)`` kernels (not measurable without a GPU).
+"""
+from __future__ import annotations
+
+import math
+
+import numba
+import torch
+from numba import cuda, prange
+
+from gpuaug.backend import register
+from gpuaug.kernels._launch import kernel_float, run_numba
+from gpuaug.kernels._numba_glue import grid_1d
+
+__all__ = ["gain_kernel", "fade_kernel", "overflow_limit", "launch_gain_cuda", "launch_fade_cuda",
+           "FADE_SHAPE_CODES", "CUDA_THREADS"]
+
+#: Threads per block (one sample per thread).
+CUDA_THREADS = 256
+#: Kernel code of each fade shape of :data:`gpuaug.functional.fade.FADE_SHAPES`.
+FADE_SHAPE_CODES = {"linear": 0, "exponential": 1}
+
+register("gain", "numba", "cpu", auto_rank=0)
+register("gain", "numba", "cuda", auto_rank=0)
+register("fade", "numba", "cpu", auto_rank=0)
+register("fade", "numba", "cuda", auto_rank=0)
+
+
+def _fade_gain(n, L, rate, direc, sample_rate, shape):
+    """Fade gain (float64) of valid sample ``n`` of a clip of ``L`` samples (see ``fade``).
+
+    ``direc``: +1 fade in, -1 fade out, 0 none; ``shape``: 0 linear, 1 exponential.
+    """
+    if direc == 0:
+        return 1.0
+    m = L - 1 - n if direc > 0 else n  # samples since the full-gain end
+    secs = m / sample_rate
+    if shape == 0:
+        return min(max(1.0 - rate * secs, 0.0), 1.0)
+    return (1.0 - rate) ** secs
+
+
+_fade_gain_cpu = numba.njit(cache=False)(_fade_gain)
+_fade_gain_cuda = cuda.jit(device=True)(_fade_gain)
+
+
+# ------------------------------------------------------------------------------- CPU (njit)
+
+
+@numba.njit(parallel=True, cache=False)
+def _gain_cpu(w, lengths, factor, out, over, limit):
+    B, C, T = w.shape
+    for q in prange(B * C):
+        b = q // C
+        c = q % C
+        L = lengths[b]
+        f = factor[b]
+        bad = False
+        for t in range(L):
+            v = w[b, c, t] * f
+            out[b, c, t] = v
+            bad |= not abs(v) < limit
+        for t in range(L, T):
+            bad |= not abs(w[b, c, t] * f) < limit
+            out[b, c, t] = 0.0
+        if bad:
+            over[b] = 1
+
+
+@numba.njit(parallel=True, cache=False)
+def _fade_cpu(w, lengths, rate, direc, out, sample_rate, shape):
+    B, C, T = w.shape
+    for q in prange(B * C):
+        b = q // C
+        c = q % C
+        L = lengths[b]
+        for t in range(L):
+            out[b, c, t] = _fade_gain_cpu(t, L, rate[b], direc[b], sample_rate, shape)  # cast, then multiply
+            out[b, c, t] *= w[b, c, t]
+        for t in range(L, T):
+            out[b, c, t] = 0.0
+
+
+# ------------------------------------------------------------------------------- CUDA
+
+
+@cuda.jit
+def _gain_cuda(w, lengths, factor, out, over, limit):
+    B, C, T = w.shape
+    q = cuda.grid(1)
+    if q >= B * C * T:
+        return
+    t = q % T
+    c = (q // T) % C
+    b = q // (C * T)
+    v = w[b, c, t] * factor[b]
+    if not abs(v) < limit:
+        over[b] = 1
+    if t < lengths[b]:
+        out[b, c, t] = v
+    else:
+        out[b, c, t] = 0.0
+
+
+@cuda.jit
+def _fade_cuda(w, lengths, rate, direc, out, sample_rate, shape):
+    B, C, T = w.shape
+    q = cuda.grid(1)
+    if q >= B * C * T:
+        return
+    t = q % T
+    c = (q // T) % C
+    b = q // (C * T)
+    L = lengths[b]
+    if t < L:
+        out[b, c, t] = _fade_gain_cuda(t, L, rate[b], direc[b], sample_rate, shape)  # cast, then multiply
+        out[b, c, t] *= w[b, c, t]
+    else:
+        out[b, c, t] = 0.0
+
+
+def launch_gain_cuda(w, lengths, factor, out, over, limit, stream=0) -> None:
+    """Gain on device arrays (or numpy arrays under the simulator), one thread per sample.
+
+    Shapes: ``w`` / ``out`` ``(B, C, T)`` (``out`` written entirely), ``lengths`` int64 ``(B,)``,
+    ``factor`` ``(B,)`` in ``w``'s dtype, ``over`` uint8 ``(B,)`` zeros on entry (set to 1 where a
+    product's magnitude is not below ``limit``).
+    """
+    total = w.shape[0] * w.shape[1] * w.shape[2]
+    if total:
+        blocks, threads = grid_1d(total, CUDA_THREADS)
+        _gain_cuda[blocks, threads, stream](w, lengths, factor, out, over, limit)
+
+
+def launch_fade_cuda(w, lengths, rate, direc, out, sample_rate, shape, stream=0) -> None:
+    """Fade on device / numpy arrays, one thread per sample; ``out`` ``(B, C, T)`` written entirely.
+
+    ``rate`` float64 ``(B,)``, ``direc`` int64 ``(B,)``, ``sample_rate`` float, ``shape`` a
+    :data:`FADE_SHAPE_CODES` value.
+    """
+    total = w.shape[0] * w.shape[1] * w.shape[2]
+    if total:
+        blocks, threads = grid_1d(total, CUDA_THREADS)
+        _fade_cuda[blocks, threads, stream](w, lengths, rate, direc, out, sample_rate, shape)
+
+
+# ------------------------------------------------------------------------------- torch entry points
+
+
+def overflow_limit(dtype: torch.dtype) -> float:
+    """Smallest magnitude that rounds to Inf in ``dtype`` (``inf`` for float32 / float64).
+
+    float16 / bfloat16 products are computed exactly in float32 (their mantissas are short),
+    so a float32 product ``v`` overflows the dtype iff ``|v| >= overflow_limit(dtype)``.
+    """
+    if dtype in (torch.float32, torch.float64):
+        return math.inf
+    fi = torch.finfo(dtype)
+    top = fi.max / (2.0 - fi.eps)  # 2 ** max_exponent
+    return fi.max + fi.eps * top / 2.0  # half an ulp above the largest finite value
+
+
+def _check_backend(backend: str, op: str) -> None:
+    if backend != "numba":
+        raise ValueError(f"no {backend!r} kernel for {op}")
+
+
+def gain_kernel(backend: str, w: torch.Tensor, lengths: torch.Tensor, factor: torch.Tensor):
+    """``(out, overflow)``: ``w * factor`` per clip with zero padding, and a ``(B,)`` bool flag.
+
+    Args:
+        backend: ``numba`` (CPU ``@njit`` or ``@cuda.jit`` by device).
+        w: ``(B, C, T)`` float wave; lengths: ``(B,)`` int64 valid samples.
+        factor: ``(B,)`` linear gains already cast to ``w``'s dtype.
+
+    ``overflow[b]`` is True where some product of clip ``b`` (padding included) is not
+    finite in ``w``'s dtype; ``out`` has ``w``'s shape, dtype and device.
+    """
+    _check_backend(backend, "gain")
+    x = kernel_float(w)
+    f = factor.to(w.dtype).to(x.dtype).contiguous()  # the torch path's rounding of the factor
+    out = torch.empty_like(x)
+    over = torch.zeros(x.shape[0], dtype=torch.uint8, device=x.device)
+    if x.numel():
+        tensors = [x, lengths.to(torch.int64).contiguous(), f, out, over]
+        run_numba(_gain_cpu, launch_gain_cuda, tensors, overflow_limit(w.dtype))
+    return out.to(w.dtype), over.bool()
+
+
+def fade_kernel(backend: str, w: torch.Tensor, lengths: torch.Tensor, rate: torch.Tensor, direction: torch.Tensor,
+                sample_rate: float, shape: str) -> torch.Tensor:
+    """The faded ``(B, C, T)`` wave (zero padding) on ``w``'s device and dtype.
+
+    Args:
+        backend: ``numba`` (CPU ``@njit`` or ``@cuda.jit`` by device).
+        w: ``(B, C, T)`` float wave; lengths: ``(B,)`` int64 valid samples.
+        rate: ``(B,)`` fraction of full amplitude per second (float64).
+        direction: ``(B,)`` int64: +1 fade in, -1 fade out, 0 unchanged.
+        sample_rate: Hz; shape: ``linear`` | ``exponential``.
+    """
+    _check_backend(backend, "fade")
+    x = kernel_float(w)
+    out = torch.empty_like(x)
+    if x.numel():
+        ints = [v.to(torch.int64).contiguous() for v in (lengths, direction)]
+        tensors = [x, ints[0], rate.to(torch.float64).contiguous(), ints[1], out]
+        run_numba(_fade_cpu, launch_fade_cuda, tensors, float(sample_rate), FADE_SHAPE_CODES[shape])
+    return out.to(w.dtype)
