@@ -267,3 +267,20 @@ def test_real_rir_on_emodb(emodb_speech, name):
         # the room rings on into the trailing silence (the dry clip is exactly 0 there)
         tail = np.sum(y[-3200:-1600] ** 2) / np.sum(y**2)
         assert tail > 1e-4, tail
+
+
+@pytest.mark.parametrize("normalize", ["energy", "none"])
+def test_rir_longer_than_clips_matches_reference(normalize):
+    """Only RIR samples up to L + d reach the kept output: a 3000-sample RIR on 60..400-sample
+    clips (direct path late in one RIR) must still equal the full convolution reference."""
+    wave, lengths = mixed_batch(B=3, T=400, dtype=torch.float64, seed=8)
+    lengths = torch.tensor([60, 250, 400])
+    wave = wave * (torch.arange(400) < lengths[:, None])
+    rir_lengths = torch.tensor([3000, 2000, 90])
+    rir = _rirs(3, 3000, dtype=torch.float64, seed=9, lengths=rir_lengths)
+    rir[1, 700] = 4.0  # direct path far past the clip length
+    out, _ = reverb(wave, lengths, rir, rir_lengths, normalize=normalize)
+    for b in range(3):
+        L = int(lengths[b])
+        ref = reverb_ref(wave[b : b + 1, :L].numpy(), rir[b : b + 1, : int(rir_lengths[b])].numpy(), normalize)
+        np.testing.assert_allclose(out[b, :L].numpy(), ref[0], atol=1e-12, rtol=0)

@@ -171,6 +171,27 @@ def test_bad_input_errors():
         AddNoise(synthetic_noise_bank(seconds=1), categories=["music"])
 
 
+def test_pipeline_scans_for_nan_once_and_keeps_outputs_finite(banks):
+    """The pipeline checks its input, then runs the ops inside finite_checked (no rescans);
+    the context is reset afterwards and a NaN still raises from a plain op call."""
+    from gpuaug.functional import gain
+    from gpuaug.functional._batch import check_wave, finite_checked, finite_trusted
+
+    bad = torch.tensor([[0.0, float("nan")]])
+    with finite_checked():
+        assert finite_trusted()
+        check_wave(bad, torch.tensor([2]))  # trusted: no scan
+    assert not finite_trusted()
+    with pytest.raises(ValueError, match="NaN"):
+        gain(bad, torch.tensor([2]), gain_db=1.0)
+    pipe = Pipeline([AddNoise(banks[0]), Reverb(banks[1]), SpeedSegment(), Fade()], sample_rate=16000)
+    wave = torch.randn(4, 16000) * 0.1
+    out = pipe(wave, torch.tensor([16000, 9000, 1, 0]), seed=3)
+    assert bool(torch.isfinite(out.wave).all()) and not finite_trusted()
+    with pytest.raises(ValueError, match="NaN"):
+        pipe(bad)
+
+
 @pytest.mark.real_data
 def test_recommended_pipeline_on_real_recordings(shared_data, emodb_speech):
     """EmoDB speech + the real noise (natural / human / domestic) and measured RIR folders."""

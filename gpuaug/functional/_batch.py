@@ -14,7 +14,9 @@ Conventions every op in :mod:`gpuaug.functional` follows:
 """
 from __future__ import annotations
 
-from typing import Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Iterator, Sequence
 
 import torch
 from torch import Tensor
@@ -29,7 +31,33 @@ __all__ = [
     "per_clip_int",
     "empty_like_lengths",
     "check_companion",
+    "finite_checked",
+    "finite_trusted",
 ]
+
+#: True while the waves reaching the ops are known to be finite (see :func:`finite_checked`).
+_FINITE_TRUSTED: ContextVar[bool] = ContextVar("gpuaug_finite_trusted", default=False)
+
+
+@contextmanager
+def finite_checked() -> Iterator[None]:
+    """Within this block :func:`check_wave` skips its NaN / Inf scan (one full pass per call).
+
+    For callers that checked their input once and then chain gpuaug ops, which never turn
+    finite input into NaN / Inf (:class:`~gpuaug.transforms.Pipeline` does this; companion
+    audio from a :class:`~gpuaug.data.Bank` is checked when the bank is built). Other
+    validation (shapes, dtypes, lengths, parameters) still runs.
+    """
+    token = _FINITE_TRUSTED.set(True)
+    try:
+        yield
+    finally:
+        _FINITE_TRUSTED.reset(token)
+
+
+def finite_trusted() -> bool:
+    """Whether the caller is inside :func:`finite_checked`."""
+    return _FINITE_TRUSTED.get()
 
 
 def as_3d(wave: Tensor) -> tuple[Tensor, bool]:
@@ -72,6 +100,8 @@ def check_wave(wave: Tensor, lengths: Tensor, *, name: str = "wave") -> Tensor:
     T = wave.shape[-1]
     if bool(((lengths < 0) | (lengths > T)).any()):
         raise ValueError(f"lengths must lie in [0, T={T}], got {lengths.tolist()}")
+    if finite_trusted():
+        return lengths
     finite = torch.isfinite(wave).reshape(wave.shape[0], -1).all(dim=1)
     if not bool(finite.all()):
         bad = (~finite).nonzero().flatten().tolist()
@@ -89,7 +119,7 @@ def zero_padding(wave: Tensor, lengths: Tensor) -> Tensor:
     mask = valid_mask(lengths, wave.shape[-1])
     if wave.dim() == 3:
         mask = mask[:, None, :]
-    return wave * mask.to(wave.dtype)
+    return torch.where(mask, wave, 0.0)
 
 
 def per_clip(

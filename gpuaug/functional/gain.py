@@ -47,8 +47,9 @@ def gain(wave: Tensor, lengths: Tensor, *, gain_db, backend: str | None = None) 
         out, finite = restore_rank(out, was_2d), not bool(overflow.any())
     else:
         shape = (B,) + (1,) * (wave.dim() - 1)
-        out = zero_padding(wave * factor.reshape(shape), lengths)
-        finite = bool(torch.isfinite(out).all())
+        prod = wave * factor.reshape(shape)
+        finite = bool(torch.isfinite(prod).all())
+        out = zero_padding(prod, lengths)
     if B and not finite:  # some product (padding included) is Inf / NaN
         raise ValueError(f"gain_db={g_db.tolist()} overflows {wave.dtype}")
     return out, lengths

@@ -55,7 +55,7 @@ def valid_power(wave: Tensor, lengths: Tensor) -> Tensor:
 
 def _power(w: Tensor, lengths: Tensor) -> Tensor:
     """:func:`valid_power` of a checked ``(B, C, T)`` wave (0 for empty clips)."""
-    energy = zero_padding(w.to(torch.float64), lengths).square().sum(dim=(1, 2))
+    energy = torch.linalg.vector_norm(zero_padding(w, lengths), dim=(1, 2), dtype=torch.float64).square()
     count = (lengths * w.shape[1]).to(torch.float64)
     return energy / count.clamp_min(1.0)
 

@@ -66,9 +66,11 @@ def reverb(
         returns ``wave`` with the input's shape, dtype and device and ``lengths`` unchanged.
 
     Notes:
-        The FFT size is the next 5-smooth size >= ``max(lengths) + max(rir_lengths) - 1``,
-        computed in the wave's dtype, so batched and single-clip results differ only by FFT
-        rounding (~1e-6 relative in float32). Normalisation gains are computed in float64.
+        The FFT size is the next 5-smooth size >= ``n_w + n_h - 1`` with ``n_w =
+        max(lengths)`` and ``n_h = min(max(rir_lengths), n_w + max(d))`` (RIR samples past
+        that never reach the kept output), computed in the wave's dtype, so batched and
+        single-clip results differ only by FFT rounding (~1e-6 relative in float32).
+        Normalisation gains are computed in float64 and applied in the wave's dtype.
 
     Raises:
         ValueError: unknown ``normalize``, mismatched batch / channel counts,
@@ -93,7 +95,8 @@ def reverb(
     n_w = int(lengths.max())
     if n_w == 0:  # only empty clips: nothing to convolve
         return zero_padding(wave, lengths), lengths
-    n_h = int(rir_lengths.max())
+    # output t < L reads full_conv[t + d]: RIR samples past n_w + max(d) never reach it
+    n_h = min(int(rir_lengths.max()), n_w + int(direct.max()))
     n_fft = _next_fast_len(max(1, n_w + n_h - 1))
     x = zero_padding(w, lengths)[..., :n_w]
     spec = torch.fft.rfft(x, n=n_fft) * torch.fft.rfft(h[..., :n_h], n=n_fft)
@@ -102,15 +105,13 @@ def reverb(
     out = zero_padding(torch.gather(full, 2, idx[:, None, :].expand(B, C, T)), lengths)
 
     if normalize != "none":
-        x64, y64 = x.to(torch.float64), out.to(torch.float64)
-        if normalize == "energy":
-            ref, got = x64.square().sum(dim=(1, 2)), y64.square().sum(dim=(1, 2))
-            gain = (ref / got.clamp_min(torch.finfo(torch.float64).tiny)).sqrt()
+        if normalize == "energy":  # root energies, accumulated in float64
+            ref, got = (torch.linalg.vector_norm(v, dim=(1, 2), dtype=torch.float64) for v in (x, out))
         else:
-            ref, got = x64.abs().amax(dim=(1, 2)), y64.abs().amax(dim=(1, 2))
-            gain = ref / got.clamp_min(torch.finfo(torch.float64).tiny)
+            ref, got = (v.abs().amax(dim=(1, 2)).to(torch.float64) for v in (x, out))
+        gain = ref / got.clamp_min(torch.finfo(torch.float64).tiny)
         gain = torch.where(got > 0, gain, torch.zeros_like(gain))
-        out = (y64 * gain[:, None, None]).to(w.dtype)
+        out = out * gain.to(w.dtype)[:, None, None]
     return restore_rank(out, was_2d), lengths
 
 

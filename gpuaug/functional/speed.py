@@ -9,7 +9,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._batch import check_wave, per_clip_int
+from gpuaug.backend import resolve
+
+from ._batch import as_3d, check_wave, per_clip_int, restore_rank
 from .resample import DEFAULT_ROLLOFF, DEFAULT_ZEROS, check_factor, pass_through, uniform_warp, warp
 
 __all__ = ["speed", "speed_segment", "MIN_FACTOR", "MAX_FACTOR"]
@@ -78,7 +80,9 @@ def speed_segment(
 
     Outside the segment positions are integers read with cutoff 1, i.e. copied bit for bit;
     inside, the cutoff is ``rolloff * min(1, m / n)`` and the sinc reads
-    the true neighbouring samples across the joins, so the joins are seamless. Clips whose
+    the true neighbouring samples across the joins, so the joins are seamless. When the
+    ``warp`` op resolves to ``numba`` the fused kernel :mod:`gpuaug.kernels.segment_warp`
+    evaluates this map on the fly (same arithmetic, no ``(B, T_out)`` position table). Clips whose
     segment keeps its length (``m == n``, e.g. an empty segment) pass through unchanged.
 
     Args:
@@ -110,6 +114,12 @@ def speed_segment(
     new_lengths = lengths - n + m
 
     t_out = int(new_lengths.max()) if B else 0
+    if t_out and resolve("warp", device, backend) == "numba":
+        from gpuaug.kernels.segment_warp import segment_warp_kernel
+
+        x3, was_2d = as_3d(wave)
+        out = restore_rank(segment_warp_kernel(x3, lengths, s, n, m, new_lengths, zeros, rolloff), was_2d)
+        return pass_through(out, new_lengths, wave, lengths, m == n)
     j = torch.arange(t_out, device=device, dtype=torch.float64)[None, :]
     s64, n64, m64 = (v.to(torch.float64)[:, None] for v in (s, n, m))
     slope = n64 / m64.clamp(min=1.0)

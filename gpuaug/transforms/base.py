@@ -138,8 +138,12 @@ class Transform:
         idx = mask.nonzero().flatten()
         if idx.numel() == 0:
             return wave, lengths
-        sub = {k: v[idx.cpu()].to(wave.device) for k, v in own.items() if k != "apply"}
-        w, l, resolved = self.apply(wave[idx], lengths[idx], sub, ctx.subset(idx))
+        if idx.numel() == mask.shape[0]:  # every clip: no gather, no merge (ops never write in place)
+            sub = {k: v.to(wave.device) for k, v in own.items() if k != "apply"}
+            w, l, resolved = self.apply(wave, lengths, sub, ctx)
+        else:
+            sub = {k: v[idx.cpu()].to(wave.device) for k, v in own.items() if k != "apply"}
+            w, l, resolved = self.apply(wave[idx], lengths[idx], sub, ctx.subset(idx))
         if self.kernel_op is not None:  # the record says which backend ran
             resolved["backend"] = torch.full((idx.numel(),), BACKENDS.index(self.backend_for(wave.device)))
         for k, v in resolved.items():
@@ -149,6 +153,8 @@ class Transform:
             full = full.clone()
             full[idx.cpu()] = v.detach().cpu().to(full.dtype)
             own[k] = full
+        if idx.numel() == mask.shape[0]:
+            return w, l.to(lengths.device)
         return merge_rows(wave, lengths, idx, w, l)
 
     def apply(self, wave: Tensor, lengths: Tensor, params: dict, ctx: Context):

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from ..backend import BACKENDS
-from ..functional._batch import as_3d, check_wave, restore_rank
+from ..functional._batch import as_3d, check_wave, finite_checked, restore_rank
 from ..policy.labels import LabelAction, LabelPolicy
 from ..policy.table import ALTERING, CLEAN, RETAINING, SEVERITY
 from ..random import item_keys
@@ -130,7 +130,8 @@ class Pipeline:
         w3, was_2d = as_3d(wave)
         ctx = Context(self.sample_rate, alignments=alignments)
         active = torch.ones(B, dtype=torch.bool, device=wave.device)
-        w3, lengths = self.root.run(w3, lengths, params, ctx, active)
+        with finite_checked():  # checked above; the ops keep finite audio finite
+            w3, lengths = self.root.run(w3, lengths, params, ctx, active)
         severity, delta = self.perception(params, B)
         return AugmentResult(
             wave=restore_rank(w3, was_2d), lengths=lengths, params=params,
