@@ -11,7 +11,7 @@ from torch import Tensor
 
 from gpuaug.backend import resolve
 
-from ._batch import as_3d, check_wave, per_clip_int, restore_rank
+from ._batch import as_3d, check_wave, empty_like_lengths, per_clip_int, restore_rank
 from .resample import DEFAULT_ROLLOFF, DEFAULT_ZEROS, check_factor, pass_through, uniform_warp, warp
 
 __all__ = ["speed", "speed_segment", "MIN_FACTOR", "MAX_FACTOR"]
@@ -80,9 +80,10 @@ def speed_segment(
 
     Outside the segment positions are integers read with cutoff 1, i.e. copied bit for bit;
     inside, the cutoff is ``rolloff * min(1, m / n)`` and the sinc reads
-    the true neighbouring samples across the joins, so the joins are seamless. When the
-    ``warp`` op resolves to ``numba`` the fused kernel :mod:`gpuaug.kernels.segment_warp`
-    evaluates this map on the fly (same arithmetic, no ``(B, T_out)`` position table). Clips whose
+    the true neighbouring samples across the joins, so the joins are seamless. Only the
+    segment is resampled: with the ``warp`` op resolved to ``numba`` the fused kernel
+    :mod:`gpuaug.kernels.segment_warp` evaluates this map on the fly; the torch / cupy
+    paths gather the untouched parts and warp the ``(B, max(m))`` segment positions only. Clips whose
     segment keeps its length (``m == n``, e.g. an empty segment) pass through unchanged.
 
     Args:
@@ -114,17 +115,42 @@ def speed_segment(
     new_lengths = lengths - n + m
 
     t_out = int(new_lengths.max()) if B else 0
-    if t_out and resolve("warp", device, backend) == "numba":
+    if t_out == 0:
+        return empty_like_lengths(wave, 0), new_lengths
+    name = resolve("warp", device, backend)
+    x3, was_2d = as_3d(wave)
+    if name == "numba":
         from gpuaug.kernels.segment_warp import segment_warp_kernel
 
-        x3, was_2d = as_3d(wave)
-        out = restore_rank(segment_warp_kernel(x3, lengths, s, n, m, new_lengths, zeros, rolloff), was_2d)
-        return pass_through(out, new_lengths, wave, lengths, m == n)
-    j = torch.arange(t_out, device=device, dtype=torch.float64)[None, :]
-    s64, n64, m64 = (v.to(torch.float64)[:, None] for v in (s, n, m))
-    slope = n64 / m64.clamp(min=1.0)
-    inside = (j >= s64) & (j < s64 + m64)
-    positions = torch.where(j < s64, j, torch.where(inside, s64 + (j - s64) * slope, j - m64 + n64))
-    cutoff = torch.where(inside, rolloff * torch.clamp(1.0 / slope, max=1.0), 1.0)
-    out, new_lengths = warp(wave, lengths, positions, new_lengths, cutoff, zeros=zeros, backend=backend)
-    return pass_through(out, new_lengths, wave, lengths, m == n)
+        out = segment_warp_kernel(x3, lengths, s, n, m, new_lengths, zeros, rolloff)
+    else:
+        out = _splice_segments(x3, lengths, s, n, m, new_lengths, zeros=zeros, rolloff=rolloff, backend=name)
+    return pass_through(restore_rank(out, was_2d), new_lengths, wave, lengths, m == n)
+
+
+def _splice_segments(x3: Tensor, lengths: Tensor, s: Tensor, n: Tensor, m: Tensor, new_lengths: Tensor, *,
+                     zeros: int, rolloff: float, backend: str) -> Tensor:
+    """:func:`speed_segment` of a checked ``(B, C, T)`` batch with a torch / cupy warp core.
+
+    The untouched parts are one gather (bit-exact copies, as the warp's unit impulse); only
+    the ``(B, max(m))`` segment positions go through :func:`warp`, then are scattered to
+    ``s + k``. Same positions and cutoffs as the time map of :func:`speed_segment`.
+    """
+    B, C, T = x3.shape
+    t_out = int(new_lengths.max())
+    j = torch.arange(t_out, device=x3.device)[None, :]
+    copy = ((j < s[:, None]) | (j >= (s + m)[:, None])) & (j < new_lengths[:, None])
+    src = torch.where(j < s[:, None], j, j - m[:, None] + n[:, None])
+    src = torch.where(copy, src, 0).clamp(0, max(T - 1, 0))
+    out = torch.where(copy[:, None, :], torch.gather(x3, 2, src[:, None, :].expand(B, C, t_out)), 0.0)
+    seg_len = int(m.max())
+    if seg_len:
+        k = torch.arange(seg_len, device=x3.device)
+        s64, n64, m64 = (v.to(torch.float64)[:, None] for v in (s, n, m))
+        slope = n64 / m64.clamp(min=1.0)
+        positions = s64 + k.to(torch.float64)[None, :] * slope  # j - s = k exactly
+        cutoff = rolloff * torch.clamp(1.0 / slope[:, 0], max=1.0)
+        seg, _ = warp(x3, lengths, positions, m, cutoff, zeros=zeros, backend=backend)  # zero past m
+        at = (s[:, None] + k[None, :]).clamp(max=t_out - 1)  # k >= m adds zeros
+        out = out.scatter_add(2, at[:, None, :].expand(B, C, seg_len), seg)
+    return out
