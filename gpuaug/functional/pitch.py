@@ -11,6 +11,8 @@ import math
 import torch
 from torch import Tensor
 
+from gpuaug.backend import resolve
+
 from ._batch import as_3d, check_wave, per_clip, restore_rank, zero_padding
 from .resample import DEFAULT_ROLLOFF, DEFAULT_ZEROS, pass_through, uniform_warp
 
@@ -72,7 +74,21 @@ def _locked_phases(peak: Tensor, step: Tensor) -> Tensor:
     return step
 
 
-def _phase_vocoder(x: Tensor, lengths: Tensor, rate: Tensor, n_fft: int, hop: int):
+def _phase_lock(mag: Tensor, dp: Tensor, ang: Tensor) -> Tensor:
+    """Identity-locked phases ``(N, F, M)`` (float64, not wrapped) of :func:`_phase_vocoder`.
+
+    ``mag``: output magnitudes (peaks by :func:`_nearest_peak`); ``dp = d[k - 1] - a[k]`` and
+    ``ang = a[k]``, float64: ``phase[0] = a[0]``,
+    ``phase[k, f] = phase[k - 1, p] + (dp[k, p] + a[k, f])`` with ``p`` the nearest peak of
+    ``f`` in frame ``k``. The recursion is solved by the scan :func:`_locked_phases`.
+    """
+    peak = _nearest_peak(mag)
+    step = torch.gather(dp, 1, peak) + ang
+    step[..., 0] = ang[..., 0]
+    return _locked_phases(peak, step)
+
+
+def _phase_vocoder(x: Tensor, lengths: Tensor, rate: Tensor, n_fft: int, hop: int, lock_backend: str = "torch"):
     """Stretch each clip of ``x`` (``(B, C, T)``, zero padding) ``rate[b]`` times longer.
 
     STFT with a periodic Hann window (zero-padded ends). Output frame ``k`` of clip ``b``
@@ -90,7 +106,8 @@ def _phase_vocoder(x: Tensor, lengths: Tensor, rate: Tensor, n_fft: int, hop: in
     i.e. peaks advance by their instantaneous frequency and the bins around a peak keep
     their input phase offset to it (vertical coherence; without it a stretched pure tone
     loses ~10 % amplitude and speech ~half its energy). The recursion is solved without a
-    loop over frames by :func:`_locked_phases`. The ISTFT renormalises the overlap-add by
+    loop over frames by :func:`_phase_lock` (``lock_backend="torch"``) or frame by frame by
+    the CPU kernel :func:`gpuaug.kernels.phase_lock.phase_lock_kernel` (``"numba"``). The ISTFT renormalises the overlap-add by
     the window envelope. Returns the stretched clips and their lengths ``ceil(L * rate)``.
     """
     B, C, T = x.shape
@@ -120,11 +137,14 @@ def _phase_vocoder(x: Tensor, lengths: Tensor, rate: Tensor, n_fft: int, hop: in
     ang_i = torch.gather(ang, 2, i0)
     delta = torch.gather(ang, 2, i0 + 1) - ang_i - bin_advance[:, None]
     delta = delta - 2 * math.pi * torch.round(delta / (2 * math.pi)) + bin_advance[:, None]
-    peak = _nearest_peak(mag_out)
     delta_prev = torch.nn.functional.pad(delta[..., :-1], (1, 0))  # d[k-1]
-    step = torch.gather(delta_prev - ang_i, 1, peak) + ang_i
-    step[..., 0] = ang_i[..., 0]
-    phase = torch.remainder(_locked_phases(peak, step), 2 * math.pi)
+    if lock_backend == "numba":
+        from gpuaug.kernels.phase_lock import phase_lock_kernel
+
+        locked = phase_lock_kernel(mag_out, delta_prev - ang_i, ang_i)
+    else:
+        locked = _phase_lock(mag_out, delta_prev - ang_i, ang_i)
+    phase = torch.remainder(locked, 2 * math.pi)
     stretched = torch.polar(mag_out, phase.to(x.dtype))
     y = torch.istft(stretched, n_fft, hop, window=window, center=True, length=t_len)
     return zero_padding(y.view(B, C, t_len), new_lengths), new_lengths
@@ -158,8 +178,10 @@ def pitch_shift(
         hop: STFT hop (samples, in ``[1, n_fft // 2]``); default ``n_fft // 4``.
         zeros: sinc zero crossings per side of the resampler.
         rolloff: anti-aliasing margin of the resampler in ``(0, 1]``.
-        backend: backend of the resampling half (op ``"warp"``, see :mod:`gpuaug.backend`);
-            the phase vocoder always runs in torch.
+        backend: backend of the resampling half (op ``"warp"``, see :mod:`gpuaug.backend`).
+            The phase vocoder runs in torch, except its phase-locking recursion on CPU
+            tensors: op ``"phase_lock"`` (Numba kernel under ``auto``), torch whenever the
+            resampling half resolves to ``torch``.
 
     Shapes:
         ``(B, T)`` / ``(B, C, T)`` -> ``(B, T_out)`` / ``(B, C, T_out)`` with
@@ -189,7 +211,10 @@ def pitch_shift(
     if not bool((s != 0).any()):
         return restore_rank(x3, was_2d), lengths
     a = 2.0 ** (s / 12.0)
-    stretched, stretched_lengths = _phase_vocoder(x3, lengths, a, n_fft, hop)
+    lock = "torch"
+    if device.type == "cpu" and resolve("warp", device, backend) != "torch":
+        lock = resolve("phase_lock", device, backend)
+    stretched, stretched_lengths = _phase_vocoder(x3, lengths, a, n_fft, hop, lock)
     cutoff = rolloff * torch.clamp(1.0 / a, max=1.0)
     out, out_lengths = uniform_warp(stretched, stretched_lengths, a, lengths, cutoff, zeros=zeros,
                                     backend=backend)
