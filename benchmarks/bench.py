@@ -79,6 +79,11 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.repeats < 3:
         p.error("--repeats must be >= 3 (the median of at least three runs is reported)")
+    loader_rows = set(args.peers) & {"audiomentations", "offline"} or "loader" in args.gpuaug
+    if loader_rows and args.workers > 0 and args.batches_per_repeat % args.workers:
+        p.error(f"--batches-per-repeat ({args.batches_per_repeat}) must be a multiple of --workers "
+                f"({args.workers}): a repeat of the DataLoader rows is one epoch, and with fewer batches "
+                "than workers some workers idle, which understates those rows")
     return args
 
 
