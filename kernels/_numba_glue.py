@@ -6,7 +6,8 @@
 * :func:`torch_stream`: torch's current CUDA stream as a Numba stream, so kernels are ordered
   with the surrounding torch work (``0``, the default stream, under the simulator).
 * :func:`cuda_device`: context manager making a tensor's GPU Numba's current device.
-* :func:`grid_1d`: ``(blocks, threads)`` of a 1-D launch covering ``n`` threads.
+* :func:`grid_1d`: ``(blocks, threads)`` of a 1-D launch covering ``n`` threads;
+  :func:`launch_per_sample` launches a kernel with one thread per element of an array.
 * :data:`CPU_LOCK`: held around every parallel ``@njit`` launch (see fork safety below).
 
 Fork safety: numba's default CPU threading layer on Linux without TBB is GNU OpenMP, which
@@ -21,12 +22,14 @@ sync: launch the kernels on :func:`torch_stream`, which orders them with torch's
 """
 from __future__ import annotations
 
+import math
+
 import threading
 
 import torch
 from numba import config, cuda
 
-__all__ = ["kernel_array", "torch_stream", "cuda_device", "grid_1d", "CPU_LOCK"]
+__all__ = ["kernel_array", "torch_stream", "cuda_device", "grid_1d", "launch_per_sample", "CPU_LOCK"]
 
 if config.THREADING_LAYER == "default":  # see the module docstring (fork safety)
     config.THREADING_LAYER = "forksafe"
@@ -63,3 +66,12 @@ def cuda_device(device: torch.device):
 def grid_1d(n: int, threads: int = 128) -> tuple[int, int]:
     """``(blocks, threads)`` for a 1-D launch of at least ``n`` threads (``n >= 1``)."""
     return (n + threads - 1) // threads, threads
+
+
+def launch_per_sample(kernel, shape: tuple[int, ...], threads: int, stream, *args) -> None:
+    """``kernel(*args)`` on ``stream`` with one thread per element of an array of ``shape``
+    (blocks of ``threads``); nothing is launched for an empty shape."""
+    n = math.prod(shape)
+    if n:
+        blocks, threads = grid_1d(n, threads)
+        kernel[blocks, threads, stream](*args)

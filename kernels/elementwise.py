@@ -37,7 +37,7 @@ from numba import cuda, prange
 
 from gpuaug.backend import register
 from gpuaug.kernels._launch import kernel_float, run_numba
-from gpuaug.kernels._numba_glue import grid_1d
+from gpuaug.kernels._numba_glue import launch_per_sample
 
 __all__ = ["gain_kernel", "fade_kernel", "overflow_limit", "launch_gain_cuda", "launch_fade_cuda",
            "FADE_SHAPE_CODES", "CUDA_THREADS"]
@@ -153,10 +153,7 @@ def launch_gain_cuda(w, lengths, factor, out, over, limit, stream=0) -> None:
     ``factor`` ``(B,)`` in ``w``'s dtype, ``over`` uint8 ``(B,)`` zeros on entry (set to 1 where a
     product's magnitude is not below ``limit``).
     """
-    total = w.shape[0] * w.shape[1] * w.shape[2]
-    if total:
-        blocks, threads = grid_1d(total, CUDA_THREADS)
-        _gain_cuda[blocks, threads, stream](w, lengths, factor, out, over, limit)
+    launch_per_sample(_gain_cuda, w.shape, CUDA_THREADS, stream, w, lengths, factor, out, over, limit)
 
 
 def launch_fade_cuda(w, lengths, rate, direc, out, sample_rate, shape, stream=0) -> None:
@@ -165,10 +162,7 @@ def launch_fade_cuda(w, lengths, rate, direc, out, sample_rate, shape, stream=0)
     ``rate`` float64 ``(B,)``, ``direc`` int64 ``(B,)``, ``sample_rate`` float, ``shape`` a
     :data:`FADE_SHAPE_CODES` value.
     """
-    total = w.shape[0] * w.shape[1] * w.shape[2]
-    if total:
-        blocks, threads = grid_1d(total, CUDA_THREADS)
-        _fade_cuda[blocks, threads, stream](w, lengths, rate, direc, out, sample_rate, shape)
+    launch_per_sample(_fade_cuda, w.shape, CUDA_THREADS, stream, w, lengths, rate, direc, out, sample_rate, shape)
 
 
 # ------------------------------------------------------------------------------- torch entry points

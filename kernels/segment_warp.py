@@ -25,7 +25,7 @@ import torch
 from numba import cuda, prange
 
 from gpuaug.kernels._launch import kernel_float, run_numba
-from gpuaug.kernels._numba_glue import grid_1d
+from gpuaug.kernels._numba_glue import launch_per_sample
 from gpuaug.kernels.warp_sinc import CPU_CHUNK, CUDA_THREADS, _warp_point
 
 __all__ = ["segment_warp_kernel"]
@@ -97,10 +97,7 @@ def _segment_cuda(x, lengths, seg, new_lengths, out, zeros, rolloff):
 
 
 def _launch_cuda(x, lengths, seg, new_lengths, out, zeros, rolloff, stream=0) -> None:
-    total = out.shape[0] * out.shape[1] * out.shape[2]
-    if total:
-        blocks, threads = grid_1d(total, CUDA_THREADS)
-        _segment_cuda[blocks, threads, stream](x, lengths, seg, new_lengths, out, zeros, rolloff)
+    launch_per_sample(_segment_cuda, out.shape, CUDA_THREADS, stream, x, lengths, seg, new_lengths, out, zeros, rolloff)
 
 
 def segment_warp_kernel(x: torch.Tensor, lengths: torch.Tensor, start: torch.Tensor, n: torch.Tensor,

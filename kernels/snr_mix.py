@@ -28,7 +28,7 @@ import torch
 from numba import cuda, prange
 
 from gpuaug.backend import register
-from gpuaug.kernels._numba_glue import CPU_LOCK, grid_1d, kernel_array, torch_stream
+from gpuaug.kernels._numba_glue import CPU_LOCK, grid_1d, kernel_array, launch_per_sample, torch_stream
 
 __all__ = ["clip_powers", "mix", "launch_powers_cuda", "launch_mix_cuda", "CUDA_THREADS"]
 
@@ -190,11 +190,8 @@ def launch_mix_cuda(w, lengths, bank, rows, nlen, offset, start, begin, end, fad
 
     ``gain`` float64 ``(B,)``; ``ok`` uint8 ``(B,)`` (0: copy the clip unchanged).
     """
-    total = w.shape[0] * w.shape[1] * w.shape[2]
-    if total:
-        blocks, threads = grid_1d(total, CUDA_THREADS)
-        _mix_cuda[blocks, threads, stream](w, lengths, bank, rows, nlen, offset, start, begin, end, fade,
-                                                gain, ok, out)
+    launch_per_sample(_mix_cuda, w.shape, CUDA_THREADS, stream, w, lengths, bank, rows, nlen, offset, start, begin,
+                      end, fade, gain, ok, out)
 
 
 def _run(kernel_cpu, launch_gpu, tensors: list[torch.Tensor]) -> None:

@@ -42,7 +42,7 @@ from numba.extending import register_jitable
 
 from gpuaug.backend import register
 from gpuaug.kernels._launch import kernel_float, run_numba
-from gpuaug.kernels._numba_glue import grid_1d
+from gpuaug.kernels._numba_glue import launch_per_sample
 
 __all__ = ["insert_kernel", "drop_kernel", "launch_insert_cuda", "launch_drop_cuda", "CUDA_THREADS"]
 
@@ -216,10 +216,8 @@ def launch_insert_cuda(w, lengths, clip, pos, before, clip_len, after, edge, new
     length, the clamped position, silence before, clip length, silence after, edge-fade
     length and new length, in samples.
     """
-    total = out.shape[0] * out.shape[1] * out.shape[2]
-    if total:
-        blocks, threads = grid_1d(total, CUDA_THREADS)
-        _insert_cuda[blocks, threads, stream](w, lengths, clip, pos, before, clip_len, after, edge, new_len, out)
+    launch_per_sample(_insert_cuda, out.shape, CUDA_THREADS, stream, w, lengths, clip, pos, before, clip_len, after,
+                      edge, new_len, out)
 
 
 def launch_drop_cuda(w, src, size, overlap, ostart, new_len, out, stream=0) -> None:
@@ -228,10 +226,7 @@ def launch_drop_cuda(w, src, size, overlap, ostart, new_len, out, stream=0) -> N
     ``src``, ``size``, ``overlap``, ``ostart``: int64 ``(B, P)`` piece tables of
     :func:`drop_kernel` (``P >= 1``); ``new_len`` int64 ``(B,)``.
     """
-    total = out.shape[0] * out.shape[1] * out.shape[2]
-    if total:
-        blocks, threads = grid_1d(total, CUDA_THREADS)
-        _drop_cuda[blocks, threads, stream](w, src, size, overlap, ostart, new_len, out)
+    launch_per_sample(_drop_cuda, out.shape, CUDA_THREADS, stream, w, src, size, overlap, ostart, new_len, out)
 
 
 # ------------------------------------------------------------------------------- torch entry points

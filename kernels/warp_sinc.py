@@ -38,7 +38,7 @@ import torch
 from numba import cuda, prange
 
 from gpuaug.backend import register
-from gpuaug.kernels._numba_glue import CPU_LOCK, grid_1d, kernel_array, torch_stream
+from gpuaug.kernels._numba_glue import CPU_LOCK, grid_1d, kernel_array, launch_per_sample, torch_stream
 
 __all__ = ["warp_kernel", "launch_cuda", "CUDA_THREADS", "CPU_CHUNK"]
 
@@ -147,10 +147,7 @@ def launch_cuda(x, lengths, pos, fc, new_lengths, out, zeros: int, stream=0) -> 
     Shapes: ``x`` ``(B, C, T)``, ``out`` ``(B, C, T_out)`` (written entirely), ``lengths`` /
     ``new_lengths`` ``(B,)`` int64, ``pos`` / ``fc`` ``(B, T_out)`` float64.
     """
-    total = out.shape[0] * out.shape[1] * out.shape[2]
-    if total:
-        blocks, threads = grid_1d(total, CUDA_THREADS)
-        _warp_cuda[blocks, threads, stream](x, lengths, pos, fc, new_lengths, out, zeros)
+    launch_per_sample(_warp_cuda, out.shape, CUDA_THREADS, stream, x, lengths, pos, fc, new_lengths, out, zeros)
 
 
 @lru_cache(maxsize=None)
