@@ -43,7 +43,8 @@ def tables(result: dict) -> str:
                 else:
                     ranges[c].append(row["gpuaug_speedup"])
                     cells.append(f"{row['gpuaug_speedup']:.2f}x")
-            out.append(f"| {b} x {s:g} | {ref['clips_per_s']:.1f} | {ref['x_realtime']:.0f} | " + " | ".join(cells) + " |")
+            head = f"| {b} x {s:g} | {ref['clips_per_s']:.1f} | {ref['x_realtime']:.0f} | "
+            out.append(head + " | ".join(cells) + " |")
         spans = [f"{c} {min(v):.2f}-{max(v):.2f}x" for c, v in ranges.items() if v]
         out.append("\nRange: " + "; ".join(spans))
     return "\n".join(out)

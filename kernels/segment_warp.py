@@ -26,7 +26,7 @@ from numba import cuda, prange
 
 from gpuaug.kernels._launch import kernel_float, run_numba
 from gpuaug.kernels._numba_glue import launch_per_sample
-from gpuaug.kernels.warp_sinc import CPU_CHUNK, CUDA_THREADS, _warp_point
+from gpuaug.kernels.warp_sinc import CPU_CHUNK, CUDA_THREADS, _point_cpu, _warp_point
 
 __all__ = ["segment_warp_kernel"]
 
@@ -52,9 +52,7 @@ def _segment_sample(x, b, c, j, L, s, n, m, zeros, rolloff):
     return 0.0
 
 
-_sample_cpu = numba.njit(cache=False)(_segment_sample)
 _sample_cuda = cuda.jit(device=True)(_segment_sample)
-_point_cpu = numba.njit(cache=False)(_warp_point)
 
 
 @numba.njit(parallel=True, cache=False)

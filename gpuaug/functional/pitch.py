@@ -88,7 +88,8 @@ def _phase_lock(mag: Tensor, dp: Tensor, ang: Tensor) -> Tensor:
     return _locked_phases(peak, step)
 
 
-def _phase_vocoder(x: Tensor, lengths: Tensor, rate: Tensor, n_fft: int, hop: int, lock_backend: str = "torch"):
+def _phase_vocoder(x: Tensor, lengths: Tensor, rate: Tensor, n_fft: int, hop: int,
+                   lock_backend: str = "torch"):
     """Stretch each clip of ``x`` (``(B, C, T)``, zero padding) ``rate[b]`` times longer.
 
     STFT with a periodic Hann window (zero-padded ends). Output frame ``k`` of clip ``b``
@@ -107,8 +108,9 @@ def _phase_vocoder(x: Tensor, lengths: Tensor, rate: Tensor, n_fft: int, hop: in
     their input phase offset to it (vertical coherence; without it a stretched pure tone
     loses ~10 % amplitude and speech ~half its energy). The recursion is solved without a
     loop over frames by :func:`_phase_lock` (``lock_backend="torch"``) or frame by frame by
-    the CPU kernel :func:`gpuaug.kernels.phase_lock.phase_lock_kernel` (``"numba"``). The ISTFT renormalises the overlap-add by
-    the window envelope. Returns the stretched clips and their lengths ``ceil(L * rate)``.
+    the CPU kernel :func:`gpuaug.kernels.phase_lock.phase_lock_kernel` (``"numba"``). The
+    ISTFT renormalises the overlap-add by the window envelope. Returns the stretched clips
+    and their lengths ``ceil(L * rate)``.
     """
     B, C, T = x.shape
     window = torch.hann_window(n_fft, periodic=True, dtype=x.dtype, device=x.device)
@@ -139,11 +141,10 @@ def _phase_vocoder(x: Tensor, lengths: Tensor, rate: Tensor, n_fft: int, hop: in
     delta = delta - 2 * math.pi * torch.round(delta / (2 * math.pi)) + bin_advance[:, None]
     delta_prev = torch.nn.functional.pad(delta[..., :-1], (1, 0))  # d[k-1]
     if lock_backend == "numba":
-        from gpuaug.kernels.phase_lock import phase_lock_kernel
-
-        locked = phase_lock_kernel(mag_out, delta_prev - ang_i, ang_i)
+        from gpuaug.kernels.phase_lock import phase_lock_kernel as lock_phases
     else:
-        locked = _phase_lock(mag_out, delta_prev - ang_i, ang_i)
+        lock_phases = _phase_lock
+    locked = lock_phases(mag_out, delta_prev - ang_i, ang_i)
     phase = torch.remainder(locked, 2 * math.pi)
     stretched = torch.polar(mag_out, phase.to(x.dtype))
     y = torch.istft(stretched, n_fft, hop, window=window, center=True, length=t_len)

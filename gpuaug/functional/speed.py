@@ -83,8 +83,9 @@ def speed_segment(
     the true neighbouring samples across the joins, so the joins are seamless. Only the
     segment is resampled: with the ``warp`` op resolved to ``numba`` the fused kernel
     :mod:`gpuaug.kernels.segment_warp` evaluates this map on the fly; the torch / cupy
-    paths gather the untouched parts and warp the ``(B, max(m))`` segment positions only. Clips whose
-    segment keeps its length (``m == n``, e.g. an empty segment) pass through unchanged.
+    paths gather the untouched parts and warp the ``(B, max(m))`` segment positions only.
+    Clips whose segment keeps its length (``m == n``, e.g. an empty segment) pass through
+    unchanged.
 
     Args:
         wave: input clips.

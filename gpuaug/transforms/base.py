@@ -138,7 +138,8 @@ class Transform:
         idx = mask.nonzero().flatten()
         if idx.numel() == 0:
             return wave, lengths
-        if idx.numel() == mask.shape[0]:  # every clip: no gather, no merge (ops never write in place)
+        whole = idx.numel() == mask.shape[0]
+        if whole:  # every clip: no gather, no merge (ops never write in place)
             sub = {k: v.to(wave.device) for k, v in own.items() if k != "apply"}
             w, l, resolved = self.apply(wave, lengths, sub, ctx)
         else:
@@ -153,7 +154,7 @@ class Transform:
             full = full.clone()
             full[idx.cpu()] = v.detach().cpu().to(full.dtype)
             own[k] = full
-        if idx.numel() == mask.shape[0]:
+        if whole:
             return w, l.to(lengths.device)
         return merge_rows(wave, lengths, idx, w, l)
 
