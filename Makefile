@@ -10,7 +10,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q "$(TORCH)" -e ".[test]"
 	touch $@
 
-.PHONY: demo test bench
+.PHONY: demo test bench gpu-check
 demo: $(VENV)/.installed
 	$(PY) -m gpuaug demo
 
@@ -19,3 +19,8 @@ test: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) -m pytest -q benchmarks --benchmark-enable
+
+# On a lent GPU (no network, nothing installed from here): see benchmarks/README.md "GPU check".
+# ARGS="--dry-run" runs the same stages on the CPU.
+gpu-check:
+	bash benchmarks/gpu_check.sh $(ARGS)

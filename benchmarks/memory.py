@@ -11,7 +11,9 @@ CUDA, ``torch.cuda.memory_allocated`` / ``memory_reserved``.
 
 Flat means: the largest sample of the second half exceeds the largest sample of the first
 half by less than ``--tolerance`` (default 5 %). The JSON holds the series and the verdict;
-the exit status is 1 when memory is not flat.
+the exit status is 1 when memory is not flat. ``--max-seconds`` stops early (at a sample
+point, with at least two samples taken): ``batches_done`` then says how far it got, and the
+JSON is also rewritten at every sample, so a killed run keeps its series.
 """
 from __future__ import annotations
 
@@ -44,6 +46,7 @@ def parse_args(argv=None):
     p.add_argument("--tolerance", type=float, default=0.05, help="allowed growth of the second half's max")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--synthetic", action="store_true")
+    p.add_argument("--max-seconds", type=float, default=None, help="stop at the first sample point after this")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "memory.json")
     args = p.parse_args(argv)
     if args.batches < 2 * args.every:
@@ -84,6 +87,11 @@ def main(argv=None):
     clips = speech_clips(data, 4 * B, args.seconds)  # a pool of clean clips, cycled
     samples = []
     t0 = time.perf_counter()
+    base = {"benchmark": "memory", "command": command_line(), "started_utc": started, "machine": info,
+            "banks": banks.source, "pipeline": args.pipeline, "batch_size": B, "seconds": args.seconds,
+            "batches": args.batches, "every": args.every, "tolerance": args.tolerance, "max_seconds": args.max_seconds}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    batches_done = 0
     for i in range(args.batches):
         items = [{"wave": clips[(i * B + j) % clips.shape[0]], "sample_rate": SR, "index": i * B + j}
                  for j in range(B)]
@@ -99,7 +107,14 @@ def main(argv=None):
             print(f"batch {i + 1:>6}: RSS {s['rss_bytes'] / 2**20:8.1f} MiB"
                   + (f", CUDA allocated {s['cuda_allocated_bytes'] / 2**20:8.1f} MiB" if device.type == "cuda" else "")
                   + f"  ({s['elapsed_s']:.0f} s)", flush=True)
+            args.out.write_text(json.dumps({**base, "samples": samples, "batches_done": i + 1, "complete": False},
+                                           indent=1))
         del batch
+        batches_done = i + 1
+        if (args.max_seconds is not None and (i + 1) % args.every == 0 and len(samples) >= 2
+                and time.perf_counter() - t0 > args.max_seconds):
+            print(f"--max-seconds {args.max_seconds:g} reached after {i + 1} batches", flush=True)
+            break
     verdict = {"rss": flatness([s["rss_bytes"] for s in samples], args.tolerance)}
     if device.type == "cuda":
         verdict["cuda_allocated"] = flatness([s["cuda_allocated_bytes"] for s in samples], args.tolerance)
@@ -110,14 +125,10 @@ def main(argv=None):
               f"{v['second_half_max'] / 2**20:.1f} MiB, growth {100 * v['growth']:+.2f} % -> "
               f"{'flat' if v['flat'] else 'NOT flat'}")
     result = {
-        "benchmark": "memory", "command": command_line(), "started_utc": started,
-        "finished_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": info,
-        "cpu_load_during_run": load.stop(), "banks": banks.source, "pipeline": args.pipeline,
-        "gpuaug_backends": resolved_backends(device), "batch_size": B, "seconds": args.seconds,
-        "batches": args.batches, "every": args.every, "tolerance": args.tolerance, "samples": samples,
-        "verdict": verdict, "flat": flat,
+        **base, "finished_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "cpu_load_during_run": load.stop(), "gpuaug_backends": resolved_backends(device), "samples": samples,
+        "batches_done": batches_done, "complete": batches_done == args.batches, "verdict": verdict, "flat": flat,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     print(f"wrote {args.out}")
     return 0 if flat else 1

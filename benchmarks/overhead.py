@@ -8,7 +8,9 @@ synthetic speech). The training step is forward + backward + optimizer step (Ada
 
 * CPU: the CNN-GRU of :mod:`models` (``--model cnn_gru``, the default on CPU);
 * CUDA: a wav2vec2-base-sized ``Wav2Vec2ForSequenceClassification`` with random weights
-  (``--model wav2vec2``, the default on CUDA when ``transformers`` imports; else CNN-GRU).
+  (``--model wav2vec2`` or ``wav2vec2-base``, the default on CUDA; ``wav2vec2-tiny`` is a toy
+  size of the same model for dry runs). Without ``transformers`` a wav2vec2 model falls back
+  to the CNN-GRU and the JSON says so (``model.skipped``).
 
 The augmentation time is one call of the ``retaining`` pipeline (noise + reverb + fade +
 segment speed-up, p=1) on the same batch on the same device, with the default dispatch
@@ -32,14 +34,18 @@ from common import (  # noqa: E402
     DEFAULT_DATA, REPO, LoadMonitor, backend_env, command_line, gpuaug_pipeline, load_banks, machine_info,
     resolved_backends, speech_clips, summarize, time_repeats,
 )
-from models import CNNGRU, n_parameters, wav2vec2_base  # noqa: E402
+from models import CNNGRU, n_parameters, wav2vec2_base, wav2vec2_tiny  # noqa: E402
+
+#: ``--model`` names: wav2vec2-base is an alias of wav2vec2; wav2vec2-tiny is the toy size for dry runs.
+MODELS = {"cnn_gru": CNNGRU, "wav2vec2": wav2vec2_base, "wav2vec2-base": wav2vec2_base, "wav2vec2-tiny": wav2vec2_tiny}
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cpu")
-    p.add_argument("--model", choices=["auto", "cnn_gru", "wav2vec2"], default="auto",
-                   help="auto: wav2vec2 on CUDA when transformers imports, else cnn_gru")
+    p.add_argument("--model", choices=["auto", *MODELS], default="auto",
+                   help="auto: wav2vec2 on CUDA when transformers imports, else cnn_gru; a wav2vec2 model "
+                        "without transformers falls back to cnn_gru (recorded as model.skipped)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seconds", type=float, default=6.0)
     p.add_argument("--pipeline", default="retaining")
@@ -54,17 +60,17 @@ def parse_args(argv=None):
     return args
 
 
-def pick_model(name: str, device: torch.device) -> tuple[str, torch.nn.Module]:
+def pick_model(name: str, device: torch.device) -> tuple[str, torch.nn.Module, str | None]:
+    """``(name, model, skipped)``: ``skipped`` says why the requested wav2vec2 model did not run."""
     if name == "auto":
-        name = "cnn_gru"
-        if device.type == "cuda":
-            try:
-                import transformers  # noqa: F401
-
-                name = "wav2vec2"
-            except ImportError:
-                print("transformers is not installed: using the CNN-GRU on CUDA too", file=sys.stderr)
-    return name, (wav2vec2_base() if name == "wav2vec2" else CNNGRU())
+        name = "wav2vec2" if device.type == "cuda" else "cnn_gru"
+    if name.startswith("wav2vec2"):
+        try:
+            import transformers  # noqa: F401
+        except ImportError:
+            print(f"transformers is not installed: {name} skipped, using the CNN-GRU", file=sys.stderr)
+            return "cnn_gru", CNNGRU(), f"{name} skipped: transformers missing"
+    return name, MODELS[name](), None
 
 
 def train_step_fn(model_name: str, model: torch.nn.Module, wave: torch.Tensor, labels: torch.Tensor):
@@ -73,7 +79,7 @@ def train_step_fn(model_name: str, model: torch.nn.Module, wave: torch.Tensor, l
 
     def step(_i):
         opt.zero_grad(set_to_none=True)
-        logits = model(wave).logits if model_name == "wav2vec2" else model(wave)
+        logits = model(wave).logits if model_name.startswith("wav2vec2") else model(wave)
         loss = torch.nn.functional.cross_entropy(logits, labels)
         loss.backward()
         opt.step()
@@ -107,7 +113,7 @@ def main(argv=None):
         aug[label] = summarize(times, B, B * secs)
         print(f"augmentation ({args.pipeline}, {label}): {aug[label]['median_s'] * 1e3:.1f} ms per batch", flush=True)
 
-    model_name, model = pick_model(args.model, device)
+    model_name, model, skipped = pick_model(args.model, device)
     model.to(device)
     step = train_step_fn(model_name, model, wave, labels)
     step_times = time_repeats(step, repeats=args.repeats, warmup=args.warmup, device=device)
@@ -125,8 +131,8 @@ def main(argv=None):
         "cpu_load_during_run": load.stop(), "banks": banks.source, "batch_size": B, "seconds": secs,
         "pipeline": args.pipeline, "repeats": args.repeats, "warmup": args.warmup,
         "gpuaug_backends": resolved_backends(device),
-        "model": {"name": model_name, "parameters": n_parameters(model), "optimizer": "Adam",
-                  "step": "forward + cross-entropy + backward + optimizer step"},
+        "model": {"name": model_name, "requested": args.model, "skipped": skipped, "parameters": n_parameters(model),
+                  "optimizer": "Adam", "step": "forward + cross-entropy + backward + optimizer step"},
         "augmentation": aug, "train_step": train, "overhead_percent": overhead,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -19,17 +19,58 @@ launches from several threads, so every CPU kernel of gpuaug runs under :data:`C
 Kernels write into arrays the caller allocated with torch (C-contiguous), so results stay
 in torch's caching allocator and need no copy back. CUDA views are taken without a host
 sync: launch the kernels on :func:`torch_stream`, which orders them with torch's work.
+
+JIT and on-disk cache (:func:`jit_cpu`, :func:`jit_cuda`): every ``@njit`` function and every
+``@cuda.jit`` kernel of gpuaug is compiled through these two helpers, which are
+``numba.njit(cache=True)`` / ``numba.cuda.jit(cache=True)`` with gpuaug's cache locator
+(CUDA device functions stay plain ``cuda.jit(device=True)``: they are compiled into, and
+cached with, the kernels that call them). The locator differs from Numba's in two ways:
+
+* Freshness: Numba keys a cache entry on the *defining* file's contents only, so a kernel
+  that inlines a jitted helper of another module (``segment_warp`` calls
+  ``warp_sinc._point_cpu`` / ``_point_cuda`` and reads its constants) would keep a stale
+  machine code after an edit of the callee's file alone. Here the source stamp of every
+  entry is one SHA-256 of all ``*.py`` files of this folder (:func:`kernels_source_stamp`):
+  an edit of any kernel module recompiles all of gpuaug's kernels once (a few seconds),
+  never runs stale code, and needs no bookkeeping of who calls whom.
+* Location: ``$NUMBA_CACHE_DIR/<folder>_<hash>`` when the user set ``NUMBA_CACHE_DIR``
+  (never overridden), else ``__pycache__`` next to the kernel modules when writable, else
+  ``$XDG_CACHE_HOME/gpuaug/numba/<folder>_<hash>`` (``~/.cache`` without ``XDG_CACHE_HOME``)
+  for a read-only installation; where no directory is writable the kernels compile in
+  every process (no error). Numba's global settings are not touched.
+
+Cache entries are per signature and target (CPU features, or compute capability for CUDA
+kernels); the CUDA simulator ignores ``cache``. The Numba internals used
+(``numba.core.caching``, ``Dispatcher._cache``) are guarded: if they change, the helpers
+fall back to Numba's own ``cache=True`` (per-file stamps), then to no cache.
+
+:data:`CUDA_KERNELS` tables (:func:`cuda_entry`): each kernel module lists its
+``@cuda.jit`` kernels with the op they serve, their block size and the Numba signatures
+its wrappers launch them with (``{f}`` / ``{g}`` placeholders expand to float32 and
+float64); the compile gate :mod:`gpuaug.kernels._compile_gate` compiles exactly these, and
+:func:`probe_cuda_op` (``backend="auto"`` on a GPU) compiles and loads them once per device.
 """
 from __future__ import annotations
 
+import hashlib
+import itertools
 import math
-
+import os
 import threading
+from functools import lru_cache
+from pathlib import Path
+from typing import NamedTuple
 
+import numba
 import torch
 from numba import config, cuda
 
-__all__ = ["kernel_array", "torch_stream", "cuda_device", "grid_1d", "launch_per_sample", "CPU_LOCK"]
+__all__ = ["kernel_array", "torch_stream", "cuda_device", "grid_1d", "launch_per_sample", "CPU_LOCK",
+           "jit_cpu", "jit_cuda", "kernels_source_stamp", "CudaEntry", "cuda_entry", "cuda_kernel_entries",
+           "probe_cuda_op"]
+
+#: The folder of the kernel modules (installed as ``gpuaug/kernels``).
+KERNELS_DIR = Path(__file__).resolve().parent
 
 if config.THREADING_LAYER == "default":  # see the module docstring (fork safety)
     config.THREADING_LAYER = "forksafe"
@@ -46,8 +87,18 @@ def kernel_array(t: torch.Tensor):
         raise ValueError("kernel arrays must be C-contiguous tensors")
     t = t.detach()
     if t.device.type == "cuda":  # no host sync: launch on torch_stream(), which orders it
+        if 0 in t.stride():  # e.g. expand(1) of a scalar: Numba would type it 'A' (another compile)
+            t = t.as_strided(t.shape, _c_strides(t.shape))
         return cuda.as_cuda_array(t, sync=False)
     return t.numpy()
+
+
+def _c_strides(shape) -> tuple[int, ...]:
+    strides, step = [], 1
+    for n in reversed(shape):
+        strides.append(step)
+        step *= max(n, 1)
+    return tuple(reversed(strides))
 
 
 def torch_stream(device: torch.device):
@@ -75,3 +126,194 @@ def launch_per_sample(kernel, shape: tuple[int, ...], threads: int, stream, *arg
     if n:
         blocks, threads = grid_1d(n, threads)
         kernel[blocks, threads, stream](*args)
+
+
+# ------------------------------------------------------------------------------- JIT + on-disk cache
+
+
+@lru_cache(maxsize=8)
+def _hash_sources(stats: tuple) -> str:
+    digest = hashlib.sha256()
+    for name, _, _ in stats:
+        digest.update(name.encode() + b"\0" + (KERNELS_DIR / name).read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def kernels_source_stamp() -> str:
+    """SHA-256 of every ``*.py`` file of the kernel folder: the freshness stamp of each cache
+    entry (see the module docstring; re-hashed when a file's size or mtime changes)."""
+    stats = []
+    for path in sorted(KERNELS_DIR.glob("*.py")):
+        st = path.stat()
+        stats.append((path.name, st.st_mtime_ns, st.st_size))
+    return _hash_sources(tuple(stats))
+
+
+def _cache_dirs(py_file: str):
+    """Candidate cache directories of a kernel module, in order (see the module docstring)."""
+    from numba.core.caching import _CacheLocator
+
+    sub = _CacheLocator.get_suitable_cache_subpath(py_file)
+    if config.CACHE_DIR:  # the user's NUMBA_CACHE_DIR
+        yield os.path.join(config.CACHE_DIR, sub)
+    yield os.path.join(os.path.dirname(os.path.abspath(py_file)), "__pycache__")
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    yield os.path.join(base, "gpuaug", "numba", sub)
+
+
+@lru_cache(maxsize=1)
+def _cache_classes():
+    """``(cpu_cache_class, cuda_cache_class or None)`` using gpuaug's locator."""
+    from numba.core.caching import CompileResultCacheImpl, FunctionCache, _CacheLocator
+
+    class KernelCacheLocator(_CacheLocator):
+        """Numba cache locator of gpuaug's kernels: stamp over all kernel sources."""
+
+        def __init__(self, py_func, cache_path):
+            self._lineno = py_func.__code__.co_firstlineno
+            self._cache_path = cache_path
+
+        def get_cache_path(self):
+            return self._cache_path
+
+        def get_source_stamp(self):
+            return kernels_source_stamp()
+
+        def get_disambiguator(self):
+            return str(self._lineno)
+
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            for path in _cache_dirs(py_file):
+                self = cls(py_func, path)
+                try:
+                    self.ensure_cache_path()
+                except OSError:  # not writable: next candidate
+                    continue
+                return self
+            return None
+
+    class CPUImpl(CompileResultCacheImpl):
+        _locator_classes = [KernelCacheLocator]
+
+    class CPUCache(FunctionCache):
+        _impl_class = CPUImpl
+
+    cuda_cache = None
+    if not config.ENABLE_CUDASIM:
+        try:
+            from numba.cuda.dispatcher import CUDACache, CUDACacheImpl
+
+            class CUDAImpl(CUDACacheImpl):
+                _locator_classes = [KernelCacheLocator]
+
+            class KernelCUDACache(CUDACache):
+                _impl_class = CUDAImpl
+
+            cuda_cache = KernelCUDACache
+        except ImportError:  # pragma: no cover - other numba-cuda layouts: numba's own cache
+            pass
+    return CPUCache, cuda_cache
+
+
+def _attach_cache(disp, fn, which: int):
+    """Give ``disp`` gpuaug's on-disk cache; ``False`` where that is not possible."""
+    try:
+        cls = _cache_classes()[which]
+        if cls is None or not hasattr(disp, "_cache"):
+            return False
+        disp._cache = cls(fn)
+        return True
+    except RuntimeError:  # no writable cache directory: compile in every process
+        return True
+    except Exception:  # pragma: no cover - numba internals changed
+        return False
+
+
+def jit_cpu(fn=None, **options):
+    """``numba.njit(cache=True, **options)`` with gpuaug's cache locator (module docstring).
+
+    Usable as ``@jit_cpu``, ``@jit_cpu(parallel=True)`` or ``jit_cpu(fn)``.
+    """
+    if fn is None:
+        return lambda f: jit_cpu(f, **options)
+    disp = numba.njit(**options)(fn)
+    if not _attach_cache(disp, fn, 0):
+        try:
+            disp = numba.njit(cache=True, **options)(fn)
+        except RuntimeError:  # numba finds no writable cache directory
+            pass
+    return disp
+
+
+def jit_cuda(fn=None, **options):
+    """``numba.cuda.jit(cache=True, **options)`` (a kernel) with gpuaug's cache locator.
+
+    Under the CUDA simulator this is the simulator's ``cuda.jit`` (no cache).
+    """
+    if fn is None:
+        return lambda f: jit_cuda(f, **options)
+    if config.ENABLE_CUDASIM:
+        return cuda.jit(cache=True, **options)(fn)
+    disp = cuda.jit(**options)(fn)
+    if not _attach_cache(disp, fn, 1):
+        try:
+            disp = cuda.jit(cache=True, **options)(fn)
+        except RuntimeError:
+            pass
+    return disp
+
+
+# ------------------------------------------------------------------------------- CUDA kernel tables
+
+#: The float dtypes a ``{f}`` / ``{g}`` placeholder of a signature expands to.
+FLOATS = ("float32", "float64")
+
+
+class CudaEntry(NamedTuple):
+    """One ``@cuda.jit`` kernel of a :data:`CUDA_KERNELS` table."""
+
+    op: str  #: the backend op it serves (``gpuaug.backend``)
+    threads: int  #: threads per block of its launches
+    signatures: tuple[str, ...]  #: Numba signatures, as the wrappers launch it
+
+
+def cuda_entry(op: str, threads: int, args: str) -> CudaEntry:
+    """A :class:`CudaEntry` for ``void(args)``, every ``{f}`` / ``{g}`` of ``args`` expanded
+    over :data:`FLOATS` (independently: ``{f}`` and ``{g}`` give four signatures)."""
+    names = [n for n in ("f", "g") if "{" + n + "}" in args]
+    sigs = tuple(f"void({args.format(**dict(zip(names, combo)))})"
+                 for combo in itertools.product(FLOATS, repeat=len(names)))
+    return CudaEntry(op, threads, sigs)
+
+
+def cuda_kernel_entries(op: str | None = None) -> list[tuple[str, str, object, CudaEntry]]:
+    """``(module, name, kernel, entry)`` of every :data:`CUDA_KERNELS` table entry of the kernel
+    modules (those of ``op`` only when given)."""
+    from importlib import import_module
+    from pkgutil import iter_modules
+
+    out = []
+    for info in iter_modules([str(KERNELS_DIR)]):
+        module = import_module(f"gpuaug.kernels.{info.name}")
+        for name, entry in getattr(module, "CUDA_KERNELS", {}).items():
+            if op is None or entry.op == op:
+                out.append((module.__name__, name, getattr(module, name), entry))
+    return out
+
+
+def probe_cuda_op(op: str, device_index: int) -> None:
+    """Compile (or load from the on-disk cache) and load every CUDA kernel of ``op`` in every
+    declared signature on GPU ``device_index``, and check its block size fits; raises on any
+    failure (NVVM missing, a compile error, a module that does not load)."""
+    from numba.core import sigutils
+
+    with cuda.gpus[device_index]:
+        for module, name, kernel, entry in cuda_kernel_entries(op):
+            for sig in entry.signatures:
+                argtypes, _ = sigutils.normalize_signature(sig)
+                compiled = kernel.compile(argtypes)  # the key the launches look up
+                limit = compiled.max_threads_per_block
+                if limit < entry.threads:
+                    raise RuntimeError(f"{module}.{name}{sig}: launched with {entry.threads} threads per "
+                                       f"block, at most {limit} fit ({compiled.regs_per_thread} registers)")

@@ -31,13 +31,12 @@ from __future__ import annotations
 
 import math
 
-import numba
 import torch
 from numba import cuda, prange
 
 from gpuaug.backend import register
 from gpuaug.kernels._launch import kernel_float, run_numba
-from gpuaug.kernels._numba_glue import launch_per_sample
+from gpuaug.kernels._numba_glue import cuda_entry, jit_cpu, jit_cuda, launch_per_sample
 
 __all__ = ["gain_kernel", "fade_kernel", "overflow_limit", "launch_gain_cuda", "launch_fade_cuda",
            "FADE_SHAPE_CODES", "CUDA_THREADS"]
@@ -67,14 +66,14 @@ def _fade_gain(n, L, rate, direc, sample_rate, shape):
     return (1.0 - rate) ** secs
 
 
-_fade_gain_cpu = numba.njit(cache=False)(_fade_gain)
+_fade_gain_cpu = jit_cpu(_fade_gain)
 _fade_gain_cuda = cuda.jit(device=True)(_fade_gain)
 
 
 # ------------------------------------------------------------------------------- CPU (njit)
 
 
-@numba.njit(parallel=True, cache=False)
+@jit_cpu(parallel=True)
 def _gain_cpu(w, lengths, factor, out, over, limit):
     B, C, T = w.shape
     for q in prange(B * C):
@@ -94,7 +93,7 @@ def _gain_cpu(w, lengths, factor, out, over, limit):
             over[b] = 1
 
 
-@numba.njit(parallel=True, cache=False)
+@jit_cpu(parallel=True)
 def _fade_cpu(w, lengths, rate, direc, out, sample_rate, shape):
     B, C, T = w.shape
     for q in prange(B * C):
@@ -111,7 +110,7 @@ def _fade_cpu(w, lengths, rate, direc, out, sample_rate, shape):
 # ------------------------------------------------------------------------------- CUDA
 
 
-@cuda.jit
+@jit_cuda
 def _gain_cuda(w, lengths, factor, out, over, limit):
     B, C, T = w.shape
     q = cuda.grid(1)
@@ -129,7 +128,7 @@ def _gain_cuda(w, lengths, factor, out, over, limit):
         out[b, c, t] = 0.0
 
 
-@cuda.jit
+@jit_cuda
 def _fade_cuda(w, lengths, rate, direc, out, sample_rate, shape):
     B, C, T = w.shape
     q = cuda.grid(1)
@@ -144,6 +143,17 @@ def _fade_cuda(w, lengths, rate, direc, out, sample_rate, shape):
         out[b, c, t] *= w[b, c, t]
     else:
         out[b, c, t] = 0.0
+
+
+#: The ``@cuda.jit`` kernels and the signatures the wrappers below launch them with (views of
+#: C-contiguous tensors, Python ints as int64, floats as float64): compiled by the compile
+#: gate (:mod:`gpuaug.kernels._compile_gate`) and by ``auto``'s probe on a GPU.
+CUDA_KERNELS = {
+    "_gain_cuda": cuda_entry("gain", CUDA_THREADS,
+                             "{f}[:,:,::1], int64[::1], {f}[::1], {f}[:,:,::1], uint8[::1], float64"),
+    "_fade_cuda": cuda_entry("fade", CUDA_THREADS,
+                             "{f}[:,:,::1], int64[::1], float64[::1], int64[::1], {f}[:,:,::1], float64, int64"),
+}
 
 
 def launch_gain_cuda(w, lengths, factor, out, over, limit, stream=0) -> None:

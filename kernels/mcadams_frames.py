@@ -34,11 +34,12 @@ The frames' outputs go to a frame buffer; a second parallel pass overlap-adds th
 output sample sums its frames in increasing order on CPU and CUDA alike), so results are
 deterministic (no atomics), independent of the thread count and bit-reproducible.
 
-CPU: ``@njit(parallel=True, cache=True)``, one compiled signature (the op hands over
-float64 whatever the wave dtype). The on-disk cache (``__pycache__`` next to this file, or
-Numba's per-user cache directory when the package folder is read-only) turns the ~5 s
-first-call compile into ~0.5 s in later processes (DataLoader workers included); Numba
-recompiles when this file changes. CUDA: one thread per frame on torch's current stream,
+CPU: ``@njit(parallel=True, cache=True)`` through :func:`gpuaug.kernels._numba_glue.jit_cpu`,
+one compiled signature (the op hands over float64 whatever the wave dtype). The on-disk
+cache (``__pycache__`` next to this file, or ``~/.cache/gpuaug/numba`` when the package
+folder is read-only; see :mod:`gpuaug.kernels._numba_glue`) turns the ~5 s first-call
+compile into a load in later processes (DataLoader workers included); an edit of any
+kernel module recompiles. CUDA: one thread per frame on torch's current stream,
 in launches of at most :data:`CUDA_CHUNK` frames, with the scratch laid out
 ``(row, frame)`` so that a warp's accesses coalesce; the same kernels run under the CUDA
 simulator on host arrays (see the tests).
@@ -49,18 +50,22 @@ import math
 
 import numpy as np
 import torch
-from numba import cuda, njit, prange
+from numba import cuda, prange
 from numba.extending import register_jitable
 from torch import Tensor
 
+from gpuaug._sync import host_of
 from gpuaug.backend import register
 
-from ._numba_glue import CPU_LOCK, cuda_device, grid_1d, kernel_array, torch_stream
+from ._numba_glue import CPU_LOCK, cuda_device, cuda_entry, grid_1d, jit_cpu, jit_cuda, kernel_array, torch_stream
 
 __all__ = ["CUDA_CHUNK", "MAX_ITER", "scratch_len", "mcadams_ola", "launch_cuda"]
 
 #: Frames per CUDA launch: bounds the scratch memory (7.2 kB per frame at 16 kHz, 237 MB).
 CUDA_CHUNK = 1 << 15
+#: Threads per block of the frame kernel (one frame per thread) and of the overlap-add.
+FRAME_THREADS = 64
+OLA_THREADS = 256
 #: Aberth sweeps at most (well-conditioned frames converge in ~6-12).
 MAX_ITER = 80
 _IMAG_TOL = 1e-10  # as gpuaug.functional.mcadams: poles with |Im| <= this are real
@@ -298,23 +303,10 @@ def _frame(x, start, win, alpha, order, scratch, out):
 # ---------------------------------------------------------------- CPU (njit)
 
 
-def _cpu_jit(**options):
-    """``njit(cache=True, **options)``; without the on-disk cache where no cache directory
-    is writable (Numba refuses ``cache=True`` at decoration then; ``NUMBA_CACHE_DIR`` helps)."""
-
-    def wrap(fn):
-        try:
-            return njit(cache=True, **options)(fn)
-        except RuntimeError:
-            return njit(**options)(fn)
-
-    return wrap
+_frame_cpu = jit_cpu(_frame)
 
 
-_frame_cpu = _cpu_jit()(_frame)
-
-
-@_cpu_jit(parallel=True)
+@jit_cpu(parallel=True)
 def _frames_cpu(xe, frame_sig, frame_m, alpha, win, hop, order, frames):
     """Every frame ``n`` into ``frames[n]`` (``(N, W)``), frames in parallel."""
     n_scratch = scratch_len(win.shape[0], order)
@@ -324,7 +316,7 @@ def _frames_cpu(xe, frame_sig, frame_m, alpha, win, hop, order, frames):
         _frame_cpu(xe[s], frame_m[n] * hop, win, alpha[s], order, scratch, frames[n])
 
 
-@_cpu_jit(parallel=True)
+@jit_cpu(parallel=True)
 def _ola_cpu(frames, offsets, n_frames, hop, out):
     """``out[s, t]``: sum of the frames of signal ``s`` covering ``t``, added in frame order
     (the same sums as :func:`_ola_cuda`); signals in parallel."""
@@ -345,7 +337,7 @@ def _ola_cpu(frames, offsets, n_frames, hop, out):
 _frame_cuda = cuda.jit(device=True)(_frame)
 
 
-@cuda.jit
+@jit_cuda
 def _frames_cuda(xe, frame_sig, frame_m, alpha, win, hop, order, n0, scratch, frames_t):
     """One thread per frame ``n = n0 + thread``: output into column ``frames_t[:, n]``
     (``(W, N)``); scratch column ``thread`` (``scratch``: ``(scratch_len, chunk)``)."""
@@ -356,7 +348,7 @@ def _frames_cuda(xe, frame_sig, frame_m, alpha, win, hop, order, n0, scratch, fr
         _frame_cuda(xe[s], frame_m[n] * hop, win, alpha[s], order, scratch[:, i], frames_t[:, n])
 
 
-@cuda.jit
+@jit_cuda
 def _ola_cuda(frames_t, offsets, n_frames, hop, out):
     """One thread per output sample; same sum order as :func:`_ola_cpu`."""
     i = cuda.grid(1)
@@ -373,6 +365,18 @@ def _ola_cuda(frames_t, offsets, n_frames, hop, out):
         for m in range(m_lo if m_lo > 0 else 0, m_hi + 1):
             acc += frames_t[t - m * hop, offsets[s] + m]
         out[s, t] = acc
+
+
+#: The ``@cuda.jit`` kernels and the signatures the wrappers below launch them with (views of
+#: C-contiguous tensors, Python ints as int64, floats as float64): compiled by the compile
+#: gate (:mod:`gpuaug.kernels._compile_gate`) and by ``auto``'s probe on a GPU.
+#: float64 only (the op hands over float64 whatever the wave dtype).
+CUDA_KERNELS = {
+    "_frames_cuda": cuda_entry("mcadams", FRAME_THREADS,
+                               "float64[:,::1], int64[::1], int64[::1], float64[::1], float64[::1], int64, int64, "
+                               "int64, float64[:,::1], float64[:,::1]"),
+    "_ola_cuda": cuda_entry("mcadams", OLA_THREADS, "float64[:,::1], int64[::1], int64[::1], int64, float64[:,::1]"),
+}
 
 
 def launch_cuda(xe, frame_sig, frame_m, offsets, n_frames, alpha, win, hop, order, scratch,
@@ -393,12 +397,12 @@ def launch_cuda(xe, frame_sig, frame_m, offsets, n_frames, alpha, win, hop, orde
     """
     n = frame_sig.shape[0]
     chunk = scratch.shape[1]
-    blocks, threads = grid_1d(min(n, chunk), 64) if n else (0, 0)
+    blocks, threads = grid_1d(min(n, chunk), FRAME_THREADS) if n else (0, 0)
     for n0 in range(0, n, chunk):
         _frames_cuda[blocks, threads, stream](xe, frame_sig, frame_m, alpha, win, hop, order, n0,
                                               scratch, frames_t)
     if out.size:
-        blocks, threads = grid_1d(out.size, 256)
+        blocks, threads = grid_1d(out.size, OLA_THREADS)
         _ola_cuda[blocks, threads, stream](frames_t, offsets, n_frames, hop, out)
 
 
@@ -432,7 +436,7 @@ def mcadams_ola(xe: Tensor, n_frames: Tensor, alpha: Tensor, win: Tensor, hop: i
     xe, win, alpha = (t.to(**f64).contiguous() for t in (xe, win, alpha))
     n_frames = n_frames.to(**i64).contiguous()
     offsets = (torch.cumsum(n_frames, 0) - n_frames).contiguous()
-    N = int(n_frames.sum())
+    N = int(host_of(n_frames).sum())  # from the host mirror when the caller gave one (no sync)
     frame_sig = torch.repeat_interleave(torch.arange(S, **i64), n_frames, output_size=N)
     frame_m = torch.arange(N, **i64) - offsets[frame_sig]
     out = torch.empty(S, out_len, **f64)

@@ -19,21 +19,20 @@ frames (8 s) 1,083 -> 25 ms. No CUDA twin: on a GPU the scan's passes are parall
 """
 from __future__ import annotations
 
-import numba
 import numpy as np
 import torch
 from numba import prange
 
 from gpuaug.backend import register
 from gpuaug.kernels._launch import kernel_float
-from gpuaug.kernels._numba_glue import CPU_LOCK, kernel_array
+from gpuaug.kernels._numba_glue import CPU_LOCK, jit_cpu, kernel_array
 
 __all__ = ["phase_lock_kernel"]
 
 register("phase_lock", "numba", "cpu", auto_rank=0)
 
 
-@numba.njit(parallel=True, cache=False)
+@jit_cpu(parallel=True)
 def _phase_lock_cpu(mag, dp, ang, out):
     N, F, M = mag.shape
     for n in prange(N):

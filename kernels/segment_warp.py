@@ -25,8 +25,8 @@ import torch
 from numba import cuda, prange
 
 from gpuaug.kernels._launch import kernel_float, run_numba
-from gpuaug.kernels._numba_glue import launch_per_sample
-from gpuaug.kernels.warp_sinc import CPU_CHUNK, CUDA_THREADS, _point_cpu, _warp_point
+from gpuaug.kernels._numba_glue import cuda_entry, jit_cpu, jit_cuda, launch_per_sample
+from gpuaug.kernels.warp_sinc import CPU_CHUNK, CUDA_THREADS, _point_cpu, _point_cuda
 
 __all__ = ["segment_warp_kernel"]
 
@@ -45,7 +45,9 @@ def _segment_sample(x, b, c, j, L, s, n, m, zeros, rolloff):
         slope = n / max(m, 1.0)
         p = s + (j - s) * slope
         f = rolloff * min(1.0 / slope, 1.0)
-        return _warp_point(x, b, c, L, p, f, zeros, math.sin(math.pi * f), math.cos(math.pi * f),
+        # the CUDA device function: a plain-Python callee is an untyped global on the real
+        # CUDA target (only the simulator accepts it)
+        return _point_cuda(x, b, c, L, p, f, zeros, math.sin(math.pi * f), math.cos(math.pi * f),
                            math.sin(math.pi * f / zeros), math.cos(math.pi * f / zeros))
     if src < L:
         return numba.float64(x[b, c, src])
@@ -55,7 +57,7 @@ def _segment_sample(x, b, c, j, L, s, n, m, zeros, rolloff):
 _sample_cuda = cuda.jit(device=True)(_segment_sample)
 
 
-@numba.njit(parallel=True, cache=False)
+@jit_cpu(parallel=True)
 def _segment_cpu(x, lengths, seg, new_lengths, out, zeros, rolloff):
     B, C, t_out = out.shape
     n_chunks = (t_out + CPU_CHUNK - 1) // CPU_CHUNK
@@ -79,7 +81,7 @@ def _segment_cpu(x, lengths, seg, new_lengths, out, zeros, rolloff):
                     out[b, c, j] = _point_cpu(x, b, c, L, p, f, zeros, ds, dc, wds, wdc)
 
 
-@cuda.jit
+@jit_cuda
 def _segment_cuda(x, lengths, seg, new_lengths, out, zeros, rolloff):
     B, C, t_out = out.shape
     q = cuda.grid(1)
@@ -94,12 +96,23 @@ def _segment_cuda(x, lengths, seg, new_lengths, out, zeros, rolloff):
     out[b, c, j] = _sample_cuda(x, b, c, j, lengths[b], seg[b, 0], seg[b, 1], seg[b, 2], zeros, rolloff)
 
 
+#: The ``@cuda.jit`` kernels and the signatures the wrappers below launch them with (views of
+#: C-contiguous tensors, Python ints as int64, floats as float64): compiled by the compile
+#: gate (:mod:`gpuaug.kernels._compile_gate`) and by ``auto``'s probe on a GPU.
+#: Op ``warp``: the kernel runs whenever that op resolves to ``numba`` (see the module docstring).
+CUDA_KERNELS = {
+    "_segment_cuda": cuda_entry("warp", CUDA_THREADS, "{f}[:,:,::1], int64[::1], int64[:,::1], int64[::1], "
+                                                      "{f}[:,:,::1], int64, float64"),
+}
+
+
 def _launch_cuda(x, lengths, seg, new_lengths, out, zeros, rolloff, stream=0) -> None:
     launch_per_sample(_segment_cuda, out.shape, CUDA_THREADS, stream, x, lengths, seg, new_lengths, out, zeros, rolloff)
 
 
 def segment_warp_kernel(x: torch.Tensor, lengths: torch.Tensor, start: torch.Tensor, n: torch.Tensor,
-                        m: torch.Tensor, new_lengths: torch.Tensor, zeros: int, rolloff: float) -> torch.Tensor:
+                        m: torch.Tensor, new_lengths: torch.Tensor, zeros: int, rolloff: float,
+                        t_out: int | None = None) -> torch.Tensor:
     """Numba segment speed-up of checked inputs; returns the ``(B, C, max(new_lengths))`` output.
 
     Args:
@@ -108,11 +121,13 @@ def segment_warp_kernel(x: torch.Tensor, lengths: torch.Tensor, start: torch.Ten
         lengths, new_lengths: ``(B,)`` int64 valid input / output samples.
         start, n, m: ``(B,)`` int64 segment start (``<= L``), input length and output length.
         zeros: sinc zero crossings per side; rolloff: anti-aliasing margin in ``(0, 1]``.
+        t_out: ``max(new_lengths)`` when the caller knows it on the host (else read back).
 
     Output padding is zero; everything stays on ``x``'s device.
     """
     xf = kernel_float(x)
-    t_out = int(new_lengths.max()) if new_lengths.numel() else 0
+    if t_out is None:  # the caller knows it from the host lengths (no device read)
+        t_out = int(new_lengths.max()) if new_lengths.numel() else 0
     out = xf.new_zeros(xf.shape[0], xf.shape[1], t_out)
     if out.numel():
         seg = torch.stack([start, n, m], dim=1).to(torch.int64).contiguous()

@@ -28,7 +28,8 @@ import torch
 from numba import cuda, prange
 
 from gpuaug.backend import register
-from gpuaug.kernels._numba_glue import CPU_LOCK, grid_1d, kernel_array, launch_per_sample, torch_stream
+from gpuaug.kernels._numba_glue import (CPU_LOCK, cuda_entry, grid_1d, jit_cpu, jit_cuda, kernel_array,
+                                         launch_per_sample, torch_stream)
 
 __all__ = ["clip_powers", "mix", "launch_powers_cuda", "launch_mix_cuda", "CUDA_THREADS"]
 
@@ -55,8 +56,8 @@ def _noise_index(offset, t, start, nlen):
     return i
 
 
-_shaped_cpu = numba.njit(cache=False)(_shaped)
-_index_cpu = numba.njit(cache=False)(_noise_index)
+_shaped_cpu = jit_cpu(_shaped)
+_index_cpu = jit_cpu(_noise_index)
 _shaped_cuda = cuda.jit(device=True)(_shaped)
 _index_cuda = cuda.jit(device=True)(_noise_index)
 
@@ -64,7 +65,7 @@ _index_cuda = cuda.jit(device=True)(_noise_index)
 # ------------------------------------------------------------------------------- CPU (njit)
 
 
-@numba.njit(parallel=True, cache=False)
+@jit_cpu(parallel=True)
 def _powers_cpu(w, lengths, bank, rows, nlen, offset, start, begin, end, fade, p_signal, p_noise):
     B, C, _ = w.shape
     Cn = bank.shape[1]
@@ -87,7 +88,7 @@ def _powers_cpu(w, lengths, bank, rows, nlen, offset, start, begin, end, fade, p
         p_noise[b] = acc / max((end[b] - begin[b]) * Cn, 1)
 
 
-@numba.njit(parallel=True, cache=False)
+@jit_cpu(parallel=True)
 def _mix_cpu(w, lengths, bank, rows, nlen, offset, start, begin, end, fade, gain, ok, out):
     B, C, T = w.shape
     Cn = bank.shape[1]
@@ -117,7 +118,7 @@ def _mix_cpu(w, lengths, bank, rows, nlen, offset, start, begin, end, fade, gain
 # ------------------------------------------------------------------------------- CUDA
 
 
-@cuda.jit
+@jit_cuda
 def _powers_cuda(w, lengths, bank, rows, nlen, offset, start, begin, end, fade, p_signal, p_noise):
     b = cuda.blockIdx.x
     tid = cuda.threadIdx.x
@@ -152,7 +153,7 @@ def _powers_cuda(w, lengths, bank, rows, nlen, offset, start, begin, end, fade, 
         p_noise[b] = noi[0] / (Cn * n) if n > 0 else 0.0
 
 
-@cuda.jit
+@jit_cuda
 def _mix_cuda(w, lengths, bank, rows, nlen, offset, start, begin, end, fade, gain, ok, out):
     B, C, T = w.shape
     q = cuda.grid(1)
@@ -170,6 +171,17 @@ def _mix_cuda(w, lengths, bank, rows, nlen, offset, start, begin, end, fade, gai
         out[b, c, t] += w[b, c, t]
     else:
         out[b, c, t] = w[b, c, t]
+
+
+#: The ``@cuda.jit`` kernels and the signatures the wrappers below launch them with (views of
+#: C-contiguous tensors, Python ints as int64, floats as float64): compiled by the compile
+#: gate (:mod:`gpuaug.kernels._compile_gate`) and by ``auto``'s probe on a GPU.
+#: The noise bank's dtype ``{g}`` is independent of the wave's ``{f}`` (both read as float64).
+_CLIPS = "{f}[:,:,::1], int64[::1], {g}[:,:,::1], " + ", ".join(["int64[::1]"] * 7)  # w .. fade
+CUDA_KERNELS = {
+    "_powers_cuda": cuda_entry("mix_noise", CUDA_THREADS, _CLIPS + ", float64[::1], float64[::1]"),
+    "_mix_cuda": cuda_entry("mix_noise", CUDA_THREADS, _CLIPS + ", float64[::1], uint8[::1], {f}[:,:,::1]"),
+}
 
 
 def launch_powers_cuda(w, lengths, bank, rows, nlen, offset, start, begin, end, fade, p_signal, p_noise,

@@ -35,14 +35,13 @@ from __future__ import annotations
 
 import math
 
-import numba
 import torch
 from numba import cuda, prange
 from numba.extending import register_jitable
 
 from gpuaug.backend import register
 from gpuaug.kernels._launch import kernel_float, run_numba
-from gpuaug.kernels._numba_glue import launch_per_sample
+from gpuaug.kernels._numba_glue import cuda_entry, jit_cpu, jit_cuda, launch_per_sample
 
 __all__ = ["insert_kernel", "drop_kernel", "launch_insert_cuda", "launch_drop_cuda", "CUDA_THREADS"]
 
@@ -100,7 +99,7 @@ def _piece_of(ostart, b, j):
 # ------------------------------------------------------------------------------- CPU (njit)
 
 
-@numba.njit(parallel=True, cache=False)
+@jit_cpu(parallel=True)
 def _insert_cpu(w, lengths, clip, pos, before, clip_len, after, edge, new_len, out):
     B, C, T_out = out.shape
     Cc = clip.shape[1]
@@ -133,7 +132,7 @@ def _insert_cpu(w, lengths, clip, pos, before, clip_len, after, edge, new_len, o
             out[b, c, j] = 0.0
 
 
-@numba.njit(parallel=True, cache=False)
+@jit_cpu(parallel=True)
 def _drop_cpu(w, src, size, overlap, ostart, new_len, out):
     B, C, T_out = out.shape
     P = src.shape[1]
@@ -159,7 +158,7 @@ def _drop_cpu(w, src, size, overlap, ostart, new_len, out):
 # ------------------------------------------------------------------------------- CUDA
 
 
-@cuda.jit
+@jit_cuda
 def _insert_cuda(w, lengths, clip, pos, before, clip_len, after, edge, new_len, out):
     B, C, T_out = out.shape
     q = cuda.grid(1)
@@ -187,7 +186,7 @@ def _insert_cuda(w, lengths, clip, pos, before, clip_len, after, edge, new_len, 
         out[b, c, j] = 0.0
 
 
-@cuda.jit
+@jit_cuda
 def _drop_cuda(w, src, size, overlap, ostart, new_len, out):
     B, C, T_out = out.shape
     q = cuda.grid(1)
@@ -206,6 +205,18 @@ def _drop_cuda(w, src, size, overlap, ostart, new_len, out):
         _blend(w, out, b, c, j, src[b, i - 1] + size[b, i - 1] - x + k, src[b, i] + k, k, x)
     else:
         out[b, c, j] = w[b, c, src[b, i] + k]
+
+
+#: The ``@cuda.jit`` kernels and the signatures the wrappers below launch them with (views of
+#: C-contiguous tensors, Python ints as int64, floats as float64): compiled by the compile
+#: gate (:mod:`gpuaug.kernels._compile_gate`) and by ``auto``'s probe on a GPU.
+CUDA_KERNELS = {
+    "_insert_cuda": cuda_entry("insert_clip", CUDA_THREADS,
+                               "{f}[:,:,::1], int64[::1], {f}[:,:,::1], " + ", ".join(["int64[::1]"] * 6)
+                               + ", {f}[:,:,::1]"),
+    "_drop_cuda": cuda_entry("drop_segments", CUDA_THREADS,
+                             "{f}[:,:,::1], " + ", ".join(["int64[:,::1]"] * 4) + ", int64[::1], {f}[:,:,::1]"),
+}
 
 
 def launch_insert_cuda(w, lengths, clip, pos, before, clip_len, after, edge, new_len, out, stream=0) -> None:

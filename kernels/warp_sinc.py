@@ -38,7 +38,8 @@ import torch
 from numba import cuda, prange
 
 from gpuaug.backend import register
-from gpuaug.kernels._numba_glue import CPU_LOCK, grid_1d, kernel_array, launch_per_sample, torch_stream
+from gpuaug.kernels._numba_glue import (CPU_LOCK, cuda_entry, grid_1d, jit_cpu, jit_cuda, kernel_array,
+                                         launch_per_sample, torch_stream)
 
 __all__ = ["warp_kernel", "launch_cuda", "CUDA_THREADS", "CPU_CHUNK"]
 
@@ -50,7 +51,7 @@ CPU_CHUNK = 256
 
 register("warp", "numba", "cpu", auto_rank=0)
 register("warp", "numba", "cuda", auto_rank=0)
-register("warp", "cupy", "cuda", auto_rank=1)
+register("warp", "cupy", "cuda", auto_rank=1, probe=lambda device_index: _probe_cupy(device_index))
 
 
 def _warp_point(x, b, c, L, p, f, zeros, ds, dc, wds, wdc):
@@ -101,11 +102,11 @@ def _warp_point(x, b, c, L, p, f, zeros, ds, dc, wds, wdc):
     return num / den
 
 
-_point_cpu = numba.njit(cache=False)(_warp_point)
+_point_cpu = jit_cpu(_warp_point)
 _point_cuda = cuda.jit(device=True)(_warp_point)
 
 
-@numba.njit(parallel=True, cache=False)
+@jit_cpu(parallel=True)
 def _warp_cpu(x, lengths, pos, fc, new_lengths, out, zeros):
     B, C, t_out = out.shape
     n_chunks = (t_out + CPU_CHUNK - 1) // CPU_CHUNK
@@ -124,7 +125,7 @@ def _warp_cpu(x, lengths, pos, fc, new_lengths, out, zeros):
                 out[b, c, j] = _point_cpu(x, b, c, lengths[b], pos[b, j], f, zeros, ds, dc, wds, wdc)
 
 
-@cuda.jit
+@jit_cuda
 def _warp_cuda(x, lengths, pos, fc, new_lengths, out, zeros):
     B, C, t_out = out.shape
     q = cuda.grid(1)
@@ -141,6 +142,15 @@ def _warp_cuda(x, lengths, pos, fc, new_lengths, out, zeros):
                                math.cos(math.pi * f), math.sin(math.pi * f / zeros), math.cos(math.pi * f / zeros))
 
 
+#: The ``@cuda.jit`` kernels and the signatures the wrappers below launch them with (views of
+#: C-contiguous tensors, Python ints as int64, floats as float64): compiled by the compile
+#: gate (:mod:`gpuaug.kernels._compile_gate`) and by ``auto``'s probe on a GPU.
+CUDA_KERNELS = {
+    "_warp_cuda": cuda_entry("warp", CUDA_THREADS, "{f}[:,:,::1], int64[::1], float64[:,::1], float64[:,::1], "
+                                                   "int64[::1], {f}[:,:,::1], int64"),
+}
+
+
 def launch_cuda(x, lengths, pos, fc, new_lengths, out, zeros: int, stream=0) -> None:
     """Launch the Numba CUDA kernel on device arrays (or numpy arrays under the simulator).
 
@@ -150,15 +160,29 @@ def launch_cuda(x, lengths, pos, fc, new_lengths, out, zeros: int, stream=0) -> 
     launch_per_sample(_warp_cuda, out.shape, CUDA_THREADS, stream, x, lengths, pos, fc, new_lengths, out, zeros)
 
 
+#: NVRTC options of the CuPy module (the compile gate passes the same to nvcc and NVRTC).
+CUPY_OPTIONS = ("--std=c++14",)
+#: The CUDA C kernels (``__global__``) of each ``.cu`` source: op, threads per block, names.
+CUDA_C_KERNELS = {
+    "warp_sinc.cu": {"op": "warp", "threads": CUDA_THREADS, "kernels": ("warp_sinc_f32", "warp_sinc_f64"),
+                     "options": CUPY_OPTIONS},
+}
+
+
 @lru_cache(maxsize=None)
 def _cupy_functions(device_index: int):
     import cupy
 
     src = Path(__file__).with_name("warp_sinc.cu").read_text()
     with cupy.cuda.Device(device_index):
-        module = cupy.RawModule(code=src, options=("--std=c++14",))
+        module = cupy.RawModule(code=src, options=CUPY_OPTIONS)
         return {torch.float32: module.get_function("warp_sinc_f32"),
                 torch.float64: module.get_function("warp_sinc_f64")}
+
+
+def _probe_cupy(device_index: int) -> None:
+    """``auto``'s probe of the CuPy kernels: compile with NVRTC and load them on the device."""
+    _cupy_functions(device_index)
 
 
 def _launch_cupy(x, lengths, pos, fc, new_lengths, out, zeros: int) -> None:

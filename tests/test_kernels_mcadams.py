@@ -222,7 +222,11 @@ def test_cuda_kernels_on_simulator_match_torch():
     assert max(err_over_rms(got[:2], ref[:2], lengths[:2])) < 1e-9
     assert not got[2].any()  # no frames: zero output (the op then passes the clip through)
     cpu = km.mcadams_ola(xe, n_frames, alpha, win, HOP, ORDER, out_len).numpy()
-    np.testing.assert_allclose(out, cpu, rtol=0, atol=1e-12 * np.abs(cpu).max())  # same code, same sums
+    # simulator: the same code and sums as the CPU njit. Real GPU: libdevice atan2/hypot/pow/sin/cos
+    # (<= 2 ulp) and FMA contraction change the Aberth iterates' rounding and the all-pole filter
+    # amplifies it; both are within 1e-9 RMS of torch (the GPU above, the njit under the simulator).
+    atol = (1e-12 if numba.config.ENABLE_CUDASIM else 2e-9) * np.abs(cpu).max()
+    np.testing.assert_allclose(out, cpu, rtol=0, atol=atol)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

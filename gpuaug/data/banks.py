@@ -12,6 +12,8 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
+from .._sync import host_of, mirrored
+
 __all__ = ["Bank", "AUDIO_SUFFIXES"]
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
@@ -57,6 +59,8 @@ class Bank:
         self.audio = torch.zeros(len(mono), int(self.lengths.max()))
         for i, c in enumerate(mono):
             self.audio[i, : c.numel()] = c
+        #: ``(N,)`` int64 host index of each clip's first absolute maximum (an RIR's direct path).
+        self.peak_index = torch.stack([c.abs().argmax() for c in mono]).to(torch.int64)
         self.category_names = sorted(set(categories))
         self.category_ids = torch.tensor([self.category_names.index(c) for c in categories])
         self.names = list(names) if names is not None else [f"clip{i}" for i in range(len(mono))]
@@ -117,14 +121,14 @@ class Bank:
         return order[starts[cat] + within]
 
     def gather(self, index: Tensor, device=None) -> tuple[Tensor, Tensor]:
-        """Clips ``index`` as ``(n, T_max_sel)`` padded audio and ``(n,)`` lengths on ``device``."""
-        index = index.to(self.device)
-        lengths = self.lengths.to(self.device)[index]
-        T = int(lengths.max()) if lengths.numel() else 0
-        audio = self.audio[index, :T]
-        if device is not None:
-            audio, lengths = audio.to(device), lengths.to(device)
-        return audio, lengths
+        """Clips ``index`` (host int64) as ``(n, T_max_sel)`` padded audio and ``(n,)`` lengths
+        on ``device`` (default the bank's). Sizes come from the host lengths: no sync."""
+        index = host_of(index)
+        host = self.lengths[index]
+        T = int(host.max()) if host.numel() else 0
+        audio = self.audio[mirrored(index, self.device), :T]
+        device = self.device if device is None else torch.device(device)
+        return audio.to(device), mirrored(host, device)
 
     @classmethod
     def from_folder(cls, root: str | Path, sample_rate: int,

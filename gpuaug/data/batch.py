@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 
+import torch
 from torch import Tensor
+
+from .._sync import STAND_IN, DeviceResident, is_host, upload
 
 from ..policy.labels import LabelAction
 
@@ -23,6 +26,12 @@ def _move(value, fn):
         return LabelAction(*(fn(getattr(value, f)) if isinstance(getattr(value, f), Tensor) else getattr(value, f)
                              for f in ("keep", "loss_weight", "delta", "dimensional_weight", "action")))
     return value
+
+
+def _to_device(t: Tensor, device: torch.device, non_blocking: bool) -> Tensor:
+    if device == STAND_IN:  # the CPU stand-in of a device (gpuaug._sync.count_syncs)
+        return t if isinstance(t, DeviceResident) else t.as_subclass(DeviceResident)
+    return t.to(device, non_blocking=non_blocking)
 
 
 @dataclass
@@ -74,8 +83,24 @@ class Batch:
                                 if f.name not in ("params",)})
 
     def to(self, device, non_blocking: bool = False) -> "Batch":
-        """Move every tensor to ``device`` (parameters stay on the CPU, as records)."""
-        return self._map(lambda t: t.to(device, non_blocking=non_blocking))
+        """Move every tensor to ``device`` (parameters stay on the CPU, as records).
+
+        From the host to a GPU, the small tensors (lengths, index, labels, masks, words, the
+        label action) go in one pinned non-blocking copy and keep their host copies as
+        mirrors (:func:`gpuaug._sync.host_of`), so the device stage reads lengths and
+        selections without a sync; ``wave`` is copied as it is (pinned by the DataLoader's
+        ``pin_memory=True`` for a non-blocking copy).
+        """
+        device = torch.device(device)
+        if is_host(device):
+            return self._map(lambda t: t.to(device, non_blocking=non_blocking))
+        small = [f.name for f in fields(self) if f.name not in ("wave", "params")
+                 and isinstance(getattr(self, f.name), Tensor) and getattr(self, f.name).device.type == "cpu"]
+        moved = dict(zip(small, upload([getattr(self, k) for k in small], device)))
+        rest = {f.name: _to_device(getattr(self, f.name), device, non_blocking) for f in fields(self)
+                if isinstance(getattr(self, f.name), Tensor) and f.name not in small}
+        action = None if self.label_action is None else self.label_action.to(device)
+        return replace(self, **moved, **rest, label_action=action)
 
     def pin_memory(self) -> "Batch":
         """Pinned-memory copy (called by ``DataLoader(pin_memory=True)``)."""

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._sync import host_of, mirrored, take_rows
 from ..functional._batch import as_3d, restore_rank
 from ..policy.table import CLEAN, SEVERITY
 from ..transforms.base import merge_rows
@@ -162,7 +163,7 @@ class AugmentCollate:
         """
         if not batch.pending:
             return batch
-        sel = batch.augmented.cpu().nonzero().flatten()
+        sel = host_of(batch.augmented).nonzero().flatten()  # the host mirror: no sync
         n, B = int(sel.numel()), len(batch)
         w3, was_2d = as_3d(batch.wave)
         severity = torch.full((B,), SEVERITY[CLEAN], dtype=torch.int64)
@@ -171,9 +172,10 @@ class AugmentCollate:
         params = batch.params if records is None else self.pipeline.params_from_records(records)
         wave, lengths = batch.wave, batch.lengths
         if n:
-            dev_sel = sel.to(batch.wave.device)
-            words = None if batch.words is None else batch.words.to(batch.wave.device)[dev_sel]
-            out = self.pipeline(batch.wave[dev_sel], batch.lengths[dev_sel], params=params, alignments=words)
+            dev_sel = mirrored(sel, batch.wave.device)
+            words = None if batch.words is None else host_of(batch.words)[sel]
+            out = self.pipeline(batch.wave[dev_sel], take_rows(batch.lengths, sel, dev_sel), params=params,
+                                alignments=words)
             sub_sev, sub_delta = out.severity, out.study_delta
             if self.selector.mode == "append":
                 return self._append(batch, out, sub_sev, sub_delta)
@@ -193,16 +195,18 @@ class AugmentCollate:
     def _append(self, batch: Batch, out, sub_sev, sub_delta) -> Batch:
         """Originals (clean) followed by the augmented copies of the selected clips."""
         B, n = len(batch), out.wave.shape[0]
-        sel = batch.augmented.cpu().nonzero().flatten()
+        sel = host_of(batch.augmented).nonzero().flatten()
         T = max(batch.wave.shape[-1], out.wave.shape[-1])
         pad = lambda w: torch.nn.functional.pad(w, (0, T - w.shape[-1]))  # noqa: E731
         rows = torch.cat([torch.arange(B), sel])
         severity = torch.cat([torch.full((B,), SEVERITY[CLEAN], dtype=torch.int64), sub_sev])
         delta = torch.cat([torch.zeros(B, 2, dtype=torch.float64), sub_delta])
 
+        dev_rows = mirrored(rows, batch.wave.device)
+
         def dup(v):
             if isinstance(v, Tensor) and v.dim() >= 1 and v.shape[0] == B:
-                return v[rows.to(v.device)]
+                return v[rows] if v.device.type == "cpu" else take_rows(v, rows, dev_rows)
             if isinstance(v, list) and len(v) == B:
                 return [v[i] for i in rows.tolist()]
             return v

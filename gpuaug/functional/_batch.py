@@ -21,8 +21,11 @@ from typing import Iterator, Sequence
 import torch
 from torch import Tensor
 
+from .._sync import has_mirror, host_of, mirrored, to_host_many
+
 __all__ = [
     "as_3d",
+    "host_lengths",
     "restore_rank",
     "check_wave",
     "valid_mask",
@@ -94,19 +97,29 @@ def check_wave(wave: Tensor, lengths: Tensor, *, name: str = "wave") -> Tensor:
         raise ValueError(
             f"lengths must have shape (B,) = ({wave.shape[0]},), got {tuple(lengths.shape)}"
         )
-    lengths = lengths.to(device=wave.device, dtype=torch.int64)
-    if wave.shape[0] == 0:
-        return lengths
-    T = wave.shape[-1]
-    if bool(((lengths < 0) | (lengths > T)).any()):
-        raise ValueError(f"lengths must lie in [0, T={T}], got {lengths.tolist()}")
-    if finite_trusted():
-        return lengths
-    finite = torch.isfinite(wave).reshape(wave.shape[0], -1).all(dim=1)
-    if not bool(finite.all()):
-        bad = (~finite).nonzero().flatten().tolist()
+    B, T = wave.shape[0], wave.shape[-1]
+    scan = B > 0 and not finite_trusted()
+    finite = torch.isfinite(wave).reshape(B, -1).all(dim=1) if scan else None
+    mirrored_already = has_mirror(lengths)
+    if mirrored_already:
+        host = host_of(lengths).to(torch.int64)  # validated on the host: no sync
+    elif scan:  # device lengths without a mirror: read them with the NaN scan, in one sync
+        host, finite = to_host_many([lengths.to(torch.int64), finite])
+    else:
+        host = host_of(lengths).to(torch.int64)
+    if B and bool(((host < 0) | (host > T)).any()):
+        raise ValueError(f"lengths must lie in [0, T={T}], got {host.tolist()}")
+    if not (mirrored_already and lengths.dtype == torch.int64 and lengths.device == wave.device):
+        lengths = mirrored(host, wave.device)  # later ops read the host copy without a sync
+    if scan and not bool(host_of(finite).all()):  # the one sync of an untrusted call
+        bad = (~host_of(finite)).nonzero().flatten().tolist()
         raise ValueError(f"{name} contains NaN or Inf samples in clip(s) {bad}")
     return lengths
+
+
+def host_lengths(lengths: Tensor) -> Tensor:
+    """The host copy of checked ``lengths`` (its mirror; no sync inside a pipeline)."""
+    return host_of(lengths)
 
 
 def valid_mask(lengths: Tensor, T: int) -> Tensor:
@@ -130,20 +143,28 @@ def per_clip(
     device: torch.device | str,
     dtype: torch.dtype = torch.float32,
 ) -> Tensor:
-    """Broadcast a scalar or ``(B,)`` parameter to a finite ``(B,)`` tensor."""
-    t = torch.as_tensor(value, dtype=dtype, device=device)
+    """Broadcast a scalar or ``(B,)`` parameter to a finite ``(B,)`` tensor on ``device``.
+
+    Validated on the host copy (:func:`~gpuaug._sync.host_of`: no sync for host values or
+    uploaded parameters); the result carries that host copy as its mirror.
+    """
+    t = (host_of(value) if isinstance(value, Tensor) else torch.as_tensor(value, dtype=dtype)).to(dtype)
     if t.dim() == 0:
         t = t.expand(batch)
     if t.shape != (batch,):
         raise ValueError(f"{name} must be a scalar or have shape ({batch},), got {tuple(t.shape)}")
     if t.is_floating_point() and batch and not bool(torch.isfinite(t).all()):
         raise ValueError(f"{name} must be finite, got {t.tolist()}")
-    return t
+    if isinstance(value, Tensor) and value.dtype == dtype and value.shape == (batch,) and value.device == torch.device(device):
+        return value
+    return mirrored(t.contiguous(), device)
 
 
 def per_clip_int(value: int | Sequence[int] | Tensor, batch: int, *, name: str, device) -> Tensor:
     """Like :func:`per_clip` for integer (sample-count) parameters; returns int64."""
-    t = torch.as_tensor(value, device=device)
+    if isinstance(value, Tensor) and value.dtype == torch.int64:
+        return per_clip(value, batch, name=name, device=device, dtype=torch.int64)
+    t = host_of(value) if isinstance(value, Tensor) else torch.as_tensor(value)
     if t.is_floating_point():
         t = t.round()
     return per_clip(t.to(torch.int64), batch, name=name, device=device, dtype=torch.int64)
@@ -168,6 +189,6 @@ def check_companion(other: Tensor, other_lengths: Tensor, *, batch: int, channel
     if o.shape[1] not in (1, channels):
         raise ValueError(f"mismatched channel counts: {name} has {o.shape[1]} channels, wave has {channels} "
                          f"({name} must be mono or have the wave's channel count)")
-    if batch and min_length and bool((other_lengths < min_length).any()):
-        raise ValueError(f"{name}_lengths must be >= {min_length}, got {other_lengths.tolist()}")
+    if batch and min_length and bool((host_of(other_lengths) < min_length).any()):
+        raise ValueError(f"{name}_lengths must be >= {min_length}, got {host_of(other_lengths).tolist()}")
     return o, other_lengths

@@ -9,15 +9,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .._sync import host_of, upload
 from ..backend import resolve
 from ._batch import as_3d, check_wave, per_clip_int, restore_rank
 
 __all__ = ["drop_segments", "piece_tables"]
 
 
-def _check_intervals(intervals, batch: int, device) -> Tensor:
-    """Validate ``intervals`` and return it as a ``(B, K, 2)`` int64 tensor on ``device``."""
-    iv = torch.as_tensor(intervals, device=device)
+def _check_intervals(intervals, batch: int) -> Tensor:
+    """Validate ``intervals`` and return it as a ``(B, K, 2)`` int64 host tensor."""
+    iv = host_of(intervals) if isinstance(intervals, Tensor) else torch.as_tensor(intervals)
     if iv.is_floating_point() or iv.is_complex() or iv.dtype == torch.bool:
         raise TypeError(f"intervals must be an integer tensor, got dtype {iv.dtype}")
     if iv.dim() != 3 or iv.shape[0] != batch or iv.shape[2] != 2:
@@ -114,19 +115,24 @@ def drop_segments(wave: Tensor, lengths: Tensor, *, intervals, crossfade=0,
     w3, was_2d = as_3d(wave)
     B, C, T = w3.shape
     dev = wave.device
-    iv = _check_intervals(intervals, B, dev)
-    xf = per_clip_int(crossfade, B, name="crossfade", device=dev)
+    # Intervals, crossfades and the piece tables live on the host (sizes without a sync).
+    iv = _check_intervals(intervals, B)
+    xf = host_of(per_clip_int(crossfade, B, name="crossfade", device=torch.device("cpu")))
     if B and bool((xf < 0).any()):
         raise ValueError(f"crossfade must be >= 0 samples, got {xf.tolist()}")
 
-    iv = torch.minimum(iv.clamp(min=0), lengths[:, None, None])  # clipped to [0, L]
+    iv = torch.minimum(iv.clamp(min=0), host_of(lengths)[:, None, None])  # clipped to [0, L]
+    *tables, new_host = piece_tables(iv, host_of(lengths), xf)
+    T_out = int(new_host.max()) if B else 0
+    any_overlap = bool((tables[2] > 0).any())
     name = resolve("drop_segments", dev, backend)
     if name != "torch":
         from gpuaug.kernels.splice import drop_kernel
 
-        *tables, new_len = piece_tables(iv, lengths, xf)
-        out = drop_kernel(name, w3, *tables, new_len, int(new_len.max()) if B else 0)
+        *tables, new_len = upload([*tables, new_host], dev)
+        out = drop_kernel(name, w3, *tables, new_len, T_out)
         return restore_rank(out, was_2d), new_len
+    iv, xf, new_len = upload([iv, xf, new_host], dev)
 
     # union of the intervals via a +1/-1 difference array; kept = valid and not covered
     used = (iv[..., 1] > iv[..., 0]).to(torch.int64)
@@ -159,8 +165,7 @@ def drop_segments(wave: Tensor, lengths: Tensor, *, intervals, crossfade=0,
     w = torch.where(head, (kf + 1) / (x_left + 1), w)
     w = torch.where(tail, 1 - (kf - (n_piece - x_right) + 1) / (x_right + 1), w)
 
-    new_len = keep.sum(1) - x_join.sum(1)
-    T_out = int(new_len.max()) if B else 0
+    # new lengths (keep.sum(1) - x_join.sum(1)) and T_out are the piece tables' (host)
 
     # invert to per-output-sample maps (slot T collects the samples that go nowhere)
     sink = torch.full_like(t, T)
@@ -175,6 +180,6 @@ def drop_segments(wave: Tensor, lengths: Tensor, *, intervals, crossfade=0,
 
     padded = torch.cat([w3, w3.new_zeros(B, C, 1)], dim=-1)
     out = torch.gather(padded, 2, src1[:, None, :].expand(B, C, T_out)) * w1[:, None, :]
-    if B and bool((x_join > 0).any()):
+    if any_overlap:
         out = out + torch.gather(padded, 2, src2[:, None, :].expand(B, C, T_out)) * w2[:, None, :]
     return restore_rank(out, was_2d), new_len

@@ -11,6 +11,7 @@ import numbers
 import torch
 from torch import Tensor
 
+from gpuaug._sync import host_of
 from ..backend import resolve
 from ._batch import as_3d, check_wave, per_clip, per_clip_int, restore_rank, valid_mask
 
@@ -76,10 +77,11 @@ def fade(
     direc = per_clip_int(direction, B, name="direction", device=dev)
     if B:
         hi = 1.0 if shape == "exponential" else math.inf
-        if bool(((rate < 0) | (rate > hi)).any()):
-            raise ValueError(f"rate_per_s must lie in [0, {hi}] for a {shape} fade, got {rate.tolist()}")
-        if bool(((direc < -1) | (direc > 1)).any()):
-            raise ValueError(f"direction must be -1, 0 or +1, got {direc.tolist()}")
+        r, d = host_of(rate), host_of(direc)  # checked on the host (no sync)
+        if bool(((r < 0) | (r > hi)).any()):
+            raise ValueError(f"rate_per_s must lie in [0, {hi}] for a {shape} fade, got {r.tolist()}")
+        if bool(((d < -1) | (d > 1)).any()):
+            raise ValueError(f"direction must be -1, 0 or +1, got {d.tolist()}")
 
     name = resolve("fade", dev, backend)
     if name != "torch":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from gpuaug._sync import check_later, host_of
 from ..backend import resolve
 from ._batch import as_3d, check_wave, per_clip, restore_rank, zero_padding
 
@@ -44,12 +45,12 @@ def gain(wave: Tensor, lengths: Tensor, *, gain_db, backend: str | None = None) 
 
         w3, was_2d = as_3d(wave)
         out, overflow = gain_kernel(name, w3, lengths, factor)
-        out, finite = restore_rank(out, was_2d), not bool(overflow.any())
+        out, finite = restore_rank(out, was_2d), ~overflow.any()
     else:
         shape = (B,) + (1,) * (wave.dim() - 1)
         prod = wave * factor.reshape(shape)
-        finite = bool(torch.isfinite(prod).all())
+        finite = torch.isfinite(prod).all()
         out = zero_padding(prod, lengths)
-    if B and not finite:  # some product (padding included) is Inf / NaN
-        raise ValueError(f"gain_db={g_db.tolist()} overflows {wave.dtype}")
+    if B:  # some product (padding included) is Inf / NaN: checked at the end of a pipeline call
+        check_later(finite, lambda ok: f"gain_db={host_of(g_db).tolist()} overflows {wave.dtype}")
     return out, lengths

@@ -11,6 +11,7 @@ import math
 import torch
 from torch import Tensor
 
+from gpuaug._sync import host_of, upload
 from ..backend import resolve
 from ._batch import as_3d, check_wave, per_clip_int, restore_rank
 
@@ -94,18 +95,22 @@ def insert_clip(
         raise ValueError(f"clip has {c3.shape[1]} channels; expected 1 or {C} (the wave's)")
     if clip.device != wave.device:
         raise ValueError(f"clip is on {clip.device}, wave on {wave.device}")
-    dev = wave.device
-    pos = torch.minimum(per_clip_int(position, B, name="position", device=dev).clamp(min=0), lengths)
-    sb = per_clip_int(silence_before, B, name="silence_before", device=dev)
-    sa = per_clip_int(silence_after, B, name="silence_after", device=dev)
-    edge = per_clip_int(edge_fade, B, name="edge_fade", device=dev)
+    dev, cpu = wave.device, torch.device("cpu")
+    # Positions, silences and the new lengths on the host (no sync), uploaded in one copy.
+    L = host_of(lengths)
+    pos = torch.minimum(host_of(per_clip_int(position, B, name="position", device=cpu)).clamp(min=0), L)
+    sb = host_of(per_clip_int(silence_before, B, name="silence_before", device=cpu))
+    sa = host_of(per_clip_int(silence_after, B, name="silence_after", device=cpu))
+    edge = host_of(per_clip_int(edge_fade, B, name="edge_fade", device=cpu))
     for name, v in (("silence_before", sb), ("silence_after", sa), ("edge_fade", edge)):
         if B and bool((v < 0).any()):
             raise ValueError(f"{name} must be >= 0 samples, got {v.tolist()}")
 
+    new_host = L + sb + host_of(clip_lengths) + sa
+    T_out = int(new_host.max()) if B else 0
+    any_edge = bool((edge > 0).any())
+    pos, sb, sa, edge, new_len = upload([pos, sb, sa, edge, new_host], dev)
     cl = clip_lengths
-    new_len = lengths + sb + cl + sa
-    T_out = int(new_len.max()) if B else 0
     name = resolve("insert_clip", dev, backend)
     if name != "torch":
         from gpuaug.kernels.splice import insert_kernel
@@ -125,7 +130,7 @@ def insert_clip(
 
     src = torch.cat([w3, c3.to(wave.dtype).expand(B, C, Tc), w3.new_zeros(B, C, 1)], dim=-1)
     out = torch.gather(src, 2, idx[:, None, :].expand(B, C, T_out))
-    if B and bool((edge > 0).any()):
+    if B and any_edge:
         in_clip = (j >= c0) & (j < c1)
         g = _edge_fade_gain(j - c0, cl[:, None], edge[:, None])
         g = torch.where(in_clip, g, torch.ones_like(g)).to(wave.dtype)

@@ -45,6 +45,7 @@ import math
 import torch
 from torch import Tensor
 
+from gpuaug._sync import host_of, mirrored
 from ..backend import resolve
 from ._batch import as_3d, check_wave, per_clip, restore_rank, valid_mask, zero_padding
 from .lpc import burg_lpc
@@ -183,8 +184,8 @@ def mcadams(
     name = resolve("mcadams", wave.device, backend)
     B = wave.shape[0]
     alpha = per_clip(alpha, B, name="alpha", device=wave.device, dtype=torch.float64)
-    if B and not bool((alpha > 0).all()):
-        raise ValueError(f"alpha must be > 0, got {alpha.tolist()}")
+    if B and not bool((host_of(alpha) > 0).all()):
+        raise ValueError(f"alpha must be > 0, got {host_of(alpha).tolist()}")
     x3, was_2d = as_3d(wave)
     C, T = x3.shape[1], x3.shape[2]
     if B == 0 or T == 0:
@@ -195,8 +196,10 @@ def mcadams(
     sig_len = lengths.repeat_interleave(C)
     sig_alpha = alpha.repeat_interleave(C)
     mask = valid_mask(sig_len, T)
-    n_frames = torch.where(sig_len >= winlen, (sig_len + hop - 1) // hop, torch.zeros_like(sig_len))
-    F = int(n_frames.max())
+    host_len = host_of(lengths).repeat_interleave(C)  # frame counts on the host (no sync)
+    n_frames = mirrored(torch.where(host_len >= winlen, (host_len + hop - 1) // hop, torch.zeros_like(host_len)),
+                        wave.device)
+    F = int(host_of(n_frames).max())
 
     out = torch.zeros_like(x)
     if F > 0:

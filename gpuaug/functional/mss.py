@@ -28,6 +28,7 @@ import math
 import torch
 from torch import Tensor
 
+from gpuaug._sync import host_of
 from ._batch import as_3d, check_wave, per_clip, restore_rank, valid_mask, zero_padding
 from .stft_util import HOP, frame_counts, log_magnitude, resynthesize, stft
 
@@ -161,8 +162,9 @@ def modulation_smoothing(wave: Tensor, lengths: Tensor, *, alpha) -> tuple[Tenso
     lengths = check_wave(wave, lengths)
     B = wave.shape[0]
     alpha = per_clip(alpha, B, name="alpha", device=wave.device, dtype=torch.float64)
-    if bool(((alpha < ALPHA_MIN - _RANGE_TOL) | (alpha > ALPHA_MAX + _RANGE_TOL)).any()):
-        raise ValueError(f"alpha must lie in [{ALPHA_MIN}, {ALPHA_MAX}], got {alpha.tolist()}")
+    a_host = host_of(alpha)
+    if bool(((a_host < ALPHA_MIN - _RANGE_TOL) | (a_host > ALPHA_MAX + _RANGE_TOL)).any()):
+        raise ValueError(f"alpha must lie in [{ALPHA_MIN}, {ALPHA_MAX}], got {a_host.tolist()}")
     x, was_2d = as_3d(zero_padding(wave, lengths))
     B, C, T = x.shape
     if x.numel() == 0 or 1 + T // HOP <= PADLEN:  # no clip has enough frames to filter

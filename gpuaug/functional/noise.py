@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from gpuaug._sync import check_later, host_of, upload
 from gpuaug.backend import resolve
 from gpuaug.functional._batch import (
     as_3d,
@@ -71,30 +72,33 @@ def _noise_3d(noise: Tensor, noise_lengths: Tensor, batch: int, channels: int, d
     """Validate the noise batch; return it as ``(B, Cn, Tn)`` on ``device`` and its int64 lengths."""
     n, noise_lengths = check_companion(noise, noise_lengths, batch=batch, channels=channels, name="noise",
                                        min_length=1)
-    return n.to(device=device), noise_lengths.to(device)
+    return n.to(device=device), noise_lengths if noise_lengths.device == torch.device(device) else \
+        upload([host_of(noise_lengths)], device)[0]
 
 
 def _placement(lengths: Tensor, noise_offset, span_start, span_length, fade_out):
     """Per-clip int64 ``(offset, start, begin, end, fade)`` of the noise span (checked).
 
     ``[begin, end)`` is the span clipped to ``[0, L)`` (empty when ``end == begin``); the noise
-    phase is anchored at ``start`` (see :func:`mix_noise`).
+    phase is anchored at ``start`` (see :func:`mix_noise`). Computed and checked on the host
+    (``lengths``' mirror), uploaded in one copy.
     """
-    B, dev = lengths.shape[0], lengths.device
-    offset = per_clip_int(noise_offset, B, name="noise_offset", device=dev)
-    start = per_clip_int(span_start, B, name="span_start", device=dev)
-    fade = per_clip_int(fade_out, B, name="fade_out", device=dev)
+    B, cpu = lengths.shape[0], torch.device("cpu")
+    L = host_of(lengths)
+    offset = host_of(per_clip_int(noise_offset, B, name="noise_offset", device=cpu))
+    start = host_of(per_clip_int(span_start, B, name="span_start", device=cpu))
+    fade = host_of(per_clip_int(fade_out, B, name="fade_out", device=cpu))
     if span_length is None:
-        end = lengths
+        end = L
     else:
-        span = per_clip_int(span_length, B, name="span_length", device=dev)
+        span = host_of(per_clip_int(span_length, B, name="span_length", device=cpu))
         if B and bool((span < 0).any()):
             raise ValueError(f"span_length must be >= 0, got {span.tolist()}")
-        end = torch.minimum(start + span, lengths)
+        end = torch.minimum(start + span, L)
     if B and bool((fade < 0).any()):
         raise ValueError(f"fade_out must be >= 0, got {fade.tolist()}")
     begin = start.clamp(min=0)
-    return offset, start, begin, torch.maximum(end, begin), fade
+    return tuple(upload([offset, start, begin, torch.maximum(end, begin), fade], lengths.device))
 
 
 def _mix_kernel(name: str, w: Tensor, lengths: Tensor, bank: Tensor, rows: Tensor, row_lengths: Tensor,
@@ -111,9 +115,8 @@ def _mix_kernel(name: str, w: Tensor, lengths: Tensor, bank: Tensor, rows: Tenso
     offset, start, begin, end, fade = placement
     span = (rows, row_lengths, offset, start, begin, end, fade)
     p_signal, p_noise = clip_powers(name, w, lengths, bank, *span)
-    if not bool(torch.isfinite(p_noise).all()):
-        bad = (~torch.isfinite(p_noise)).nonzero().flatten().tolist()
-        raise ValueError(f"noise contains NaN or Inf samples in the span of clip(s) {bad}")
+    check_later(torch.isfinite(p_noise), lambda ok: "noise contains NaN or Inf samples in the span of clip(s) "
+                f"{(~ok).nonzero().flatten().tolist()}")
     gain, ok = _snr_gain(p_signal, p_noise, snr)
     return mix(name, w, lengths, bank, *span, gain, ok)
 
@@ -254,8 +257,9 @@ def mix_noise_from_bank(
     if bank_audio.device != dev:
         raise ValueError(f"bank_audio is on {bank_audio.device}, wave on {dev}: move the bank once")
     N, Tb = bank_audio.shape
-    bank_lengths = torch.as_tensor(bank_lengths, device=dev)
-    index = torch.as_tensor(index, device=dev)
+    # Bank lengths and indices are checked on the host (a Bank keeps its lengths there).
+    bank_lengths = host_of(bank_lengths) if isinstance(bank_lengths, Tensor) else torch.as_tensor(bank_lengths)
+    index = host_of(index) if isinstance(index, Tensor) else torch.as_tensor(index)
     for nm, v, size in (("bank_lengths", bank_lengths, N), ("index", index, B)):
         if v.is_floating_point() or v.dtype == torch.bool or v.is_complex():
             raise TypeError(f"{nm} must be an integer tensor, got dtype {v.dtype}")
@@ -267,9 +271,10 @@ def mix_noise_from_bank(
     if B and bool(((index < 0) | (index >= N)).any()):
         raise ValueError(f"index must lie in [0, N={N}), got {index.tolist()}")
     name = resolve("mix_noise", dev, backend)
-    row_lengths = bank_lengths[index]
+    host_rows = bank_lengths[index]
+    index, row_lengths = upload([index, host_rows], dev)
     if name == "torch":
-        t_noise = int(row_lengths.max()) if B else 1
+        t_noise = int(host_rows.max()) if B else 1
         return mix_noise(wave, lengths, bank_audio[index, :t_noise], row_lengths, snr_db=snr_db,
                          noise_offset=noise_offset, span_start=span_start, span_length=span_length,
                          fade_out=fade_out, backend="torch")
@@ -313,8 +318,8 @@ def white_noise(wave: Tensor, lengths: Tensor, *, seed, sigma=None, snr_db=None)
     noise = zero_padding(noise, lengths)
     if sigma is not None:
         scale = per_clip(sigma, B, name="sigma", device=dev, dtype=torch.float64)
-        if B and bool((scale < 0).any()):
-            raise ValueError(f"sigma must be >= 0, got {scale.tolist()}")
+        if B and bool((host_of(scale) < 0).any()):
+            raise ValueError(f"sigma must be >= 0, got {host_of(scale).tolist()}")
         ok = torch.ones(B, dtype=torch.bool, device=dev)
     else:
         snr = per_clip(snr_db, B, name="snr_db", device=dev, dtype=torch.float64)

@@ -11,6 +11,7 @@ import math
 import torch
 from torch import Tensor
 
+from gpuaug._sync import host_of, mirrored
 from gpuaug.backend import resolve
 
 from ._batch import as_3d, check_wave, per_clip, restore_rank, zero_padding
@@ -109,7 +110,7 @@ def _phase_vocoder(x: Tensor, lengths: Tensor, rate: Tensor, n_fft: int, hop: in
     loses ~10 % amplitude and speech ~half its energy). The recursion is solved without a
     loop over frames by :func:`_phase_lock` (``lock_backend="torch"``) or frame by frame by
     the CPU kernel :func:`gpuaug.kernels.phase_lock.phase_lock_kernel` (``"numba"``). The
-    ISTFT renormalises the overlap-add by the window envelope. Returns the stretched clips
+    ISTFT (:func:`_istft`) renormalises the overlap-add by the window envelope. Returns the stretched clips
     and their lengths ``ceil(L * rate)``.
     """
     B, C, T = x.shape
@@ -125,8 +126,9 @@ def _phase_vocoder(x: Tensor, lengths: Tensor, rate: Tensor, n_fft: int, hop: in
     mag = torch.nn.functional.pad(mag, (0, 2))
     ang = torch.nn.functional.pad(ang, (0, 2))
 
-    new_lengths = torch.ceil(lengths.to(torch.float64) * rate).to(torch.int64)
-    t_len = int(new_lengths.max())
+    new_host = torch.ceil(host_of(lengths).to(torch.float64) * host_of(rate)).to(torch.int64)  # on the host
+    t_len = int(new_host.max())
+    new_lengths = mirrored(new_host, x.device)
     n_out = t_len // hop + n_fft // hop + 2
     steps = torch.arange(n_out, device=x.device, dtype=torch.float64)[None, :] / rate[:, None]
     base = torch.floor(steps)
@@ -147,8 +149,28 @@ def _phase_vocoder(x: Tensor, lengths: Tensor, rate: Tensor, n_fft: int, hop: in
     locked = lock_phases(mag_out, delta_prev - ang_i, ang_i)
     phase = torch.remainder(locked, 2 * math.pi)
     stretched = torch.polar(mag_out, phase.to(x.dtype))
-    y = torch.istft(stretched, n_fft, hop, window=window, center=True, length=t_len)
+    y = _istft(stretched, window, hop, t_len)
     return zero_padding(y.view(B, C, t_len), new_lengths), new_lengths
+
+
+def _istft(spec: Tensor, window: Tensor, hop: int, length: int) -> Tensor:
+    """``torch.istft(spec, n_fft, hop, window=window, center=True, length=length)`` without its
+    window-envelope check, which reads a value back to the host (a sync on CUDA); here the
+    envelope is > 0 wherever it is used (Hann window, ``hop <= n_fft / 2``) and a zero
+    envelope gives 0, not Inf.
+
+    ``spec``: ``(R, n_fft // 2 + 1, M)`` complex; returns ``(R, length)`` real.
+    """
+    n_fft, (R, _, M) = window.shape[0], spec.shape
+    frames = torch.fft.irfft(spec, n=n_fft, dim=1) * window[:, None]  # (R, n_fft, M)
+    total = n_fft + hop * (M - 1)
+    fold = dict(output_size=(1, total), kernel_size=(1, n_fft), stride=(1, hop))
+    y = torch.nn.functional.fold(frames, **fold).reshape(R, total)
+    env = torch.nn.functional.fold((window**2)[None, :, None].expand(1, n_fft, M), **fold).reshape(total)
+    start = n_fft // 2
+    y, env = y[:, start:start + length], env[start:start + length]
+    ok = env > 1e-11
+    return torch.where(ok, y / torch.where(ok, env, torch.ones_like(env)), torch.zeros_like(y))
 
 
 def pitch_shift(
@@ -191,8 +213,9 @@ def pitch_shift(
     lengths = check_wave(wave, lengths)
     B, device = wave.shape[0], wave.device
     s = per_clip(semitones, B, name="semitones", device=device, dtype=torch.float64)
-    if B and not bool((s.abs() <= MAX_SEMITONES).all()):
-        raise ValueError(f"semitones must lie in [-{MAX_SEMITONES}, {MAX_SEMITONES}], got {s.tolist()}")
+    s_host = host_of(s)  # checks and sizes on the host (no sync)
+    if B and not bool((s_host.abs() <= MAX_SEMITONES).all()):
+        raise ValueError(f"semitones must lie in [-{MAX_SEMITONES}, {MAX_SEMITONES}], got {s_host.tolist()}")
     if not isinstance(sample_rate, int) or sample_rate <= 0:
         raise ValueError(f"sample_rate must be a positive int, got {sample_rate!r}")
     n_fft = 2 ** round(math.log2(0.032 * sample_rate)) if n_fft is None else n_fft
@@ -205,19 +228,20 @@ def pitch_shift(
         raise ValueError(f"rolloff must lie in (0, 1], got {rolloff}")
 
     x3, was_2d = as_3d(wave)
-    t_out = int(lengths.max()) if B else 0
+    t_out = int(host_of(lengths).max()) if B else 0
     if t_out == 0:
         return restore_rank(x3.new_zeros(B, x3.shape[1], 0), was_2d), lengths
     x3 = zero_padding(x3[..., :t_out], lengths)
-    if not bool((s != 0).any()):
+    if not bool((s_host != 0).any()):
         return restore_rank(x3, was_2d), lengths
-    a = 2.0 ** (s / 12.0)
+    a_host = 2.0 ** (s_host / 12.0)
+    a = mirrored(a_host, device)
     lock = "torch"
     if device.type == "cpu" and resolve("warp", device, backend) != "torch":
         lock = resolve("phase_lock", device, backend)
     stretched, stretched_lengths = _phase_vocoder(x3, lengths, a, n_fft, hop, lock)
-    cutoff = rolloff * torch.clamp(1.0 / a, max=1.0)
+    cutoff = mirrored(rolloff * torch.clamp(1.0 / a_host, max=1.0), device)
     out, out_lengths = uniform_warp(stretched, stretched_lengths, a, lengths, cutoff, zeros=zeros,
                                     backend=backend)
-    out, out_lengths = pass_through(out, out_lengths, x3, lengths, s == 0)
+    out, out_lengths = pass_through(out, out_lengths, x3, lengths, s_host == 0)
     return restore_rank(out, was_2d), out_lengths

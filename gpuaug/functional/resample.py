@@ -31,6 +31,7 @@ import math
 import torch
 from torch import Tensor
 
+from gpuaug._sync import check_later, host_of, mirrored, upload
 from gpuaug.backend import resolve
 
 from ._batch import (
@@ -56,18 +57,20 @@ MIN_CUTOFF = 1.0 / 32
 _CHUNK_ELEMENTS = 1 << 22
 
 
-def _cutoff_table(cutoff, batch: int, t_out: int, device) -> Tensor:
-    """Broadcast a scalar, ``(B,)`` or ``(B, T')`` cutoff to a float64 ``(B, T_out)`` table."""
-    c = torch.as_tensor(cutoff, dtype=torch.float64, device=device)
-    if c.dim() == 2:
-        if c.shape[0] != batch or c.shape[1] < t_out:
+def _cutoff_table(cutoff, batch: int, t_out: int, device) -> tuple[Tensor, Tensor | None]:
+    """Broadcast a scalar, ``(B,)`` or ``(B, T')`` cutoff to a float64 ``(B, T_out)`` table.
+
+    Also returns the per-clip cutoffs on the host (``None`` for a ``(B, T')`` table, which
+    only the device holds).
+    """
+    if isinstance(cutoff, Tensor) and cutoff.dim() == 2:
+        if cutoff.shape[0] != batch or cutoff.shape[1] < t_out:
             raise ValueError(
-                f"cutoff of shape (B, T') needs B = {batch} and T' >= {t_out}, got {tuple(c.shape)}"
+                f"cutoff of shape (B, T') needs B = {batch} and T' >= {t_out}, got {tuple(cutoff.shape)}"
             )
-        return c[:, :t_out]
-    return per_clip(c, batch, name="cutoff", device=device, dtype=torch.float64)[:, None].expand(
-        batch, t_out
-    )
+        return cutoff[:, :t_out].to(device=device, dtype=torch.float64), None
+    c = per_clip(cutoff, batch, name="cutoff", device=device, dtype=torch.float64)
+    return c[:, None].expand(batch, t_out), host_of(c)
 
 
 def _window_weights(u: Tensor, zeros: int) -> Tensor:
@@ -126,9 +129,10 @@ def warp(
     if not isinstance(zeros, int) or zeros < 1:
         raise ValueError(f"zeros must be a positive int, got {zeros!r}")
     new_lengths = per_clip_int(new_lengths, B, name="new_lengths", device=device)
-    if bool((new_lengths < 0).any()):
-        raise ValueError(f"new_lengths must be >= 0, got {new_lengths.tolist()}")
-    t_out = int(new_lengths.max()) if B else 0
+    new_host = host_of(new_lengths)  # sizes and checks on the host (no sync with a mirror)
+    if bool((new_host < 0).any()):
+        raise ValueError(f"new_lengths must be >= 0, got {new_host.tolist()}")
+    t_out = int(new_host.max()) if B else 0
     if not isinstance(positions, Tensor) or not positions.is_floating_point():
         raise TypeError("positions must be a floating torch.Tensor")
     if positions.dim() != 2 or positions.shape[0] != B or positions.shape[1] < t_out:
@@ -139,11 +143,15 @@ def warp(
     pos = torch.where(out_mask, positions[:, :t_out].to(device=device, dtype=torch.float64), 0.0)
     if not finite_trusted() and not bool(torch.isfinite(pos).all()):
         raise ValueError("positions must be finite on the valid output samples")
-    fc = torch.where(out_mask, _cutoff_table(cutoff, B, t_out, device), 1.0)
-    if t_out and not bool(((fc >= MIN_CUTOFF) & (fc <= 1.0)).all()):
-        raise ValueError(
-            f"cutoff must lie in [{MIN_CUTOFF}, 1], got min {float(fc.min())}, max {float(fc.max())}"
-        )
+    table, per_clip_fc = _cutoff_table(cutoff, B, t_out, device)
+    fc = torch.where(out_mask, table, 1.0)
+    if per_clip_fc is not None:  # per-clip cutoffs: checked on the host
+        used = per_clip_fc[new_host > 0]
+        if used.numel() and not bool(((used >= MIN_CUTOFF) & (used <= 1.0)).all()):
+            raise ValueError(f"cutoff must lie in [{MIN_CUTOFF}, 1], got min {float(used.min())}, "
+                             f"max {float(used.max())}")
+    elif t_out:
+        check_later((fc >= MIN_CUTOFF) & (fc <= 1.0), lambda ok: f"cutoff must lie in [{MIN_CUTOFF}, 1]")
 
     x3, was_2d = as_3d(wave)
     C, T = x3.shape[1], x3.shape[2]
@@ -156,7 +164,8 @@ def warp(
 
         return restore_rank(warp_kernel(name, x3, lengths, pos, fc, new_lengths, zeros), was_2d), new_lengths
 
-    half = math.ceil(zeros / float(fc.min()))
+    fc_min = float(fc.min()) if per_clip_fc is None else float(per_clip_fc[new_host > 0].min().clamp(max=1.0))
+    half = math.ceil(zeros / fc_min)
     taps = torch.arange(-half, half + 1, device=device)  # integer offsets around floor(p)
     # Positions far outside the clip only ever see zeros; clamping keeps floor() in int range.
     pos = pos.clamp(-(half + 1.0), T + half + 1.0)
@@ -182,8 +191,9 @@ def warp(
 def check_factor(value, batch: int, device, *, name: str, low: float, high: float) -> Tensor:
     """Per-clip float64 factor, ValueError outside ``[low, high]``."""
     f = per_clip(value, batch, name=name, device=device, dtype=torch.float64)
-    if batch and not bool(((f >= low) & (f <= high)).all()):
-        raise ValueError(f"{name} must lie in [{low}, {high}], got {f.tolist()}")
+    host = host_of(f)
+    if batch and not bool(((host >= low) & (host <= high)).all()):
+        raise ValueError(f"{name} must lie in [{low}, {high}], got {host.tolist()}")
     return f
 
 
@@ -198,7 +208,7 @@ def uniform_warp(
     backend: str | None = None,
 ) -> tuple[Tensor, Tensor]:
     """:func:`warp` at positions ``j * step[b]`` (constant speed); ``step`` float64 ``(B,)``."""
-    t_out = int(new_lengths.max()) if new_lengths.numel() else 0
+    t_out = int(host_of(new_lengths).max()) if new_lengths.numel() else 0
     j = torch.arange(t_out, device=wave.device, dtype=torch.float64)
     return warp(wave, lengths, j[None, :] * step[:, None], new_lengths, cutoff, zeros=zeros, backend=backend)
 
@@ -235,18 +245,22 @@ def resample(
     r = check_factor(ratio, B, wave.device, name="ratio", low=1.0 / 16, high=16.0)
     if not 0.0 < rolloff <= 1.0:
         raise ValueError(f"rolloff must lie in (0, 1], got {rolloff}")
-    new_lengths = torch.round(lengths.to(torch.float64) * r).to(torch.int64)
-    cutoff = rolloff * torch.clamp(r, max=1.0)
+    r_host = host_of(r)
+    new_lengths = mirrored(torch.round(host_of(lengths).to(torch.float64) * r_host).to(torch.int64), wave.device)
+    cutoff = mirrored(rolloff * torch.clamp(r_host, max=1.0), wave.device)
     out, new_lengths = uniform_warp(wave, lengths, 1.0 / r, new_lengths, cutoff, zeros=zeros, backend=backend)
-    return pass_through(out, new_lengths, wave, lengths, r == 1.0)
+    return pass_through(out, new_lengths, wave, lengths, r_host == 1.0)
 
 
 def pass_through(out: Tensor, out_lengths: Tensor, wave: Tensor, lengths: Tensor, keep: Tensor):
-    """Replace the clips where ``keep`` is True by the input (lengths must then agree)."""
+    """Replace the clips where ``keep`` (a host bool ``(B,)``) is True by the input (lengths
+    must then agree); lengths are combined on their host mirrors."""
+    keep = host_of(keep)
     if not bool(keep.any()):
         return out, out_lengths
     T = out.shape[-1]
     src = wave[..., :T] if wave.shape[-1] >= T else torch.nn.functional.pad(wave, (0, T - wave.shape[-1]))
     src = zero_padding(src, lengths)
-    k = keep.view(-1, *([1] * (out.dim() - 1)))
-    return torch.where(k, src, out), torch.where(keep, lengths, out_lengths)
+    new_host = torch.where(keep, host_of(lengths), host_of(out_lengths))
+    k, new_lengths = upload([keep, new_host], out.device)
+    return torch.where(k.view(-1, *([1] * (out.dim() - 1))), src, out), new_lengths

@@ -8,6 +8,7 @@ import math
 import torch
 from torch import Tensor
 
+from gpuaug._sync import check_later, host_of, mirrored
 from gpuaug.functional._batch import (
     as_3d,
     check_companion,
@@ -41,7 +42,8 @@ def _next_fast_len(n: int) -> int:
 
 
 def reverb(
-    wave: Tensor, lengths: Tensor, rir: Tensor, rir_lengths: Tensor, *, normalize: str = "energy"
+    wave: Tensor, lengths: Tensor, rir: Tensor, rir_lengths: Tensor, *, normalize: str = "energy",
+    direct: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Convolve each clip with its own RIR (batched FFT convolution), aligned to the direct path.
 
@@ -61,6 +63,9 @@ def reverb(
         normalize: ``"energy"`` (output energy over the valid samples, all channels, equals
             the input's), ``"peak"`` (output peak |sample| equals the input's) or ``"none"``
             (plain convolution). Silent inputs give silent outputs.
+        direct: optional ``(B,)`` int64 host tensor of the direct-path indices ``d_b`` (as
+            defined above, e.g. :attr:`gpuaug.data.banks.Bank.peak_index`); saves reading
+            them back from the device (a host sync on CUDA). Not checked against ``rir``.
 
     Shapes:
         returns ``wave`` with the input's shape, dtype and device and ``lengths`` unchanged.
@@ -84,19 +89,22 @@ def reverb(
     h, rir_lengths = check_companion(rir, rir_lengths, batch=B, channels=C, name="rir", min_length=1)
     if B == 0:
         return wave.clone(), lengths
-    rir_lengths = rir_lengths.to(w.device)
-    h = zero_padding(h.to(device=w.device, dtype=w.dtype), rir_lengths)
+    h_lengths = rir_lengths if rir_lengths.device == w.device else mirrored(host_of(rir_lengths), w.device)
+    h = zero_padding(h.to(device=w.device, dtype=w.dtype), h_lengths)
     peak = h.abs().amax(dim=1)  # (B, Tr)
-    if not bool((peak.amax(dim=1) > 0).all()):
-        bad = (peak.amax(dim=1) == 0).nonzero().flatten().tolist()
-        raise ValueError(f"rir of clip(s) {bad} is all zero")
-    direct = peak.argmax(dim=1)  # first maximum; padding is zero and never wins
+    check_later(peak.amax(dim=1) > 0, lambda ok: f"rir of clip(s) {(~ok).nonzero().flatten().tolist()} is all zero")
+    if direct is None:
+        direct = peak.argmax(dim=1)  # first maximum; padding is zero and never wins
+        direct_host = host_of(direct)  # a sync on CUDA: pass direct= to avoid it
+    else:
+        direct_host = host_of(direct).to(torch.int64)
+        direct = mirrored(direct_host, w.device)
 
-    n_w = int(lengths.max())
+    n_w = int(host_of(lengths).max())
     if n_w == 0:  # only empty clips: nothing to convolve
         return zero_padding(wave, lengths), lengths
     # output t < L reads full_conv[t + d]: RIR samples past n_w + max(d) never reach it
-    n_h = min(int(rir_lengths.max()), n_w + int(direct.max()))
+    n_h = min(int(host_of(rir_lengths).max()), n_w + int(direct_host.max()))
     n_fft = _next_fast_len(max(1, n_w + n_h - 1))
     x = zero_padding(w, lengths)[..., :n_w]
     spec = torch.fft.rfft(x, n=n_fft) * torch.fft.rfft(h[..., :n_h], n=n_fft)

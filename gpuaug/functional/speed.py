@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from gpuaug._sync import host_of, mirrored, upload
 from gpuaug.backend import resolve
 
 from ._batch import as_3d, check_wave, empty_like_lengths, per_clip_int, restore_rank
@@ -51,10 +52,11 @@ def speed(
     f = check_factor(factor, wave.shape[0], wave.device, name="factor", low=MIN_FACTOR, high=MAX_FACTOR)
     if not 0.0 < rolloff <= 1.0:
         raise ValueError(f"rolloff must lie in (0, 1], got {rolloff}")
-    new_lengths = torch.round(lengths.to(torch.float64) / f).to(torch.int64)
-    cutoff = rolloff * torch.clamp(1.0 / f, max=1.0)
+    f_host = host_of(f)  # lengths and cutoffs from the host mirrors: no sync
+    new_lengths, cutoff = upload([torch.round(host_of(lengths).to(torch.float64) / f_host).to(torch.int64),
+                                  rolloff * torch.clamp(1.0 / f_host, max=1.0)], wave.device)
     out, new_lengths = uniform_warp(wave, lengths, f, new_lengths, cutoff, zeros=zeros, backend=backend)
-    return pass_through(out, new_lengths, wave, lengths, f == 1.0)
+    return pass_through(out, new_lengths, wave, lengths, f_host == 1.0)
 
 
 def speed_segment(
@@ -104,18 +106,21 @@ def speed_segment(
     lengths = check_wave(wave, lengths)
     B, device = wave.shape[0], wave.device
     f = check_factor(factor, B, device, name="factor", low=MIN_FACTOR, high=MAX_FACTOR)
-    start = per_clip_int(start, B, name="start", device=device)
-    length = per_clip_int(length, B, name="length", device=device)
+    cpu = torch.device("cpu")  # the segment map is computed on the host and uploaded once
+    start = host_of(per_clip_int(start, B, name="start", device=cpu))
+    length = host_of(per_clip_int(length, B, name="length", device=cpu))
     if bool((start < 0).any()) or bool((length < 0).any()):
         raise ValueError(f"start and length must be >= 0, got {start.tolist()}, {length.tolist()}")
     if not 0.0 < rolloff <= 1.0:
         raise ValueError(f"rolloff must lie in (0, 1], got {rolloff}")
-    s = torch.minimum(start, lengths)
-    n = torch.minimum(start + length, lengths) - s
-    m = torch.round(n.to(torch.float64) / f).to(torch.int64)
-    new_lengths = lengths - n + m
-
-    t_out = int(new_lengths.max()) if B else 0
+    L = host_of(lengths)
+    s = torch.minimum(start, L)
+    n = torch.minimum(start + length, L) - s
+    m = torch.round(n.to(torch.float64) / host_of(f)).to(torch.int64)
+    new_host = L - n + m
+    t_out = int(new_host.max()) if B else 0
+    keep = m == n
+    s, n, m, new_lengths = upload([s, n, m, new_host], device)
     if t_out == 0:
         return empty_like_lengths(wave, 0), new_lengths
     name = resolve("warp", device, backend)
@@ -123,10 +128,10 @@ def speed_segment(
     if name == "numba":
         from gpuaug.kernels.segment_warp import segment_warp_kernel
 
-        out = segment_warp_kernel(x3, lengths, s, n, m, new_lengths, zeros, rolloff)
+        out = segment_warp_kernel(x3, lengths, s, n, m, new_lengths, zeros, rolloff, t_out)
     else:
         out = _splice_segments(x3, lengths, s, n, m, new_lengths, zeros=zeros, rolloff=rolloff, backend=name)
-    return pass_through(restore_rank(out, was_2d), new_lengths, wave, lengths, m == n)
+    return pass_through(restore_rank(out, was_2d), new_lengths, wave, lengths, keep)
 
 
 def _splice_segments(x3: Tensor, lengths: Tensor, s: Tensor, n: Tensor, m: Tensor, new_lengths: Tensor, *,
@@ -138,13 +143,13 @@ def _splice_segments(x3: Tensor, lengths: Tensor, s: Tensor, n: Tensor, m: Tenso
     ``s + k``. Same positions and cutoffs as the time map of :func:`speed_segment`.
     """
     B, C, T = x3.shape
-    t_out = int(new_lengths.max())
+    t_out = int(host_of(new_lengths).max())
     j = torch.arange(t_out, device=x3.device)[None, :]
     copy = ((j < s[:, None]) | (j >= (s + m)[:, None])) & (j < new_lengths[:, None])
     src = torch.where(j < s[:, None], j, j - m[:, None] + n[:, None])
     src = torch.where(copy, src, 0).clamp(0, max(T - 1, 0))
     out = torch.where(copy[:, None, :], torch.gather(x3, 2, src[:, None, :].expand(B, C, t_out)), 0.0)
-    seg_len = int(m.max())
+    seg_len = int(host_of(m).max())
     if seg_len:
         k = torch.arange(seg_len, device=x3.device)
         s64, n64, m64 = (v.to(torch.float64)[:, None] for v in (s, n, m))

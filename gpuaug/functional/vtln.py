@@ -17,6 +17,7 @@ import math
 import torch
 from torch import Tensor
 
+from gpuaug._sync import host_of
 from ._batch import as_3d, check_wave, per_clip, restore_rank, zero_padding
 from .stft_util import N_BINS, frame_counts, log_magnitude, resynthesize, stft
 
@@ -69,8 +70,8 @@ def vtln(wave: Tensor, lengths: Tensor, *, alpha) -> tuple[Tensor, Tensor]:
     lengths = check_wave(wave, lengths)
     B = wave.shape[0]
     alpha = per_clip(alpha, B, name="alpha", device=wave.device, dtype=torch.float64)
-    if bool((alpha.abs() > ALPHA_MAX + _RANGE_TOL).any()):
-        raise ValueError(f"alpha must lie in [-{ALPHA_MAX}, {ALPHA_MAX}], got {alpha.tolist()}")
+    if bool((host_of(alpha).abs() > ALPHA_MAX + _RANGE_TOL).any()):
+        raise ValueError(f"alpha must lie in [-{ALPHA_MAX}, {ALPHA_MAX}], got {host_of(alpha).tolist()}")
     if wave.numel() == 0:
         return wave.clone(), lengths
     x, was_2d = as_3d(zero_padding(wave, lengths))

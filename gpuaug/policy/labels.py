@@ -46,8 +46,16 @@ class LabelAction:
     action: list[str]
 
     def to(self, device) -> "LabelAction":
-        return LabelAction(self.keep.to(device), self.loss_weight.to(device), self.delta.to(device),
-                           self.dimensional_weight.to(device), self.action)
+        """The tensors on ``device``: host tensors in one pinned non-blocking upload (no sync)."""
+        from .._sync import upload
+
+        moved = [t if t.device == torch.device(device) else None for t in
+                 (self.keep, self.loss_weight, self.delta, self.dimensional_weight)]
+        if any(m is None for m in moved):
+            moved = upload([self.keep, self.loss_weight, self.delta, self.dimensional_weight], device) \
+                if all(t.device.type == "cpu" for t in (self.keep, self.loss_weight, self.delta, self.dimensional_weight)) \
+                else [t.to(device) for t in (self.keep, self.loss_weight, self.delta, self.dimensional_weight)]
+        return LabelAction(*moved, self.action)
 
 
 @dataclass(frozen=True)

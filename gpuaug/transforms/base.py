@@ -18,6 +18,7 @@ from typing import Callable, ClassVar
 import torch
 from torch import Tensor
 
+from .._sync import host_of, mirrored, read_later, take_rows
 from ..backend import BACKENDS, resolve
 from ..policy.table import CLEAN, SEVERITY
 from ..random import stream_id, uniform
@@ -35,7 +36,7 @@ class Context:
     Attributes:
         sample_rate: Hz of the batch.
         alignments: optional ``(B, K, 2)`` int64 word intervals ``[start, end)`` in samples
-            (rows with ``end <= start`` unused), for word dropping.
+            (rows with ``end <= start`` unused), for word dropping; kept on the host.
     """
 
     sample_rate: int
@@ -43,7 +44,7 @@ class Context:
 
     def subset(self, index: Tensor) -> "Context":
         """The context of the clips ``index`` (per-clip fields sliced)."""
-        al = None if self.alignments is None else self.alignments[index.to(self.alignments.device)]
+        al = None if self.alignments is None else self.alignments[host_of(index).to(self.alignments.device)]
         return Context(self.sample_rate, alignments=al)
 
 
@@ -51,15 +52,19 @@ def merge_rows(wave: Tensor, lengths: Tensor, index: Tensor, sub: Tensor, sub_le
     """Put the processed rows ``sub`` back at ``index`` of ``wave``.
 
     Shapes: wave (B, C, T), sub (n, C, T_sub); returns a (B, C, T_out) tensor with
-    ``T_out = T`` when no length can grow, else ``max`` over the new lengths.
+    ``T_out = T`` when no length can grow, else ``max`` over the new lengths. ``index`` may
+    be on the host or the device; lengths are combined on their host mirrors (no sync).
     """
-    new_lengths = lengths.clone()
-    new_lengths[index] = sub_lengths
+    host_index = host_of(index)
+    new_host = host_of(lengths).clone()
+    new_host[host_index] = host_of(sub_lengths)
+    new_lengths = mirrored(new_host, lengths.device)
+    index = index if index.device == wave.device else mirrored(host_index, wave.device)
     if sub.shape[-1] == wave.shape[-1]:
         out = wave.clone()
         out[index] = sub
         return out, new_lengths
-    T_out = int(new_lengths.max()) if new_lengths.numel() else 0
+    T_out = int(new_host.max()) if new_host.numel() else 0
     out = wave.new_zeros(*wave.shape[:-1], T_out)
     keep = min(T_out, wave.shape[-1])
     out[..., :keep] = wave[..., :keep]
@@ -130,33 +135,39 @@ class Transform:
     def run(self, wave: Tensor, lengths: Tensor, params: dict, ctx: Context, active: Tensor):
         """Apply to clips where ``active & apply``; returns ``(wave, lengths)``.
 
-        ``wave`` is ``(B, C, T)``. Resolved values are written into ``params[self.slot]``.
+        ``wave`` is ``(B, C, T)``; ``lengths`` carries a host mirror, ``active`` and the
+        parameters are host tensors. Resolved values are written into ``params[self.slot]``
+        (those only on the device at the end of the pipeline call, in one read).
         """
         own = params[self.slot]
-        mask = active & own["apply"].to(active.device)
-        own["apply"] = mask.cpu()
+        mask = active & own["apply"]  # host masks: the selection costs no sync
+        own["apply"] = mask
         idx = mask.nonzero().flatten()
         if idx.numel() == 0:
             return wave, lengths
         whole = idx.numel() == mask.shape[0]
         if whole:  # every clip: no gather, no merge (ops never write in place)
-            sub = {k: v.to(wave.device) for k, v in own.items() if k != "apply"}
+            sub = {k: v for k, v in own.items() if k != "apply"}
             w, l, resolved = self.apply(wave, lengths, sub, ctx)
-        else:
-            sub = {k: v[idx.cpu()].to(wave.device) for k, v in own.items() if k != "apply"}
-            w, l, resolved = self.apply(wave[idx], lengths[idx], sub, ctx.subset(idx))
+        else:  # parameters stay on the host (the ops upload what they need); one index upload
+            dev_idx = mirrored(idx, wave.device)
+            sub = {k: v[idx] for k, v in own.items() if k != "apply"}
+            w, l, resolved = self.apply(wave[dev_idx], take_rows(lengths, idx, dev_idx), sub, ctx.subset(idx))
         if self.kernel_op is not None:  # the record says which backend ran
             resolved["backend"] = torch.full((idx.numel(),), BACKENDS.index(self.backend_for(wave.device)))
-        for k, v in resolved.items():
-            full = own.get(k)
-            if full is None:
-                full = torch.zeros(mask.shape[0], dtype=v.dtype)
-            full = full.clone()
-            full[idx.cpu()] = v.detach().cpu().to(full.dtype)
-            own[k] = full
+        for k, v in resolved.items():  # host values (or mirrors) now; device-only values at the end of the call
+            read_later(v.detach(), lambda value, k=k: self._store(own, k, idx, value))
         if whole:
-            return w, l.to(lengths.device)
-        return merge_rows(wave, lengths, idx, w, l)
+            return w, l
+        return merge_rows(wave, lengths, dev_idx, w, l)
+
+    @staticmethod
+    def _store(own: dict, key: str, idx: Tensor, value: Tensor) -> None:
+        """Write the resolved host ``value`` of the clips ``idx`` into ``own[key]`` (a new tensor)."""
+        full = own.get(key)
+        full = torch.zeros(own["apply"].shape[0], dtype=value.dtype) if full is None else full.clone()
+        full[idx] = value.to(full.dtype)
+        own[key] = full
 
     def apply(self, wave: Tensor, lengths: Tensor, params: dict, ctx: Context):
         raise NotImplementedError

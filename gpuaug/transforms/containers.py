@@ -48,12 +48,12 @@ class _Container(Transform):
 
     def run(self, wave, lengths, params, ctx: Context, active: Tensor):
         own = params[self.slot]
-        on = active & own["apply"].to(active.device)
-        own["apply"] = on.cpu()
+        on = active & own["apply"]  # host masks (no sync)
+        own["apply"] = on
         B = wave.shape[0]
         masks = [torch.ones(B, dtype=torch.bool)] * len(self.transforms) if "replay" in own else self.child_masks(own, B)
         for t, m in zip(self.transforms, masks):
-            wave, lengths = t.run(wave, lengths, params, ctx, on & m.to(on.device))
+            wave, lengths = t.run(wave, lengths, params, ctx, on & m)
         return wave, lengths
 
     def possible_tags(self) -> set[str]:

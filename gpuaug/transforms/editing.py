@@ -5,6 +5,7 @@ import math
 
 import torch
 
+from .._sync import host_of, mirrored
 from ..data.banks import Bank
 from ..functional.drop import drop_segments
 from ..functional.insert import insert_clip
@@ -65,13 +66,13 @@ class InsertClip(Transform):
         clip, clip_lengths = self.bank.gather(index, wave.device)
         clip = clip.to(wave.dtype)
         kind = params["position_kind"]
-        position = torch.stack([torch.zeros_like(lengths), lengths // 2, lengths,
-                                (params["u_position"] * (lengths + 1)).long().clamp(max=lengths)], 1)
+        L = host_of(lengths)  # positions from host values (no sync)
+        position = torch.stack([torch.zeros_like(L), L // 2, L, (params["u_position"] * (L + 1)).long().clamp(max=L)], 1)
         position = position.gather(1, kind[:, None]).squeeze(1)
         p_speech = valid_power(wave, lengths)
         p_clip = valid_power(clip, clip_lengths)
-        scale = torch.where((p_speech > 0) & (p_clip > 0),
-                            torch.sqrt(p_speech / p_clip.clamp_min(1e-30)) * 10 ** (params["level_db"] / 20), 1.0)
+        level = mirrored(10 ** (params["level_db"] / 20), wave.device)
+        scale = torch.where((p_speech > 0) & (p_clip > 0), torch.sqrt(p_speech / p_clip.clamp_min(1e-30)) * level, 1.0)
         sr = ctx.sample_rate
         before = (params["silence_before_s"] * sr).round().long()
         after = (params["silence_after_s"] * sr).round().long()
@@ -151,7 +152,7 @@ class DropSegments(Transform):
         if self.mode == "word":
             if ctx.alignments is None:
                 raise ValueError("DropSegments(mode='word') needs word alignments: call the pipeline with alignments=(B, K, 2)")
-            al = ctx.alignments.to(lengths.device).long()
+            al = ctx.alignments.long()  # host
             valid = al[..., 1] > al[..., 0]
             n = valid.sum(1)
             pick = (params["u_word"] * n).long().clamp(max=(n - 1).clamp_min(0))
@@ -160,9 +161,10 @@ class DropSegments(Transform):
             word = al.gather(1, row[..., None].expand(-1, 1, 2))
             return torch.where((n > 0)[:, None, None], word, torch.zeros_like(word))
         K = self.segments[1]
+        lengths = host_of(lengths)  # intervals are computed on the host (no sync)
         span = torch.stack([(params[f"ms{k}"] * 1e-3 * ctx.sample_rate).round().long() for k in range(K)], 1)
         starts = torch.stack([(params[f"u_start{k}"] * (lengths - span[:, k] + 1).clamp_min(0)).long() for k in range(K)], 1)
-        used = torch.arange(K, device=lengths.device)[None, :] < params["count"][:, None]
+        used = torch.arange(K)[None, :] < params["count"][:, None]
         ends = torch.where(used, starts + span, starts)
         return torch.stack([starts, ends], dim=2)
 
@@ -171,7 +173,7 @@ class DropSegments(Transform):
         crossfade = int(round(self.crossfade_ms * 1e-3 * ctx.sample_rate))
         out, out_len = drop_segments(wave, lengths, intervals=intervals, crossfade=crossfade,
                                      backend=self.backend_for(wave.device))
-        return out, out_len, {"dropped_samples": lengths - out_len}
+        return out, out_len, {"dropped_samples": host_of(lengths) - host_of(out_len)}
 
     def perception(self, params):
         B = params["apply"].shape[0]

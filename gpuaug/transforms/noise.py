@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from .._sync import host_of
 from ..data.banks import Bank
 from ..functional.noise import mix_noise_from_bank, valid_power, white_noise
 from ..policy.table import RETAINING, UNVERIFIED
@@ -75,7 +76,7 @@ class AddNoise(Transform):
         }
 
     def apply(self, wave, lengths, params, ctx):
-        index = self.bank.pick(params["u_category"].cpu(), params["u_item"].cpu(), self.categories)
+        index = self.bank.pick(params["u_category"], params["u_item"], self.categories)
         dev = wave.device
         backend = self.backend_for(dev)
         if self.bank.audio.device == dev:  # the kernels read the bank rows in place
@@ -83,13 +84,15 @@ class AddNoise(Transform):
         else:  # bank elsewhere: move only the picked rows
             audio, bank_lengths = self.bank.gather(index, dev)
             rows = torch.arange(index.shape[0])
-        noise_lengths = self.bank.lengths.to(dev)[index.to(dev)]
+        # Placement from host values (parameters, lengths' mirror, bank lengths): no sync.
+        L = host_of(lengths)
+        noise_lengths = self.bank.lengths[index]
         offset = (params["u_offset"] * noise_lengths).long()
         placement = params["placement"]
-        covered = torch.where(placement == 0, lengths, (params["span_fraction"] * lengths).round().long())
-        start = torch.where(placement == 2, (params["u_span_start"] * (lengths - covered + 1)).long(), 0)
+        covered = torch.where(placement == 0, L, (params["span_fraction"] * L).round().long())
+        start = torch.where(placement == 2, (params["u_span_start"] * (L - covered + 1)).long(), 0)
         fade_out = torch.where(placement == 1, covered // 2, 0)
-        silent = valid_power(wave, lengths) == 0
+        silent = valid_power(wave, lengths) == 0  # device-only: read back at the end of the call
         out, out_len = mix_noise_from_bank(wave, lengths, audio, bank_lengths, rows, snr_db=params["snr_db"],
                                            noise_offset=offset, span_start=start, span_length=covered,
                                            fade_out=fade_out, backend=backend)

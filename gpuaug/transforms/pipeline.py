@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .._sync import deferred_reads, host_of
 from ..backend import BACKENDS
 from ..functional._batch import as_3d, check_wave, finite_checked, restore_rank
 from ..policy.labels import LabelAction, LabelPolicy
@@ -128,10 +129,11 @@ class Pipeline:
         B = wave.shape[0]
         params = copy.deepcopy(params) if params is not None else self.sample(B, seed=seed, epoch=epoch, index=index)
         w3, was_2d = as_3d(wave)
-        ctx = Context(self.sample_rate, alignments=alignments)
-        active = torch.ones(B, dtype=torch.bool, device=wave.device)
-        with finite_checked():  # checked above; the ops keep finite audio finite
+        ctx = Context(self.sample_rate, alignments=None if alignments is None else host_of(alignments))
+        active = torch.ones(B, dtype=torch.bool)  # masks, parameters and lengths live on the host
+        with finite_checked(), deferred_reads() as deferred:  # checked above; finite stays finite
             w3, lengths = self.root.run(w3, lengths, params, ctx, active)
+            deferred.flush()  # the call's last sync: deferred checks and device-only record values
         severity, delta = self.perception(params, B)
         return AugmentResult(
             wave=restore_rank(w3, was_2d), lengths=lengths, params=params,

@@ -1,7 +1,9 @@
 """Reverberation: a measured RIR from a bank, or a synthetic one per clip."""
 from __future__ import annotations
 
+from .._sync import upload
 from ..data.banks import Bank
+from ..functional._batch import as_3d
 from ..functional.reverb import reverb, synthetic_rir
 from ..policy.table import RETAINING
 from .base import Draw, Transform, draw_range, no_delta, severity
@@ -50,13 +52,16 @@ class Reverb(Transform):
         if self.bank is not None:
             index = self.bank.pick(params["u_category"].cpu(), params["u_item"].cpu(), self.categories)
             rir, rir_lengths = self.bank.gather(index, wave.device)
+            direct = self.bank.peak_index[index]
             resolved = {"rir_index": index}
         else:
             rir, rir_lengths = synthetic_rir(params["rir_seed"], rt60_s=params["rt60_s"], drr_db=params["drr_db"],
                                              predelay_s=params["predelay_s"], sample_rate=ctx.sample_rate)
-            rir, rir_lengths = rir.to(wave.device), rir_lengths.to(wave.device)
+            direct = as_3d(rir)[0].abs().amax(dim=1).argmax(dim=1)  # drawn on the host
+            rir, rir_lengths = upload([rir, rir_lengths], wave.device)
             resolved = {}
-        out, out_len = reverb(wave, lengths, rir.to(wave.dtype), rir_lengths, normalize=self.normalize)
+        out, out_len = reverb(wave, lengths, rir.to(wave.dtype), rir_lengths, normalize=self.normalize,
+                              direct=direct)
         return out, out_len, resolved
 
     def perception(self, params):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from .._sync import host_of
 from ..functional.speed import speed, speed_segment
 from ..policy.table import ALTERING, RETAINING, lookup
 from .base import Draw, Transform, draw_choice, draw_range, no_delta, severity
@@ -100,8 +101,9 @@ class SpeedSegment(Transform):
                 "fraction": draw_range(draw, "fraction", *self.fraction), "u_start": draw("start")}
 
     def apply(self, wave, lengths, params, ctx):
-        seg = (params["fraction"] * lengths).round().long()
-        start = (params["u_start"] * (lengths - seg + 1)).long()
+        L = host_of(lengths)  # segments from host values (no sync)
+        seg = (params["fraction"] * L).round().long()
+        start = (params["u_start"] * (L - seg + 1)).long()
         out, out_len = speed_segment(wave, lengths, start=start, length=seg, factor=params["factor"],
                                      backend=self.backend_for(wave.device))
         return out, out_len, {"start": start, "length": seg}
