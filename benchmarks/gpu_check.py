@@ -6,8 +6,9 @@
 Stages, each with its own time budget (the whole run is sized for <= 8 min on an H200), each
 writing its JSON as it goes, so a stage killed at its limit keeps what it measured:
 
-``pytest``    every CUDA test (``tests/test_*cuda*.py`` and the CUDA cases of
-              ``tests/test_kernels_*.py``): ``pytest.json`` (updated after every test) and
+``pytest``    every CUDA test (``tests/test_*cuda*.py``, the device stage, the compile gate,
+              and the CUDA / probe cases of ``test_kernels_*.py``, ``test_syncs.py`` and
+              ``test_backend_fallback.py``): ``pytest.json`` (updated after every test) and
               ``pytest-junit.xml``.
 ``kernels``   every public op (:data:`OP_CASES`) on ``--device`` with every backend registered
               for it there (numba, cupy) and torch, float32, against the torch float64
@@ -39,7 +40,7 @@ import subprocess
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -61,10 +62,11 @@ STAGE_FILES = {"pytest": "pytest.json", "kernels": "kernels.json", "overhead": "
                "memory": "memory.json"}
 JUNIT = "pytest-junit.xml"
 #: What the pytest stage runs: CUDA test files, plus the CUDA cases of the kernel tests.
-PYTEST_FILES_GPU = ["tests/test_cuda_ops.py", "tests/test_device_stage_cuda.py", "tests/test_device_stage.py",
-                    "tests/test_kernels_*.py"]
-PYTEST_FILES_DRY = ["tests/test_cuda_ops.py", "tests/test_device_stage_cuda.py", "tests/test_device_stage.py"]
-PYTEST_K = "cuda or device_stage"
+PYTEST_FILES_GPU = ["tests/test_cuda_ops.py", "tests/test_device_stage_cuda.py", "tests/test_*cuda*.py",
+                    "tests/test_device_stage.py", "tests/test_kernels_*.py", "tests/test_syncs.py",
+                    "tests/test_*compile*.py", "tests/test_backend_fallback.py"]
+PYTEST_FILES_DRY = ["tests/test_*cuda*.py", "tests/test_device_stage.py"]
+PYTEST_K = "cuda or device_stage or compile or probe"
 
 
 # =============================================================================== op cases
@@ -355,38 +357,14 @@ def default_out() -> Path:
 
 
 def sync_counter(device: torch.device):
-    """``(name, context manager factory)`` counting host syncs on ``device``, or ``(None, None)``.
-
-    Uses ``gpuaug._sync.count_syncs`` when gpuaug has it, else torch's sync debug mode
-    (``warn``); on the CPU nothing blocks, so nothing is counted.
-    """
+    """``(name, context manager factory)`` counting host syncs on ``device`` (torch's sync debug
+    mode plus gpuaug's sanctioned ``to_host`` reads), or ``(None, None)`` on the CPU, where
+    nothing blocks."""
     if device.type != "cuda":
         return None, None
-    try:
-        import gpuaug._sync as gs
+    from gpuaug._sync import count_syncs
 
-        if hasattr(gs, "count_syncs"):
-            return "gpuaug._sync.count_syncs", lambda: gs.count_syncs(device)
-    except ImportError:
-        pass
-    import warnings
-    from contextlib import contextmanager
-
-    @contextmanager
-    def warn_mode():
-        box = type("SyncCount", (), {"count": 0, "sites": []})()
-        previous = torch.cuda.get_sync_debug_mode()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            torch.cuda.set_sync_debug_mode("warn")
-            try:
-                yield box
-            finally:
-                torch.cuda.set_sync_debug_mode(previous)
-        hits = [w for w in caught if "synchroniz" in str(w.message)]
-        box.count, box.sites = len(hits), [f"{w.filename}:{w.lineno}" for w in hits]
-
-    return "torch.cuda.set_sync_debug_mode('warn')", warn_mode
+    return "gpuaug._sync.count_syncs", lambda: count_syncs(device)
 
 
 def timed_ms(fn, device: torch.device, repeats: int, warmup: int) -> list[float]:
@@ -583,7 +561,8 @@ def device_stage_check() -> dict:
                 return False
 
         t0 = time.perf_counter()
-        out["safe_equal"] = same(t._consume(DeviceLoader(t._pending_batches(collate, items), collate, "cuda"), lag=True))
+        loader = DeviceLoader(t._pending_batches(collate, items), collate, "cuda")
+        out["safe_equal"] = same(t._consume(loader, lag=True))
         out["safe_s"] = time.perf_counter() - t0
         real = ds.record_stream
         ds.record_stream = lambda obj, stream: []
@@ -634,7 +613,9 @@ def pytest_entry(out_dir: str, dry_run: bool) -> int:
     import pytest
 
     os.chdir(REPO)
-    files = sorted({f for pat in (PYTEST_FILES_DRY if dry_run else PYTEST_FILES_GPU) for f in glob.glob(pat)})
+    # in the patterns' order (the most telling first: a stage cut at its limit loses the last)
+    files = list(dict.fromkeys(f for pat in (PYTEST_FILES_DRY if dry_run else PYTEST_FILES_GPU)
+                               for f in sorted(glob.glob(pat))))
     out = Path(out_dir)
     plugin = ProgressPlugin(out / STAGE_FILES["pytest"], files)
     return pytest.main(["-q", "-rfE", "-p", "no:cacheprovider", f"--junitxml={out / JUNIT}", "-k", PYTEST_K, *files],
@@ -797,8 +778,8 @@ def orchestrate(args) -> int:
     for i, stage in enumerate(stages):
         elapsed = time.monotonic() - t_start
         left = total - elapsed - RESERVE_S
-        later = sum(min(nominal[s], 20) for s in stages[i + 1:])  # keep a little for every later stage
-        budget = min(nominal[stage], left - later) if stage != stages[-1] else left
+        need = sum(nominal[s] for s in stages[i:])  # short of time: every stage left gets its share
+        budget = left if stage == stages[-1] else nominal[stage] * min(1.0, left / need)
         if budget < 5:
             summary["stages"][stage] = {"status": "skipped", "reason": f"no time left ({left:.0f} s)"}
             write_json(summary_path, summary)
@@ -843,7 +824,8 @@ def orchestrate(args) -> int:
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", type=Path, default=None, help="output folder (default $OUT, else benchmarks/results/gpu-check)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="output folder (default $OUT, else benchmarks/results/gpu-check)")
     p.add_argument("--dry-run", action="store_true", help="every stage on the CPU with tiny sizes")
     p.add_argument("--device", default=None, help="default cuda (cpu with --dry-run)")
     p.add_argument("--budget", type=float, default=None, help="seconds for the whole run (default 420; dry run 200)")

@@ -63,7 +63,8 @@ def test_stage_files_have_the_expected_keys(dry_run):
     o = _load(out, "overhead.json")
     assert {"augmentation", "train_step", "overhead_percent", "model"} <= o.keys()
     assert o["model"]["requested"] == "wav2vec2-tiny"
-    assert o["model"]["name"] == "wav2vec2-tiny" or o["model"]["skipped"] == "wav2vec2-tiny skipped: transformers missing"
+    missing = "wav2vec2-tiny skipped: transformers missing"
+    assert o["model"]["name"] == "wav2vec2-tiny" or o["model"]["skipped"] == missing
 
     b = _load(out, "bench.json")
     assert b["pipelines_done"] == ["retaining"] and b["measurements"]

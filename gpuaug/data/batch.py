@@ -103,8 +103,9 @@ class Batch:
         return replace(self, **moved, **rest, label_action=action)
 
     def pin_memory(self) -> "Batch":
-        """Pinned-memory copy (called by ``DataLoader(pin_memory=True)``)."""
-        return self._map(lambda t: t.pin_memory())
+        """Pinned-memory copy of the host tensors (called by ``DataLoader(pin_memory=True)``;
+        tensors already on a device, from a collate that augmented there, stay as they are)."""
+        return self._map(lambda t: t.pin_memory() if t.device.type == "cpu" else t)
 
     def kept(self) -> "Batch":
         """The batch without the clips the label policy says to drop."""

@@ -212,10 +212,11 @@ class AugmentCollate:
             return v
 
         fields_ = {k: dup(v) for k, v in batch.__dict__.items()}
+        copies = mirrored(torch.cat([torch.zeros(B, dtype=torch.bool), torch.ones(n, dtype=torch.bool)]),
+                          batch.wave.device)  # on the batch's device, host copy kept (no sync)
         fields_.update(
             wave=torch.cat([pad(batch.wave), pad(out.wave)]), lengths=torch.cat([batch.lengths, out.lengths]),
-            augmented=torch.cat([torch.zeros(B, dtype=torch.bool), torch.ones(n, dtype=torch.bool)]),
-            is_copy=torch.cat([torch.zeros(B, dtype=torch.bool), torch.ones(n, dtype=torch.bool)]),
+            augmented=copies, is_copy=copies,
             params=out.params, record=[[] for _ in range(B)] + out.record,
             tags=[_TAG_OF_CODE[c] for c in severity.tolist()],
             label_action=self.pipeline.label_policy.actions(severity, delta).to(batch.wave.device), pending=False,
