@@ -298,13 +298,10 @@ def to_device(ex: dict, device, dtype, params_on_device: bool = False) -> dict:
 
 
 def device_lengths(lengths: torch.Tensor, device) -> torch.Tensor:
-    """``lengths`` on ``device`` with its host mirror when gpuaug has one (no sync to read it)."""
-    try:
-        from gpuaug._sync import mirrored
+    """``lengths`` on ``device`` with its host mirror (no sync to read it)."""
+    from gpuaug._sync import mirrored
 
-        return mirrored(lengths, torch.device(device))
-    except ImportError:
-        return lengths.to(device)
+    return mirrored(lengths, torch.device(device))
 
 
 def run_case(c: OpCase, wave, lengths, ex, backend, *, device, dtype=torch.float32, params_on_device=False):
@@ -362,9 +359,9 @@ def sync_counter(device: torch.device):
     nothing blocks."""
     if device.type != "cuda":
         return None, None
-    from gpuaug._sync import count_syncs
+    from gpuaug.sync_count import count_syncs
 
-    return "gpuaug._sync.count_syncs", lambda: count_syncs(device)
+    return "gpuaug.sync_count.count_syncs", lambda: count_syncs(device)
 
 
 def timed_ms(fn, device: torch.device, repeats: int, warmup: int) -> list[float]:
@@ -656,12 +653,6 @@ def env_info(device: torch.device) -> dict:
     info["backends_available"] = {b: gb.available(b, device.type) for b in ("numba", "cupy")}
     for mod in ("cupy", "numba_cuda", "transformers", "pytest"):
         info["versions"].setdefault(mod, _version(mod))
-    try:
-        import gpuaug._sync as gs
-
-        info["sync_helper"] = hasattr(gs, "count_syncs")
-    except ImportError:
-        info["sync_helper"] = False
     if device.type == "cuda":
         p = torch.cuda.get_device_properties(device)
         info.update(gpu_memory_bytes=p.total_memory, gpu_sm_count=p.multi_processor_count)

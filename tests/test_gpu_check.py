@@ -39,7 +39,7 @@ def test_dry_run_succeeds_and_writes_every_file(dry_run):
     for name, stage in summary["stages"].items():
         assert stage["status"] == "ok", (name, stage)
         assert {"budget_s", "wall_s", "rc", "timed_out", "file"} <= stage.keys()
-    assert {"versions", "device_name", "backends_available", "sync_helper"} <= summary["env"].keys()
+    assert {"versions", "device_name", "backends_available"} <= summary["env"].keys()
 
 
 def test_stage_files_have_the_expected_keys(dry_run):

@@ -1,6 +1,6 @@
 """Host syncs per pipeline call: at most 2 (the input NaN scan and one deferred read).
 
-On the CPU the device is stood in for by :class:`gpuaug._sync.DeviceResident` tensors (the
+On the CPU the device is stood in for by :class:`gpuaug.sync_count.DeviceResident` tensors (the
 audio and the banks' audio): a new ``.item()``, ``bool(t)``, ``.tolist()``, ``nonzero``,
 boolean-mask index or device -> host copy of device data on the hot path fails these tests.
 On a GPU the same calls run under ``torch.cuda.set_sync_debug_mode``.
@@ -12,10 +12,8 @@ import collections
 import pytest
 import torch
 
-from gpuaug._sync import (
-    STAND_IN, DeviceResident, check_later, count_syncs, deferred_reads, host_of, mark_device, mirrored, read_later,
-    take_rows, upload,
-)
+from gpuaug._sync import check_later, deferred_reads, host_of, mirrored, read_later, take_rows, upload
+from gpuaug.sync_count import STAND_IN, DeviceResident, count_syncs, mark_device
 from gpuaug.data import pad_batch
 from gpuaug.data.synthetic import synthetic_insert_bank, synthetic_noise_bank, synthetic_rir_bank, synthetic_speech
 from gpuaug.policy import build_preset

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, fields, replace
 import torch
 from torch import Tensor
 
-from .._sync import STAND_IN, DeviceResident, is_host, upload
+from .._sync import is_host, upload
+from ..sync_count import STAND_IN, DeviceResident
 
 from ..policy.labels import LabelAction
 
@@ -29,7 +30,7 @@ def _move(value, fn):
 
 
 def _to_device(t: Tensor, device: torch.device, non_blocking: bool) -> Tensor:
-    if device == STAND_IN:  # the CPU stand-in of a device (gpuaug._sync.count_syncs)
+    if device == STAND_IN:  # the CPU stand-in of a device (gpuaug.sync_count.count_syncs)
         return t if isinstance(t, DeviceResident) else t.as_subclass(DeviceResident)
     return t.to(device, non_blocking=non_blocking)
 
