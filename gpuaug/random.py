@@ -11,12 +11,18 @@ wrap-around; ``tests/test_random.py`` checks it bit-for-bit against a uint64 num
 """
 from __future__ import annotations
 
+import operator
 import zlib
 
 import torch
 from torch import Tensor
 
-__all__ = ["mix", "combine", "item_keys", "stream_id", "uniform", "normal"]
+__all__ = ["mix", "combine", "item_keys", "check_seed", "stream_id", "uniform", "normal"]
+
+#: Seeds are integers in ``[0, SEED_LIMIT)``: exactly the non-negative int64 values, so two
+#: different seeds never give the same keys (seeds were once masked to 63 bits, which made
+#: ``seed=0`` and ``seed=2**63`` draw the same parameters).
+SEED_LIMIT = 1 << 63
 
 _GOLDEN = 0x9E3779B97F4A7C15 - (1 << 64)
 _C1 = 0xBF58476D1CE4E5B9 - (1 << 64)
@@ -46,10 +52,45 @@ def stream_id(name: str) -> int:
     return zlib.crc32(name.encode("utf-8"))
 
 
+def check_seed(seed, name: str = "seed") -> int:
+    """``seed`` as a Python int in ``[0, 2**63)``; every run seed of gpuaug goes through here.
+
+    Accepts Python / numpy integers and one-element integer tensors. Raises ``TypeError`` for
+    non-integers (floats, bools, strings) and ``ValueError`` for values outside ``[0, 2**63)``,
+    naming ``name`` (no seed is silently masked, wrapped or rounded).
+    """
+    if isinstance(seed, bool) or (isinstance(seed, Tensor) and (seed.dtype == torch.bool or seed.numel() != 1)):
+        raise TypeError(f"{name} must be an integer in [0, 2**63), got {seed!r}")
+    try:
+        value = operator.index(seed)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer in [0, 2**63), got {type(seed).__name__} {seed!r}") from None
+    if not 0 <= value < SEED_LIMIT:
+        raise ValueError(f"{name} must lie in [0, 2**63), got {value}")
+    return value
+
+
+def _check_epoch(epoch) -> int:
+    """``epoch`` as a Python int in the int64 range (negative epochs are internal streams)."""
+    if isinstance(epoch, bool):
+        raise TypeError(f"epoch must be an integer, got {epoch!r}")
+    try:
+        value = operator.index(epoch)
+    except TypeError:
+        raise TypeError(f"epoch must be an integer, got {type(epoch).__name__} {epoch!r}") from None
+    if not -SEED_LIMIT <= value < SEED_LIMIT:
+        raise ValueError(f"epoch must lie in the int64 range, got {value}")
+    return value
+
+
 def item_keys(seed: int, epoch: int, index: Tensor) -> Tensor:
-    """``(B,)`` int64 keys of items: a pure function of ``(seed, epoch, index)``."""
+    """``(B,)`` int64 keys of items: a pure function of ``(seed, epoch, index)``.
+
+    ``seed`` must lie in ``[0, 2**63)`` (see :func:`check_seed`), ``epoch`` in the int64 range.
+    """
+    seed, epoch = check_seed(seed), _check_epoch(epoch)
     index = torch.as_tensor(index, dtype=torch.int64)
-    base = combine(torch.tensor(int(seed) & ((1 << 63) - 1), dtype=torch.int64), int(epoch))
+    base = combine(torch.tensor(seed, dtype=torch.int64), epoch)
     return combine(base.to(index.device).expand_as(index), index)
 
 

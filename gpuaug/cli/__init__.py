@@ -2,6 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
+
+from .errors import CommandError, UsageError
+
+__all__ = ["main", "CommandError", "UsageError"]
 
 
 def _policy(args) -> int:
@@ -27,4 +32,11 @@ def main(argv=None) -> int:
     p = sub.add_parser("policy", help="print the perception table")
     p.set_defaults(func=_policy)
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except CommandError as e:  # user errors: one line on stderr, no traceback
+        print(f"gpuaug {args.command}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"gpuaug {args.command}: interrupted", file=sys.stderr)
+        return 130

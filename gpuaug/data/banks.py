@@ -136,22 +136,18 @@ class Bank:
         """Load every audio file under ``root`` (any rate / channel count), resampled once.
 
         ``category_of(path)`` names each file's category; by default the part of the file
-        stem before the first ``_`` (``natural_rain.wav`` -> ``natural``).
+        stem before the first ``_`` (``natural_rain.wav`` -> ``natural``). Files are read with
+        :func:`gpuaug.data.audio_io.load_resampled` (so a truncated, undecodable or NaN file
+        raises ``ValueError`` naming it; channels are averaged).
         """
-        import julius
-        import soundfile as sf
+        from .audio_io import check_sample_rate, load_resampled
 
+        sample_rate = check_sample_rate(sample_rate, "sample_rate")
         root = Path(root)
         files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
         if not files:
             raise FileNotFoundError(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) under {root}")
         category_of = category_of or (lambda p: p.stem.split("_")[0])
-        clips, cats = [], []
-        for f in files:
-            data, sr = sf.read(str(f), dtype="float32", always_2d=True)
-            x = torch.from_numpy(data.T.copy()).mean(dim=0)
-            if sr != sample_rate:
-                x = julius.resample_frac(x, sr, sample_rate)
-            clips.append(x)
-            cats.append(category_of(f))
+        clips = [load_resampled(f, sample_rate) for f in files]
+        cats = [category_of(f) for f in files]
         return cls(clips, cats, sample_rate, [f.stem for f in files])

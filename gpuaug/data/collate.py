@@ -26,11 +26,12 @@ from torch import Tensor
 from .._sync import host_of, mirrored, take_rows
 from ..functional._batch import as_3d, restore_rank
 from ..policy.table import CLEAN, SEVERITY
+from ..random import check_seed
 from ..transforms.base import merge_rows
 from ..transforms.pipeline import Pipeline
 from .audio_io import resample
 from .batch import Batch
-from .padding import pad_batch
+from .padding import pad_batch, pcm_to_float
 from .selection import Selector
 
 __all__ = ["AugmentCollate"]
@@ -48,11 +49,17 @@ class AugmentCollate:
     Args:
         pipeline: the :class:`~gpuaug.transforms.Pipeline` (its ``sample_rate`` is the batch rate).
         ratio, mode, dataset_size, max_per_batch: see :class:`~gpuaug.data.selection.Selector`.
-        seed: run seed; every random choice is a function of (seed, epoch, item index).
+        seed: run seed, an integer in ``[0, 2**63)`` (others raise); every random choice is a
+            function of (seed, epoch, item index).
         device: where augmentation runs (default CPU). A CUDA device is never touched in a
             worker: such batches come back ``pending`` for the device stage.
         mono: down-mix multi-channel items (default); else all items need equal channels.
         default_sample_rate: used for items without ``sample_rate`` (else that is an error).
+
+    Item waves (tensors or numpy arrays) become float32: floating samples are taken as they
+    are, integer PCM is rescaled to ``[-1, 1]`` as ``soundfile`` reads it (``int16 / 32768``,
+    ``int32 / 2**31``, ``int8 / 128``, ``uint8``: ``(x - 128) / 128``; see
+    :func:`~gpuaug.data.padding.pcm_to_float`); other dtypes (bool, complex, int64) raise.
     """
 
     def __init__(self, pipeline: Pipeline, *, ratio: float = 1.0, mode: str = "bernoulli", seed: int = 0,
@@ -60,8 +67,8 @@ class AugmentCollate:
                  mono: bool = True, default_sample_rate: int | None = None):
         self.pipeline = pipeline
         self.sample_rate = pipeline.sample_rate
-        self.selector = Selector(ratio, mode, seed=seed, dataset_size=dataset_size, max_per_batch=max_per_batch)
-        self.seed = int(seed)
+        self.seed = check_seed(seed)  # [0, 2**63): refused, never masked
+        self.selector = Selector(ratio, mode, seed=self.seed, dataset_size=dataset_size, max_per_batch=max_per_batch)
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.mono = mono
         self.default_sample_rate = default_sample_rate
@@ -83,7 +90,7 @@ class AugmentCollate:
             wave = torch.from_numpy(np.ascontiguousarray(wave))
         if not isinstance(wave, Tensor):
             raise TypeError(f"item {pos}: 'wave' must be a tensor or numpy array, got {type(wave).__name__}")
-        wave = wave.float()
+        wave = pcm_to_float(wave, name=f"item {pos} (index {item.get('index')}): wave").float()  # int16 / 32768, ...
         if wave.dim() not in (1, 2) or wave.shape[-1] == 0:
             raise ValueError(f"item {pos} (index {item.get('index')}): wave must be (T,) or (C, T) with T > 0, "
                              f"got shape {tuple(wave.shape)}")

@@ -15,6 +15,7 @@ Audio is read in ``__getitem__`` (so in DataLoader workers), never at constructi
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from pathlib import Path
@@ -33,6 +34,19 @@ __all__ = ["DIM_COLUMNS", "read_alignment", "ManifestDataset", "SyntheticSERData
 #: Manifest columns of the dimensional labels, in the order of the item's ``dims``.
 DIM_COLUMNS = ("valence", "activation", "dominance")
 _TEXT_COLUMNS = ("speaker", "session", "text")
+
+
+def _read_text(path: Path, what: str) -> str:
+    """The text of a manifest / alignment file as UTF-8 (a leading byte-order mark, as Excel
+    writes, is dropped). Other encodings are refused rather than guessed: a ``ValueError``
+    names the file, the first undecodable byte and its line."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise ValueError(f"{what} {path} is not valid UTF-8 (byte 0x{raw[e.start]:02x} at offset {e.start}, "
+                         f"line {line}); re-save it as UTF-8, e.g. iconv -f latin1 -t utf-8") from None
 
 
 def read_alignment(path: str | Path) -> tuple[Tensor, list[str]]:
@@ -56,7 +70,7 @@ def read_alignment(path: str | Path) -> tuple[Tensor, list[str]]:
     if path.suffix.lower() == ".wdseg":
         return read_wdseg(path)
     words, names, first = [], [], True
-    for n, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, raw in enumerate(_read_text(path, "alignment file").splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -88,7 +102,7 @@ def _read_rows(manifest: Path) -> list[dict]:
     suffix = manifest.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
         rows = []
-        for n, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), 1):
+        for n, line in enumerate(_read_text(manifest, "manifest").splitlines(), 1):
             if not line.strip():
                 continue
             try:
@@ -100,12 +114,12 @@ def _read_rows(manifest: Path) -> list[dict]:
             rows.append(row)
         return rows
     if suffix in (".csv", ".tsv"):
-        with manifest.open(newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ",")
-            if reader.fieldnames is None:
-                return []
-            reader.fieldnames = [c.strip() for c in reader.fieldnames]
-            return [dict(r) for r in reader]
+        text = _read_text(manifest, "manifest")
+        reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if suffix == ".tsv" else ",")
+        if reader.fieldnames is None:
+            return []
+        reader.fieldnames = [c.strip() for c in reader.fieldnames]
+        return [dict(r) for r in reader]
     raise ValueError(f"manifest {manifest}: unknown format {suffix!r} (use .csv, .tsv, .jsonl or .ndjson)")
 
 
@@ -138,7 +152,9 @@ class ManifestDataset(Dataset):
     Raises:
         FileNotFoundError: missing manifest (missing audio / alignment files raise when
             their item is loaded).
-        ValueError: unknown manifest format, no rows, no ``path`` column, a row without
+        ValueError: unknown manifest format, a manifest that is not UTF-8 (a UTF-8
+            byte-order mark is accepted; other encodings are refused, naming the file,
+            not guessed), no rows, no ``path`` column, a row without
             path, labels in some rows only, a label outside ``label_names``, incomplete
             or non-numeric dimensions.
     """

@@ -21,7 +21,7 @@ from typing import Iterator, Sequence
 import torch
 from torch import Tensor
 
-from .._sync import has_mirror, host_of, mirrored, to_host_many
+from .._sync import check_later, has_mirror, host_of, mirrored, to_host_many
 
 __all__ = [
     "as_3d",
@@ -36,7 +36,14 @@ __all__ = [
     "check_companion",
     "finite_checked",
     "finite_trusted",
+    "NARROW_FLOATS",
+    "check_finite_output",
+    "in_float32",
 ]
+
+#: 16-bit floating dtypes. Ops whose torch path needs FFTs (which torch does not run in these
+#: dtypes on every device) compute in float32 and return the input dtype (:func:`in_float32`).
+NARROW_FLOATS = (torch.float16, torch.bfloat16)
 
 #: True while the waves reaching the ops are known to be finite (see :func:`finite_checked`).
 _FINITE_TRUSTED: ContextVar[bool] = ContextVar("gpuaug_finite_trusted", default=False)
@@ -192,3 +199,36 @@ def check_companion(other: Tensor, other_lengths: Tensor, *, batch: int, channel
     if batch and min_length and bool((host_of(other_lengths) < min_length).any()):
         raise ValueError(f"{name}_lengths must be >= {min_length}, got {host_of(other_lengths).tolist()}")
     return o, other_lengths
+
+
+def check_finite_output(out: Tensor, op: str, why=None) -> None:
+    """Raise ``ValueError`` naming ``op`` unless every sample of ``out`` (``(B, ...)``) is finite.
+
+    For ops that can overflow the dtype or divide by a tiny energy. ``why``: a string, or a
+    callable returning one (only called on failure), appended to the message. Goes through
+    :func:`~gpuaug._sync.check_later`: inside a pipeline call it is read with the call's other
+    deferred checks (no sync of its own); outside one it runs at once.
+    """
+    B = out.shape[0]
+    if B == 0 or out.numel() == 0:
+        return
+    flat = out.reshape(B, -1)  # max / min propagate NaN and reach +-Inf: exact, and cheaper than isfinite().all()
+    ok = torch.isfinite(flat.amax(dim=1)) & torch.isfinite(flat.amin(dim=1))
+    def message(ok: Tensor) -> str:
+        reason = why() if callable(why) else why
+        return (f"{op}: the output of clip(s) {(~ok).nonzero().flatten().tolist()} is not finite "
+                f"(Inf / NaN in {out.dtype}){': ' + reason if reason else ''}")
+
+    check_later(ok, message)
+
+
+def in_float32(op, wave: Tensor, lengths: Tensor, *args, name: str, **kwargs) -> tuple[Tensor, Tensor]:
+    """``op(wave, lengths, ...)`` computed on a float32 copy of a 16-bit ``wave`` (already checked
+    by the caller, so the inner call skips the NaN scan), returned in ``wave``'s dtype; a float16
+    result beyond float16's range (65504) raises through :func:`check_finite_output`."""
+    with finite_checked():
+        out, out_lengths = op(wave.to(torch.float32), lengths, *args, **kwargs)
+    out = out.to(wave.dtype)
+    if wave.dtype == torch.float16:
+        check_finite_output(out, name, "the float32 result exceeds the float16 range")
+    return out, out_lengths

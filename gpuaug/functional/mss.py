@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from gpuaug._sync import host_of
-from ._batch import as_3d, check_wave, per_clip, restore_rank, valid_mask, zero_padding
+from ._batch import NARROW_FLOATS, as_3d, check_wave, in_float32, per_clip, restore_rank, valid_mask, zero_padding
 from .stft_util import HOP, frame_counts, log_magnitude, resynthesize, stft
 
 __all__ = ["modulation_smoothing", "butter2_lowpass", "lfilter_zi2", "PADLEN"]
@@ -154,7 +154,8 @@ def modulation_smoothing(wave: Tensor, lengths: Tensor, *, alpha) -> tuple[Tenso
     Returns:
         ``(wave, lengths)``: same shape, dtype and device, padding zero; energy over the
         valid samples equals the input's (per channel). Clips shorter than 10 frames
-        (``L < 4608`` samples) and all-silent clips come back unchanged.
+        (``L < 4608`` samples) and all-silent clips come back unchanged. float16 / bfloat16
+        waves are computed in float32 and returned in their dtype.
 
     Raises:
         ValueError: ``alpha`` outside ``[0.05, 0.3]``, or a bad ``wave`` / ``lengths``.
@@ -169,6 +170,8 @@ def modulation_smoothing(wave: Tensor, lengths: Tensor, *, alpha) -> tuple[Tenso
     B, C, T = x.shape
     if x.numel() == 0 or 1 + T // HOP <= PADLEN:  # no clip has enough frames to filter
         return restore_rank(x, was_2d), lengths
+    if wave.dtype in NARROW_FLOATS:  # torch's FFTs refuse 16-bit floats on the CPU: compute in float32
+        return in_float32(modulation_smoothing, wave, lengths, alpha=alpha, name="modulation_smoothing")
     rows = x.reshape(B * C, T)
     row_lengths = lengths.repeat_interleave(C)
     n_frames = frame_counts(row_lengths)
@@ -184,6 +187,6 @@ def modulation_smoothing(wave: Tensor, lengths: Tensor, *, alpha) -> tuple[Tenso
     e_in = rows.to(torch.float64).square().sum(-1)
     e_out = y.to(torch.float64).square().sum(-1)
     gain = torch.where(e_out > 0, torch.sqrt(e_in / e_out.clamp_min(1e-300)), torch.zeros_like(e_out))
-    y = y * gain.to(x.dtype)[:, None]
+    y = (y.to(torch.float64) * gain[:, None]).to(x.dtype)  # in float64: a huge gain on a tiny y stays finite
     y = torch.where((n_frames > PADLEN)[:, None], y, rows)
     return restore_rank(y.reshape(B, C, T), was_2d), lengths

@@ -25,6 +25,7 @@ from gpuaug._sync import check_later, host_of, upload
 from gpuaug.backend import resolve
 from gpuaug.functional._batch import (
     as_3d,
+    check_finite_output,
     check_companion,
     check_wave,
     per_clip,
@@ -118,7 +119,14 @@ def _mix_kernel(name: str, w: Tensor, lengths: Tensor, bank: Tensor, rows: Tenso
     check_later(torch.isfinite(p_noise), lambda ok: "noise contains NaN or Inf samples in the span of clip(s) "
                 f"{(~ok).nonzero().flatten().tolist()}")
     gain, ok = _snr_gain(p_signal, p_noise, snr)
-    return mix(name, w, lengths, bank, *span, gain, ok)
+    out = mix(name, w, lengths, bank, *span, gain, ok)
+    _check_mixed(out, "mix_noise", snr)
+    return out
+
+
+def _check_mixed(out: Tensor, op: str, snr: Tensor) -> None:
+    """The mixed clips must be finite: a very low SNR overflows the dtype."""
+    check_finite_output(out, op, lambda: f"snr_db={host_of(snr).tolist()} overflows {out.dtype}")
 
 
 def mix_noise(
@@ -170,7 +178,8 @@ def mix_noise(
 
     Raises:
         ValueError: mismatched batch or channel counts, ``noise_lengths < 1``, negative
-            ``span_length`` / ``fade_out``, NaN / Inf samples.
+            ``span_length`` / ``fade_out``, NaN / Inf samples, an output that overflows the
+            dtype (a very low ``snr_db``; inside a pipeline call raised at the end of the call).
     """
     lengths = check_wave(wave, lengths)
     w, was_2d = as_3d(wave)
@@ -206,8 +215,9 @@ def _mix_torch(w: Tensor, was_2d: bool, lengths: Tensor, n: Tensor, noise_length
     gain, ok = _snr_gain(_power(w, lengths), p_noise, snr)
 
     mixed = w + (gain[:, None, None] * shaped).to(w.dtype)
-    out = torch.where(ok[:, None, None], mixed, w)
-    return restore_rank(zero_padding(out, lengths), was_2d), lengths
+    out = zero_padding(torch.where(ok[:, None, None], mixed, w), lengths)
+    _check_mixed(out, "mix_noise", snr)
+    return restore_rank(out, was_2d), lengths
 
 
 def mix_noise_from_bank(
@@ -303,6 +313,10 @@ def white_noise(wave: Tensor, lengths: Tensor, *, seed, sigma=None, snr_db=None)
             Silent clips pass through unchanged.
         Exactly one of ``sigma`` / ``snr_db`` must be given.
 
+    Raises:
+        ValueError: bad parameters, or an output that overflows the dtype (a huge ``sigma``
+            or a very low ``snr_db``; inside a pipeline call raised at the end of the call).
+
     Shapes:
         returns ``wave`` with the input's shape, dtype and device and ``lengths`` unchanged.
     """
@@ -326,5 +340,7 @@ def white_noise(wave: Tensor, lengths: Tensor, *, seed, sigma=None, snr_db=None)
         count = (lengths * C).to(torch.float64).clamp_min(1.0)
         scale, ok = _snr_gain(_power(w, lengths), noise.square().sum(dim=(1, 2)) / count, snr)
     mixed = w + (scale[:, None, None] * noise).to(w.dtype)
-    out = torch.where(ok[:, None, None], mixed, w)
-    return restore_rank(zero_padding(out, lengths), was_2d), lengths
+    out = zero_padding(torch.where(ok[:, None, None], mixed, w), lengths)
+    level = (lambda: f"sigma={host_of(scale).tolist()}") if sigma is not None else (lambda: f"snr_db={host_of(snr).tolist()}")
+    check_finite_output(out, "white_noise", lambda: f"{level()} overflows {w.dtype}")
+    return restore_rank(out, was_2d), lengths

@@ -14,7 +14,7 @@ from torch import Tensor
 from gpuaug._sync import host_of, mirrored
 from gpuaug.backend import resolve
 
-from ._batch import as_3d, check_wave, per_clip, restore_rank, zero_padding
+from ._batch import NARROW_FLOATS, as_3d, check_wave, in_float32, per_clip, restore_rank, zero_padding
 from .resample import DEFAULT_ROLLOFF, DEFAULT_ZEROS, pass_through, uniform_warp
 
 __all__ = ["pitch_shift", "factor_to_semitones", "MAX_SEMITONES"]
@@ -208,7 +208,8 @@ def pitch_shift(
 
     Shapes:
         ``(B, T)`` / ``(B, C, T)`` -> ``(B, T_out)`` / ``(B, C, T_out)`` with
-        ``T_out = max(lengths)``; output lengths equal input lengths.
+        ``T_out = max(lengths)``; output lengths equal input lengths. float16 / bfloat16
+        waves are computed in float32 and returned in their dtype.
     """
     lengths = check_wave(wave, lengths)
     B, device = wave.shape[0], wave.device
@@ -226,6 +227,9 @@ def pitch_shift(
         raise ValueError(f"hop must be an int in [1, n_fft // 2 = {n_fft // 2}], got {hop!r}")
     if not 0.0 < rolloff <= 1.0:
         raise ValueError(f"rolloff must lie in (0, 1], got {rolloff}")
+    if wave.dtype in NARROW_FLOATS:  # torch's FFTs refuse 16-bit floats on the CPU: compute in float32
+        return in_float32(pitch_shift, wave, lengths, semitones=s, sample_rate=sample_rate, n_fft=n_fft, hop=hop,
+                          zeros=zeros, rolloff=rolloff, backend=backend, name="pitch_shift")
 
     x3, was_2d = as_3d(wave)
     t_out = int(host_of(lengths).max()) if B else 0

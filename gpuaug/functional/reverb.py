@@ -10,7 +10,10 @@ from torch import Tensor
 
 from gpuaug._sync import check_later, host_of, mirrored
 from gpuaug.functional._batch import (
+    NARROW_FLOATS,
     as_3d,
+    check_finite_output,
+    in_float32,
     check_companion,
     check_wave,
     per_clip,
@@ -75,11 +78,17 @@ def reverb(
         max(lengths)`` and ``n_h = min(max(rir_lengths), n_w + max(d))`` (RIR samples past
         that never reach the kept output), computed in the wave's dtype, so batched and
         single-clip results differ only by FFT rounding (~1e-6 relative in float32).
-        Normalisation gains are computed in float64 and applied in the wave's dtype.
+        With ``normalize`` "energy" or "peak" the RIR is first scaled to peak 1 in float64
+        (the result does not depend on its scale), so a denormal or huge RIR does not
+        underflow or overflow; normalisation energies are computed in float64 and the gains
+        applied in the wave's dtype. float16 / bfloat16 waves are computed in float32 and
+        returned in their dtype.
 
     Raises:
         ValueError: unknown ``normalize``, mismatched batch / channel counts,
-            ``rir_lengths < 1``, an all-zero RIR, NaN / Inf samples.
+            ``rir_lengths < 1``, an all-zero RIR, NaN / Inf samples, an output that overflows
+            the dtype (``normalize="none"`` with a huge RIR; inside a pipeline call these
+            data-dependent checks are raised at the end of the call).
     """
     if normalize not in _NORMALIZE:
         raise ValueError(f"normalize must be one of {_NORMALIZE}, got {normalize!r}")
@@ -87,18 +96,27 @@ def reverb(
     w, was_2d = as_3d(wave)
     B, C, T = w.shape
     h, rir_lengths = check_companion(rir, rir_lengths, batch=B, channels=C, name="rir", min_length=1)
+    if wave.dtype in NARROW_FLOATS:  # torch's FFTs refuse 16-bit floats on the CPU: compute in float32
+        return in_float32(reverb, wave, lengths, rir, rir_lengths, normalize=normalize, direct=direct,
+                          name="reverb")
     if B == 0:
         return wave.clone(), lengths
     h_lengths = rir_lengths if rir_lengths.device == w.device else mirrored(host_of(rir_lengths), w.device)
-    h = zero_padding(h.to(device=w.device, dtype=w.dtype), h_lengths)
+    h = zero_padding(h.to(device=w.device), h_lengths)  # still in the RIR's dtype
     peak = h.abs().amax(dim=1)  # (B, Tr)
-    check_later(peak.amax(dim=1) > 0, lambda ok: f"rir of clip(s) {(~ok).nonzero().flatten().tolist()} is all zero")
+    h_peak = peak.amax(dim=1)
+    check_later(h_peak > 0, lambda ok: f"reverb: rir of clip(s) {(~ok).nonzero().flatten().tolist()} is all zero")
     if direct is None:
         direct = peak.argmax(dim=1)  # first maximum; padding is zero and never wins
         direct_host = host_of(direct)  # a sync on CUDA: pass direct= to avoid it
     else:
         direct_host = host_of(direct).to(torch.int64)
         direct = mirrored(direct_host, w.device)
+    if normalize != "none":  # scale-free: convolve the RIR scaled to peak 1 (denormal / huge RIRs do not underflow)
+        h_scale = torch.where(h_peak > 0, h_peak, torch.ones_like(h_peak)).to(torch.float64)
+        h = (h.to(torch.float64) / h_scale[:, None, None]).to(w.dtype)
+    else:
+        h = h.to(w.dtype)
 
     n_w = int(host_of(lengths).max())
     if n_w == 0:  # only empty clips: nothing to convolve
@@ -119,7 +137,8 @@ def reverb(
             ref, got = (v.abs().amax(dim=(1, 2)).to(torch.float64) for v in (x, out))
         gain = ref / got.clamp_min(torch.finfo(torch.float64).tiny)
         gain = torch.where(got > 0, gain, torch.zeros_like(gain))
-        out = out * gain.to(w.dtype)[:, None, None]
+        out = out * gain.to(w.dtype)[:, None, None]  # an overflowing gain is caught just below
+    check_finite_output(out, "reverb", lambda: f"normalize={normalize!r} overflows {w.dtype}")
     return restore_rank(out, was_2d), lengths
 
 

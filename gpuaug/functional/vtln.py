@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from gpuaug._sync import host_of
-from ._batch import as_3d, check_wave, per_clip, restore_rank, zero_padding
+from ._batch import NARROW_FLOATS, as_3d, check_wave, in_float32, per_clip, restore_rank, zero_padding
 from .stft_util import N_BINS, frame_counts, log_magnitude, resynthesize, stft
 
 __all__ = ["vtln", "warp_interpolation"]
@@ -62,7 +62,7 @@ def vtln(wave: Tensor, lengths: Tensor, *, alpha) -> tuple[Tensor, Tensor]:
 
     Returns:
         ``(wave, lengths)``: same shape, dtype and device; padding zero. All-silent clips
-        come back unchanged (zero).
+        come back unchanged (zero). float16 / bfloat16 waves are computed in float32.
 
     Raises:
         ValueError: ``alpha`` outside ``[-0.2, 0.2]``, or a bad ``wave`` / ``lengths``.
@@ -74,6 +74,8 @@ def vtln(wave: Tensor, lengths: Tensor, *, alpha) -> tuple[Tensor, Tensor]:
         raise ValueError(f"alpha must lie in [-{ALPHA_MAX}, {ALPHA_MAX}], got {host_of(alpha).tolist()}")
     if wave.numel() == 0:
         return wave.clone(), lengths
+    if wave.dtype in NARROW_FLOATS:  # torch's FFTs refuse 16-bit floats on the CPU: compute in float32
+        return in_float32(vtln, wave, lengths, alpha=alpha, name="vtln")
     x, was_2d = as_3d(zero_padding(wave, lengths))
     B, C, T = x.shape
     rows = x.reshape(B * C, T)

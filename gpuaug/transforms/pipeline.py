@@ -127,6 +127,8 @@ class Pipeline:
             lengths = torch.full((wave.shape[0],), wave.shape[-1], dtype=torch.int64)
         lengths = check_wave(wave, lengths)
         B = wave.shape[0]
+        if params is not None:
+            self.check_params(params, B)
         params = copy.deepcopy(params) if params is not None else self.sample(B, seed=seed, epoch=epoch, index=index)
         w3, was_2d = as_3d(wave)
         ctx = Context(self.sample_rate, alignments=None if alignments is None else host_of(alignments))
@@ -141,6 +143,37 @@ class Pipeline:
             labels=self.label_policy.actions(severity, delta),
             leaves={leaf.slot: leaf for leaf in self.leaves}, severity=severity, study_delta=delta,
         )
+
+    @property
+    def slots(self) -> list[str]:
+        """Every slot of the tree (containers and leaves), in depth-first order: the keys of
+        the ``params`` this pipeline draws and replays."""
+        out, stack = [], [self.root]
+        while stack:
+            node = stack.pop()
+            out.append(node.slot)
+            stack.extend(reversed(getattr(node, "transforms", [])))
+        return out
+
+    def check_params(self, params, batch: int) -> None:
+        """Refuse replay ``params`` that do not fit this pipeline (drawn by another pipeline,
+        or for another batch size) with a ``ValueError`` naming the missing and unexpected
+        slots, instead of a bare ``KeyError`` half-way through the call."""
+        if not isinstance(params, dict):
+            raise TypeError(f"params must be the dict of an AugmentResult.params, got {type(params).__name__}")
+        want = self.slots
+        missing = [s for s in want if s not in params]
+        unexpected = [s for s in params if s not in set(want)]
+        if missing or unexpected:
+            raise ValueError(
+                "params do not match this pipeline (were they drawn by another one?): "
+                f"missing slots {missing}, unexpected slots {unexpected}; this pipeline's slots are {want}")
+        for slot in want:
+            own = params[slot]
+            apply = own.get("apply") if isinstance(own, dict) else None
+            if not isinstance(apply, Tensor) or apply.shape != (batch,):
+                got = "no 'apply' flags" if not isinstance(apply, Tensor) else f"'apply' of shape {tuple(apply.shape)}"
+                raise ValueError(f"params[{slot!r}] has {got}, expected a ({batch},) tensor for this batch of {batch}")
 
     def perception(self, params: dict, batch: int) -> tuple[Tensor, Tensor]:
         """Per clip: worst severity code over applied leaves, summed study deltas of altering ones."""
@@ -171,6 +204,10 @@ class Pipeline:
         params: dict[str, dict] = {}
         for leaf in self.leaves:
             params[leaf.slot] = {"apply": torch.zeros(B, dtype=torch.bool)}
+        unknown = sorted({e.get("slot") for rec in records for e in rec} - set(params), key=str)
+        if unknown:
+            raise ValueError(f"records do not match this pipeline: unknown slots {unknown}; "
+                             f"this pipeline's leaves are {sorted(params)}")
         for b, rec in enumerate(records):
             for entry in rec:
                 own = params[entry["slot"]]
