@@ -143,3 +143,20 @@ def test_real_speech(emodb_speech):
             assert 0.6 < ratio < 1.15, (s, b, ratio)
             scale = spectral_scale(batch[b, :L].numpy(), out[b, :L].numpy(), SR)
             assert scale == pytest.approx(2 ** (s / 12), rel=0.015), (s, b, scale)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("n_fft,hop", [(512, 128), (256, 100), (64, 32)])
+def test_istft_equals_torch_istft(dtype, n_fft, hop):
+    """The sync-free ISTFT of the vocoder is torch.istft (same overlap-add and envelope)."""
+    from gpuaug.functional.pitch import _istft
+
+    g = torch.Generator().manual_seed(n_fft + hop)
+    window = torch.hann_window(n_fft, periodic=True, dtype=dtype)
+    x = torch.randn(3, 4000, generator=g, dtype=dtype)
+    spec = torch.stft(torch.nn.functional.pad(x, (0, n_fft)), n_fft, hop, window=window, center=True,
+                      pad_mode="constant", return_complex=True)
+    ref = torch.istft(spec, n_fft, hop, window=window, center=True, length=4000)
+    out = _istft(spec, window, hop, 4000)
+    assert out.dtype == ref.dtype and out.shape == ref.shape
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)

@@ -157,20 +157,21 @@ def _istft(spec: Tensor, window: Tensor, hop: int, length: int) -> Tensor:
     """``torch.istft(spec, n_fft, hop, window=window, center=True, length=length)`` without its
     window-envelope check, which reads a value back to the host (a sync on CUDA); here the
     envelope is > 0 wherever it is used (Hann window, ``hop <= n_fft / 2``) and a zero
-    envelope gives 0, not Inf.
+    envelope gives 0, not Inf. The overlap-add is ``aten.unfold_backward``, as in
+    ``torch.istft``.
 
     ``spec``: ``(R, n_fft // 2 + 1, M)`` complex; returns ``(R, length)`` real.
     """
     n_fft, (R, _, M) = window.shape[0], spec.shape
-    frames = torch.fft.irfft(spec, n=n_fft, dim=1) * window[:, None]  # (R, n_fft, M)
+    frames = torch.fft.irfft(spec.transpose(1, 2), n=n_fft, dim=-1) * window  # (R, M, n_fft)
     total = n_fft + hop * (M - 1)
-    fold = dict(output_size=(1, total), kernel_size=(1, n_fft), stride=(1, hop))
-    y = torch.nn.functional.fold(frames, **fold).reshape(R, total)
-    env = torch.nn.functional.fold((window**2)[None, :, None].expand(1, n_fft, M), **fold).reshape(total)
+    overlap_add = torch.ops.aten.unfold_backward
+    y = overlap_add(frames, [R, total], 1, n_fft, hop)
+    env = overlap_add((window**2).expand(M, n_fft), [total], 0, n_fft, hop)
     start = n_fft // 2
-    y, env = y[:, start:start + length], env[start:start + length]
+    env = env[start:start + length]
     ok = env > 1e-11
-    return torch.where(ok, y / torch.where(ok, env, torch.ones_like(env)), torch.zeros_like(y))
+    return torch.where(ok, y[:, start:start + length] / torch.where(ok, env, torch.ones_like(env)), 0.0)
 
 
 def pitch_shift(
