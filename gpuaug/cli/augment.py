@@ -4,6 +4,13 @@ Writes ``NNNN_<name>_clean.wav`` and ``NNNN_<name>_aug.wav`` per clip and ``para
 with every clip's perception tag, label action and full augmentation record, and the list
 of exactly the files written (``files``).
 
+The wavs are 32-bit float (``subtype="FLOAT"``), not clipped or quantised: the ``_aug``
+file holds exactly the samples training gets from the same pipeline, seed and epoch,
+including the pipeline's output-level step (``--output-level``, default ``peak_limit``:
+a clip above full scale is scaled down to peak at 1.0, the gain is in its record). With
+``--output-level keep`` a file may hold samples beyond +-1.0, as training would see them
+(a float WAV stores them; a player may clip them on playback).
+
 Safety: every argument is checked before any work; the output is built in a temporary
 sibling folder of ``--out`` (same filesystem) and renamed into place only once complete,
 so a failed or interrupted run leaves nothing behind. A non-empty ``--out`` is refused
@@ -23,7 +30,18 @@ from ..data.banks import AUDIO_SUFFIXES
 from .banks import add_bank_arguments, check_bank_arguments, load_banks
 from .errors import CommandError, UsageError
 from .progress import progress
-from .wavfile import write_wav
+
+#: What the CLI writes: float32 WAV, the samples as they are (no clipping, no dither).
+WAV_SUBTYPE = "FLOAT"
+
+
+def write_float_wav(path: Path, audio, sample_rate: int) -> None:
+    """Write ``audio`` ((T,) or (C, T)) as a 32-bit float WAV, samples unchanged."""
+    import soundfile as sf
+
+    x = audio.detach().cpu().float()
+    x = x[None] if x.dim() == 1 else x
+    sf.write(str(path), x.numpy().T, int(sample_rate), subtype=WAV_SUBTYPE, format="WAV")
 
 #: Names ``gpuaug augment`` writes (a folder holding only these may be replaced by --overwrite).
 _OUTPUT_NAME = re.compile(r"^\d{4,}_.*_(clean|aug)\.wav$")
@@ -42,6 +60,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--sample-rate", type=int, default=16000)
     parser.add_argument("--on-altering", default="mask", choices=("drop", "mask", "relabel"))
+    parser.add_argument("--output-level", default="peak_limit", choices=("peak_limit", "keep", "normalize"),
+                        help="the pipeline's output-level policy (see gpuaug.transforms.Pipeline); the wavs "
+                             "are float32, written as training sees them, never clipped")
     add_bank_arguments(parser)
 
 
@@ -179,6 +200,7 @@ def _augment(args, files: list[Path], staging: Path, sr: int) -> list[dict]:
                             label_policy=LabelPolicy(on_altering=args.on_altering))
     except KeyError as e:
         raise UsageError(e.args[0] if e.args else str(e)) from None
+    pipe.output_level = args.output_level  # the choices are checked by argparse
     collate = AugmentCollate(pipe, ratio=1.0, seed=args.seed)
     collate.set_epoch(args.epoch)
     items = _items(args, files)
@@ -189,14 +211,16 @@ def _augment(args, files: list[Path], staging: Path, sr: int) -> list[dict]:
         batch = collate.apply(clean)
         for k, (name, item) in enumerate(chunk):
             stem = f"{int(item['index']):04d}_{name}"
-            write_wav(staging / f"{stem}_clean.wav", clean.wave[k, ..., : clean.lengths[k]], sr)
-            write_wav(staging / f"{stem}_aug.wav", batch.wave[k, ..., : batch.lengths[k]], sr)
+            write_float_wav(staging / f"{stem}_clean.wav", clean.wave[k, ..., : clean.lengths[k]], sr)
+            write_float_wav(staging / f"{stem}_aug.wav", batch.wave[k, ..., : batch.lengths[k]], sr)
             entries.append({"file": f"{stem}_aug.wav", "clean": f"{stem}_clean.wav", "index": int(item["index"]),
                             "tag": batch.tags[k], "label_action": batch.label_action.action[k],
                             "record": batch.record[k]})
     written = sorted(p.name for p in staging.iterdir())
     meta = {"tool": "gpuaug augment", "preset": args.preset, "pipeline": pipe.describe(), "seed": args.seed,
-            "epoch": args.epoch, "sample_rate": sr, "files": written, "clips": entries}
+            "epoch": args.epoch, "sample_rate": sr, "output_level": pipe.output_level,
+            "wav_format": "WAV float32 (the samples training sees: not clipped, not quantised)",
+            "files": written, "clips": entries}
     (staging / "params.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
     return entries
 

@@ -20,7 +20,8 @@ from ..policy import build_preset
 from .banks import add_bank_arguments, load_banks
 from .progress import progress
 
-SUMMARY_KEYS = ("snr_db", "factor", "fraction", "rt60_s", "semitones", "alpha", "gain_db")
+SUMMARY_KEYS = ("snr_db", "factor", "fraction", "rt60_s", "semitones", "alpha", "gain_db",
+                "gain", "peak")  # gain / peak: the pipeline's output level (peak before, gain applied)
 
 
 def add_arguments(parser) -> None:

@@ -5,7 +5,7 @@ so they are loaded lazily on first access.
 """
 from importlib import import_module
 
-from .banks import Bank
+from .banks import Bank, MissingBankItem
 from .padding import pad_batch
 
 _LAZY = {
@@ -15,7 +15,7 @@ _LAZY = {
     "read_audio": "audio_io",
 }
 
-__all__ = ["Bank", "pad_batch", *_LAZY]
+__all__ = ["Bank", "MissingBankItem", "pad_batch", *_LAZY]
 
 
 def __getattr__(name):

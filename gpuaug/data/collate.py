@@ -17,6 +17,7 @@ augments it in the main process. Parameters are identical either way.
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
@@ -26,7 +27,7 @@ from torch import Tensor
 from .._sync import host_of, mirrored, take_rows
 from ..functional._batch import as_3d, restore_rank
 from ..policy.table import CLEAN, SEVERITY
-from ..random import check_seed
+from ..random import check_seed, item_keys, stream_id, uniform
 from ..transforms.base import merge_rows
 from ..transforms.pipeline import Pipeline
 from .audio_io import resample
@@ -34,7 +35,10 @@ from .batch import Batch
 from .padding import pad_batch, pcm_to_float
 from .selection import Selector
 
-__all__ = ["AugmentCollate"]
+__all__ = ["AugmentCollate", "CROP_STREAM"]
+
+#: The random stream of the crop starts (:meth:`AugmentCollate.crop_starts`).
+CROP_STREAM = stream_id("collate/crop")
 
 _TAG_OF_CODE = {v: k for k, v in SEVERITY.items()}
 
@@ -55,6 +59,15 @@ class AugmentCollate:
             worker: such batches come back ``pending`` for the device stage.
         mono: down-mix multi-channel items (default); else all items need equal channels.
         default_sample_rate: used for items without ``sample_rate`` (else that is an error).
+        max_seconds: crop every item longer than this (after resampling to the batch rate:
+            ``M = round(max_seconds * sample_rate)`` samples) to an ``M``-sample window, so one
+            long file no longer pads the whole batch: the batch is never longer than ``M``.
+            The window's start is a pure function of (seed, epoch, item index) and the item's
+            length (:meth:`crop_starts`: uniform in ``[0, T - M]``, its own random stream), the
+            same for any worker count, batch size or rank. A cropped clip's record starts with
+            ``{"transform": "crop", "offset": samples, "offset_s", "length": M,
+            "source_length": T}`` (replay ignores it); its ``words`` are shifted by the offset,
+            cut to the window, and words wholly outside it dropped. ``None`` (default): no crop.
 
     Item waves (tensors or numpy arrays) become float32: floating samples are taken as they
     are, integer PCM is rescaled to ``[-1, 1]`` as ``soundfile`` reads it (``int16 / 32768``,
@@ -64,7 +77,7 @@ class AugmentCollate:
 
     def __init__(self, pipeline: Pipeline, *, ratio: float = 1.0, mode: str = "bernoulli", seed: int = 0,
                  dataset_size: int | None = None, max_per_batch: int | None = None, device=None,
-                 mono: bool = True, default_sample_rate: int | None = None):
+                 mono: bool = True, default_sample_rate: int | None = None, max_seconds: float | None = None):
         self.pipeline = pipeline
         self.sample_rate = pipeline.sample_rate
         self.seed = check_seed(seed)  # [0, 2**63): refused, never masked
@@ -72,6 +85,13 @@ class AugmentCollate:
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.mono = mono
         self.default_sample_rate = default_sample_rate
+        self.max_samples = None
+        if max_seconds is not None:
+            if isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float)) \
+                    or not math.isfinite(max_seconds) or max_seconds <= 0:
+                raise ValueError(f"max_seconds must be a finite number of seconds > 0 or None, got {max_seconds!r}")
+            self.max_samples = max(1, int(round(float(max_seconds) * self.sample_rate)))
+        self.max_seconds = max_seconds
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
 
     # ---- epoch ---------------------------------------------------------------------
@@ -82,6 +102,20 @@ class AugmentCollate:
     @property
     def epoch(self) -> int:
         return int(self._epoch)
+
+    # ---- cropping ----------------------------------------------------------------------
+    def crop_starts(self, index, lengths, epoch: int | None = None) -> Tensor:
+        """``(B,)`` int64 crop starts (samples at the batch rate) of items ``index`` with
+        ``lengths`` samples: ``floor(u * (T - M + 1))`` with ``u`` uniform in ``[0, 1)`` drawn
+        from ``(seed, epoch, index)`` (stream :data:`CROP_STREAM`); 0 where ``T <= M`` or
+        without ``max_seconds``. ``epoch`` defaults to the current one."""
+        index = torch.as_tensor(index, dtype=torch.int64).reshape(-1)
+        lengths = torch.as_tensor(lengths, dtype=torch.int64).reshape(-1)
+        if self.max_samples is None:
+            return torch.zeros_like(index)
+        u = uniform(item_keys(self.seed, self.epoch if epoch is None else epoch, index), CROP_STREAM)
+        room = (lengths - self.max_samples).clamp(min=0)
+        return torch.minimum((u * (room + 1).to(torch.float64)).floor().long(), room)
 
     # ---- collation -------------------------------------------------------------------
     def _wave(self, item: dict, pos: int) -> Tensor:
@@ -120,16 +154,27 @@ class AugmentCollate:
         if not self.mono and len({w.shape[0] if w.dim() == 2 else 0 for w in waves}) != 1:
             raise ValueError("mismatched channel counts in batch: "
                              f"{[tuple(w.shape[:-1]) for w in waves]} (use mono=True to down-mix)")
-        wave, lengths = pad_batch(waves)
         index = torch.tensor([int(it["index"]) for it in items], dtype=torch.int64)
         epoch = self.epoch
+        starts = self.crop_starts(index, [w.shape[-1] for w in waves], epoch)
+        record: list = [[] for _ in items]
+        if self.max_samples is not None:
+            M = self.max_samples
+            for i, w in enumerate(waves):
+                if w.shape[-1] > M:
+                    o = int(starts[i])
+                    record[i].append({"transform": "crop", "offset": o, "offset_s": o / self.sample_rate,
+                                      "length": M, "source_length": int(w.shape[-1])})
+                    waves[i] = w[..., o : o + M]
+        wave, lengths = pad_batch(waves)
         chosen = self.selector.select(index, epoch)
         batch = Batch(
             wave=wave, lengths=lengths, index=index, sample_rate=self.sample_rate,
             labels=self._stack(items, "label", torch.int64), dims=self._stack(items, "dims", torch.float32),
             speaker=[it.get("speaker") for it in items], text=[it.get("text") for it in items],
-            words=self._words(items), augmented=chosen, is_copy=torch.zeros(len(items), dtype=torch.bool),
-            epoch=epoch, seed=self.seed, pending=True,
+            words=self._words(items, starts, lengths), augmented=chosen,
+            is_copy=torch.zeros(len(items), dtype=torch.bool), epoch=epoch, seed=self.seed, pending=True,
+            record=record if any(record) else [],  # the crop entries; [] as before without crops
         )
         sel = chosen.nonzero().flatten()
         batch.params = self.pipeline.sample(int(sel.numel()), seed=self.seed, epoch=epoch, index=index[sel])
@@ -150,15 +195,26 @@ class AugmentCollate:
             raise ValueError(f"some items have {key!r} and others do not")
         return torch.stack([torch.as_tensor(v, dtype=dtype) for v in values])
 
-    def _words(self, items) -> Tensor | None:
+    def _words(self, items, starts: Tensor | None = None, lengths: Tensor | None = None) -> Tensor | None:
+        """Word intervals in samples; with a crop, shifted by its start, cut to the window and
+        the words wholly outside it dropped (the kept ones first, in order)."""
         words = [it.get("words") for it in items]
         if all(w is None for w in words):
             return None
-        K = max(1, max(len(w) for w in words if w is not None))
-        out = torch.zeros(len(items), K, 2, dtype=torch.int64)
+        rows = []
         for i, w in enumerate(words):  # per-item metadata, not audio
-            if w is not None and len(w):
-                out[i, : len(w)] = (torch.as_tensor(w, dtype=torch.float64) * self.sample_rate).round().long()
+            if w is None or not len(w):
+                rows.append(torch.zeros(0, 2, dtype=torch.int64))
+                continue
+            r = (torch.as_tensor(w, dtype=torch.float64).reshape(-1, 2) * self.sample_rate).round().long()
+            if self.max_samples is not None and starts is not None:
+                r = (r - int(starts[i])).clamp(min=0, max=int(lengths[i]))
+                r = r[r[:, 1] > r[:, 0]]
+            rows.append(r)
+        K = max(1, max(len(r) for r in rows))
+        out = torch.zeros(len(items), K, 2, dtype=torch.int64)
+        for i, r in enumerate(rows):
+            out[i, : len(r)] = r
         return out
 
     # ---- augmentation ------------------------------------------------------------------
@@ -175,7 +231,7 @@ class AugmentCollate:
         w3, was_2d = as_3d(batch.wave)
         severity = torch.full((B,), SEVERITY[CLEAN], dtype=torch.int64)
         delta = torch.zeros(B, 2, dtype=torch.float64)
-        record: list = [[] for _ in range(B)]
+        record: list = [list(r) for r in batch.record] if len(batch.record) == B else [[] for _ in range(B)]
         params = batch.params if records is None else self.pipeline.params_from_records(records)
         wave, lengths = batch.wave, batch.lengths
         if n:
@@ -192,7 +248,7 @@ class AugmentCollate:
             severity[sel] = sub_sev
             delta[sel] = sub_delta
             for j, b in enumerate(sel.tolist()):
-                record[b] = out.record[j]
+                record[b] = record[b] + out.record[j]  # after the crop entry, if any
             params = out.params
         labels = self.pipeline.label_policy.actions(severity, delta).to(wave.device)
         return Batch(**{**batch.__dict__, "wave": wave, "lengths": lengths, "params": params, "record": record,
@@ -208,6 +264,7 @@ class AugmentCollate:
         rows = torch.cat([torch.arange(B), sel])
         severity = torch.cat([torch.full((B,), SEVERITY[CLEAN], dtype=torch.int64), sub_sev])
         delta = torch.cat([torch.zeros(B, 2, dtype=torch.float64), sub_delta])
+        base = [list(r) for r in batch.record] if len(batch.record) == B else [[] for _ in range(B)]  # crops
 
         dev_rows = mirrored(rows, batch.wave.device)
 
@@ -224,7 +281,7 @@ class AugmentCollate:
         fields_.update(
             wave=torch.cat([pad(batch.wave), pad(out.wave)]), lengths=torch.cat([batch.lengths, out.lengths]),
             augmented=copies, is_copy=copies,
-            params=out.params, record=[[] for _ in range(B)] + out.record,
+            params=out.params, record=base + [base[b] + r for b, r in zip(sel.tolist(), out.record)],
             tags=[_TAG_OF_CODE[c] for c in severity.tolist()],
             label_action=self.pipeline.label_policy.actions(severity, delta).to(batch.wave.device), pending=False,
         )

@@ -62,7 +62,8 @@ class InsertClip(Transform):
                 "level_db": torch.full((batch,), self.level_db, dtype=torch.float64)}
 
     def apply(self, wave, lengths, params, ctx):
-        index = self.bank.pick(params["u_category"].cpu(), params["u_item"].cpu(), self.categories)
+        # Replay resolves the recorded clip by identity (content hash), never by index or draw.
+        index = self.bank.choose(params, "insert_id", self.categories, what="insert clip")
         clip, clip_lengths = self.bank.gather(index, wave.device)
         clip = clip.to(wave.dtype)
         kind = params["position_kind"]
@@ -78,7 +79,8 @@ class InsertClip(Transform):
         after = (params["silence_after_s"] * sr).round().long()
         out, out_len = insert_clip(wave, lengths, clip * scale[:, None].to(wave.dtype), clip_lengths, position=position,
                                    silence_before=before, silence_after=after, backend=self.backend_for(wave.device))
-        return out, out_len, {"insert_index": index, "insert_category": self.bank.category_ids[index], "position": position}
+        return out, out_len, {"insert_index": index, "insert_id": self.bank.item_keys[index],
+                              "insert_category": self.bank.category_ids[index], "position": position}
 
     def _row(self, category: str, pause_s: float):
         if category == "filler":
@@ -103,11 +105,23 @@ class InsertClip(Transform):
     def annotate(self, entry):
         entry["insert_category_name"] = self.bank.category_names[int(entry["insert_category"])]
         entry["insert_name"] = self.bank.names[int(entry["insert_index"])]
+        entry["insert_sha1"] = self.bank.hashes[int(entry["insert_index"])]
+        entry["insert_bank"] = self.bank.fingerprint
         entry["position_name"] = INSERT_POSITIONS[int(entry["position_kind"])]
         pause = entry["silence_before_s"] + entry["silence_after_s"]
         row = self._row(entry["insert_category_name"], pause)
         entry["study_variant"] = f"{row.augmentation}:{row.variant}" if row is not None else "not in study"
         return entry
+
+    def check_record(self, entry: dict) -> None:
+        """Raise :class:`~gpuaug.data.banks.MissingBankItem` naming the recorded clip unless
+        the bank still holds it (called by :meth:`Pipeline.params_from_records`)."""
+        self.bank.check_recorded(entry.get("insert_name"), entry.get("insert_sha1"), entry.get("insert_bank"),
+                                 "insert clip")
+
+    def describe(self):
+        return (f"InsertClip(source={self.bank.describe()}, categories={self.categories}, "
+                f"positions={self.positions}, p={self.p})")
 
 
 class DropSegments(Transform):

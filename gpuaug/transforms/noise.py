@@ -76,7 +76,8 @@ class AddNoise(Transform):
         }
 
     def apply(self, wave, lengths, params, ctx):
-        index = self.bank.pick(params["u_category"], params["u_item"], self.categories)
+        # Replay resolves the recorded item by identity (content hash), never by index or draw.
+        index = self.bank.choose(params, "noise_id", self.categories, what="noise")
         dev = wave.device
         backend = self.backend_for(dev)
         if self.bank.audio.device == dev:  # the kernels read the bank rows in place
@@ -96,7 +97,8 @@ class AddNoise(Transform):
         out, out_len = mix_noise_from_bank(wave, lengths, audio, bank_lengths, rows, snr_db=params["snr_db"],
                                            noise_offset=offset, span_start=start, span_length=covered,
                                            fade_out=fade_out, backend=backend)
-        resolved = {"noise_index": index, "noise_category": self.bank.category_ids[index], "noise_offset": offset,
+        resolved = {"noise_index": index, "noise_id": self.bank.item_keys[index],
+                    "noise_category": self.bank.category_ids[index], "noise_offset": offset,
                     "span_start": start, "span_length": covered, "fade_out": fade_out, "silent_passthrough": silent}
         return out, out_len, resolved
 
@@ -118,12 +120,20 @@ class AddNoise(Transform):
     def annotate(self, entry):
         entry["noise_category_name"] = self.bank.category_names[int(entry["noise_category"])]
         entry["noise_name"] = self.bank.names[int(entry["noise_index"])]
+        entry["noise_sha1"] = self.bank.hashes[int(entry["noise_index"])]
+        entry["noise_bank"] = self.bank.fingerprint
         entry["placement_name"] = PLACEMENTS[int(entry["placement"])]
         return entry
 
     def describe(self):
         snr = self.snr_db_choices or (self.min_snr_db, self.max_snr_db)
-        return f"AddNoise(categories={self.categories}, snr_db={snr}, placements={self.placements}, p={self.p})"
+        return (f"AddNoise(source={self.bank.describe()}, categories={self.categories}, snr_db={snr}, "
+                f"placements={self.placements}, p={self.p})")
+
+    def check_record(self, entry: dict) -> None:
+        """Raise :class:`~gpuaug.data.banks.MissingBankItem` naming the recorded noise unless
+        the bank still holds it (called by :meth:`Pipeline.params_from_records`)."""
+        self.bank.check_recorded(entry.get("noise_name"), entry.get("noise_sha1"), entry.get("noise_bank"), "noise")
 
 
 class WhiteNoise(Transform):

@@ -16,16 +16,21 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .._sync import deferred_reads, host_of
+from .._sync import deferred_reads, host_of, mirrored, read_later
 from ..backend import BACKENDS
 from ..functional._batch import as_3d, check_wave, finite_checked, restore_rank
+from ..functional.level import OUTPUT_LEVELS, check_output_level, output_level
 from ..policy.labels import LabelAction, LabelPolicy
 from ..policy.table import ALTERING, CLEAN, RETAINING, SEVERITY
 from ..random import item_keys
 from .base import Context, Transform
 from .containers import Compose
 
-__all__ = ["Pipeline", "AugmentResult", "PerceptionPolicyError"]
+__all__ = ["Pipeline", "AugmentResult", "PerceptionPolicyError", "OUTPUT_LEVELS", "RECORD_ONLY"]
+
+#: Record entries that are not pipeline leaves (no ``slot``): the output level the pipeline
+#: applied and the crop :class:`~gpuaug.data.AugmentCollate` took. Replay ignores them.
+RECORD_ONLY = ("output_level", "crop")
 
 _TAG_OF_CODE = {v: k for k, v in SEVERITY.items()}
 
@@ -48,6 +53,10 @@ class AugmentResult:
         leaves: ``{slot: leaf transform}`` (names and readable annotations of the record).
         severity: ``(B,)`` int64 severity codes behind ``tags``.
         study_delta: ``(B, 2)`` float64 summed study deltas of the altering transforms applied.
+        output_level: ``{"policy", "level", "applied", "gain", "peak"}``: the pipeline's
+            output-level policy and level, and per clip (``(B,)`` host tensors) whether any
+            transform was applied, the gain the policy applied (1 where none) and the clip's
+            peak before it (``None`` for ``"keep"``, which measures nothing).
     """
 
     wave: Tensor
@@ -58,6 +67,7 @@ class AugmentResult:
     leaves: dict
     severity: Tensor
     study_delta: Tensor
+    output_level: dict | None = None
 
     @property
     def record(self) -> list[list[dict]]:
@@ -72,6 +82,14 @@ class AugmentResult:
                 if "backend" in entry:
                     entry["backend_name"] = BACKENDS[int(entry["backend"])]
                 out[b].append(leaf.annotate(entry))
+        lvl = self.output_level
+        if lvl is not None and lvl["policy"] != "keep":  # "keep" does and measures nothing: no entry
+            peak = None if lvl["peak"] is None else lvl["peak"].tolist()
+            for b, g in zip(lvl["applied"].nonzero().flatten().tolist(), lvl["gain"][lvl["applied"]].tolist()):
+                entry = {"transform": "output_level", "policy": lvl["policy"], "level": lvl["level"], "gain": g}
+                if peak is not None:
+                    entry["peak"] = peak[b]
+                out[b].append(entry)
         return out
 
 
@@ -85,10 +103,36 @@ class Pipeline:
             parameter ranges can produce an ``altering`` or ``unverified`` clip.
         allow: names of transforms exempted from ``require`` (explicit opt-in).
         label_policy: what happens to labels of altering / unverified clips.
+        output_level: the pipeline's last step, per clip, on the clips at least one transform
+            was applied to (the others are returned bit for bit), a pure gain (never a clip):
+
+            * ``"peak_limit"`` (**default**): a clip whose peak exceeds ``output_peak`` is
+              scaled down to peak at it; the others are untouched.
+            * ``"keep"``: nothing; augmented clips may exceed full scale (noise at 0 dB SNR
+              doubles the power: 38 of 41 EmoDB clips went above 1.0, peak 4.75; McAdams up
+              to 2.72).
+            * ``"normalize"``: every augmented clip is scaled to peak exactly at ``output_peak``.
+
+            Why ``peak_limit`` by default: a model is evaluated on decoded recordings, which
+            never exceed full scale, so training on up to 4.75x full scale is a level
+            mismatch only augmented clips have; limiting is a single gain per clip, so SNR,
+            spectra and every recorded parameter stay valid, and clips within full scale keep
+            their level (``normalize`` would also level every augmented clip, removing
+            loudness, an arousal cue, relative to the clean ones). This changed outputs:
+            before, the behaviour was ``"keep"``; pass ``output_level="keep"`` for it.
+            The gain applied (and the peak before it) of each augmented clip is its record's
+            last entry, ``{"transform": "output_level", "policy", "level", "gain", "peak"}``
+            (read back with the call's one deferred read, no extra sync); with ``"keep"`` the
+            record has no such entry (as before). Replay recomputes it (same audio, same gain).
+        output_peak: the ceiling (``peak_limit``) or target (``normalize``) peak, linear,
+            default 1.0 (full scale).
     """
 
     def __init__(self, transforms, *, sample_rate: int = 16000, require: str | None = None,
-                 allow=(), label_policy: LabelPolicy | None = None):
+                 allow=(), label_policy: LabelPolicy | None = None, output_level: str = "peak_limit",
+                 output_peak: float = 1.0):
+        self.output_peak = check_output_level(output_level, output_peak)
+        self.output_level = output_level
         root = transforms if isinstance(transforms, Transform) else Compose(transforms)
         root.bind("root")
         self.root = root
@@ -135,6 +179,7 @@ class Pipeline:
         active = torch.ones(B, dtype=torch.bool)  # masks, parameters and lengths live on the host
         with finite_checked(), deferred_reads() as deferred:  # checked above; finite stays finite
             w3, lengths = self.root.run(w3, lengths, params, ctx, active)
+            w3, level = self._output_level(w3, params, B)
             deferred.flush()  # the call's last sync: deferred checks and device-only record values
         severity, delta = self.perception(params, B)
         return AugmentResult(
@@ -142,7 +187,23 @@ class Pipeline:
             tags=[_TAG_OF_CODE[c] for c in severity.tolist()],
             labels=self.label_policy.actions(severity, delta),
             leaves={leaf.slot: leaf for leaf in self.leaves}, severity=severity, study_delta=delta,
+            output_level=level,
         )
+
+    def _output_level(self, w3: Tensor, params: dict, batch: int) -> tuple[Tensor, dict]:
+        """The output-level step on the clips any leaf was applied to (host flags); gain and
+        peak come back with the call's deferred read."""
+        applied = torch.zeros(batch, dtype=torch.bool)
+        for leaf in self.leaves:
+            applied |= params[leaf.slot]["apply"]
+        level = {"policy": self.output_level, "level": self.output_peak, "applied": applied,
+                 "gain": torch.ones(batch, dtype=torch.float32), "peak": None}
+        if self.output_level == "keep" or not bool(applied.any()):  # host flags: no sync
+            return w3, level
+        w3, gain, peak = output_level(w3, self.output_level, self.output_peak, mask=mirrored(applied, w3.device))
+        read_later(gain, lambda v: level.__setitem__("gain", v.clone()))
+        read_later(peak, lambda v: level.__setitem__("peak", v.clone()))
+        return w3, level
 
     @property
     def slots(self) -> list[str]:
@@ -204,14 +265,19 @@ class Pipeline:
         params: dict[str, dict] = {}
         for leaf in self.leaves:
             params[leaf.slot] = {"apply": torch.zeros(B, dtype=torch.bool)}
+        records = [[e for e in rec if not (e.get("transform") in RECORD_ONLY and "slot" not in e)]
+                   for rec in records]  # the output level is recomputed, the crop already taken
         unknown = sorted({e.get("slot") for rec in records for e in rec} - set(params), key=str)
         if unknown:
             raise ValueError(f"records do not match this pipeline: unknown slots {unknown}; "
                              f"this pipeline's leaves are {sorted(params)}")
+        leaf_of = {leaf.slot: leaf for leaf in self.leaves}
         for b, rec in enumerate(records):
             for entry in rec:
                 own = params[entry["slot"]]
                 own["apply"][b] = True
+                if hasattr(leaf_of[entry["slot"]], "check_record"):  # bank items still held (by identity)
+                    leaf_of[entry["slot"]].check_record(entry)
                 for k, v in entry.items():
                     if k in ("transform", "slot") or isinstance(v, str):
                         continue

@@ -50,10 +50,11 @@ class Reverb(Transform):
 
     def apply(self, wave, lengths, params, ctx):
         if self.bank is not None:
-            index = self.bank.pick(params["u_category"].cpu(), params["u_item"].cpu(), self.categories)
+            # Replay resolves the recorded RIR by identity (content hash), never by index or draw.
+            index = self.bank.choose(params, "rir_id", self.categories, what="RIR")
             rir, rir_lengths = self.bank.gather(index, wave.device)
             direct = self.bank.peak_index[index]
-            resolved = {"rir_index": index}
+            resolved = {"rir_index": index, "rir_id": self.bank.item_keys[index]}
         else:
             rir, rir_lengths = synthetic_rir(params["rir_seed"], rt60_s=params["rt60_s"], drr_db=params["drr_db"],
                                              predelay_s=params["predelay_s"], sample_rate=ctx.sample_rate)
@@ -74,4 +75,22 @@ class Reverb(Transform):
     def annotate(self, entry):
         if self.bank is not None:
             entry["rir_name"] = self.bank.names[int(entry["rir_index"])]
+            entry["rir_sha1"] = self.bank.hashes[int(entry["rir_index"])]
+            entry["rir_bank"] = self.bank.fingerprint
         return entry
+
+    def check_record(self, entry: dict) -> None:
+        """Raise :class:`~gpuaug.data.banks.MissingBankItem` naming the recorded RIR unless the
+        bank still holds it; a record of a bank RIR replayed without a bank fails too."""
+        if "rir_sha1" not in entry and "rir_index" not in entry:
+            return
+        if self.bank is None:
+            raise ValueError(f"replay: the record used the RIR {entry.get('rir_name')!r} from a bank, but this "
+                             "Reverb has no bank (synthetic rooms)")
+        self.bank.check_recorded(entry.get("rir_name"), entry.get("rir_sha1"), entry.get("rir_bank"), "RIR")
+
+    def describe(self):
+        if self.bank is None:
+            return (f"Reverb(source=synthetic rooms (rt60_s={self.rt60}, drr_db={self.drr}, "
+                    f"predelay_s={self.predelay}), p={self.p})")
+        return f"Reverb(source={self.bank.describe()}, categories={self.categories}, p={self.p})"
