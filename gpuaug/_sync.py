@@ -45,8 +45,10 @@ def to_host(t: Tensor) -> Tensor:
     still runs (the mode is lifted for this copy) and is counted in :data:`SANCTIONED`, so
     any other sync on the hot path raises.
     """
-    if t.device.type == "cpu":
-        return t.cpu() if isinstance(t, DeviceResident) else t
+    if is_host(t.device):
+        return t
+    if t.device.type == "cpu":  # the CPU stand-in (sync_count counts this read)
+        return t.cpu()
     SANCTIONED["count"] += 1
     mode = torch.cuda.get_sync_debug_mode()
     if mode:
@@ -60,7 +62,7 @@ def to_host(t: Tensor) -> Tensor:
 
 def to_host_many(tensors: Sequence[Tensor]) -> list[Tensor]:
     """Host copies of several tensors of one device in one copy (one sync on CUDA)."""
-    if all(is_host(t.device) and not isinstance(t, DeviceResident) for t in tensors):
+    if all(is_host(t.device) for t in tensors):
         return list(tensors)
     flat, slots = _pack(tensors)
     return _unpack(to_host(flat), slots)
@@ -69,12 +71,8 @@ def to_host_many(tensors: Sequence[Tensor]) -> list[Tensor]:
 def host_of(t: Tensor) -> Tensor:
     """The host copy of ``t``: its mirror from :func:`mirrored` if neither changed since, else
     :func:`to_host` (a sync on CUDA). Never modify the result in place."""
-    mirror = getattr(t, "_gpuaug_host", None)
-    if mirror is not None:
-        host, version, host_version = mirror
-        if t._version == version and host._version == host_version:
-            return host
-    return to_host(t)
+    mirror = _mirror(t)
+    return mirror if mirror is not None else to_host(t)
 
 
 def is_host(device: torch.device | str) -> bool:
@@ -86,10 +84,7 @@ def is_host(device: torch.device | str) -> bool:
 def has_mirror(t: Tensor) -> bool:
     """Whether :func:`host_of` of ``t`` is free: a host tensor, or a device tensor whose mirror
     is still valid."""
-    if t.device.type == "cpu" and not isinstance(t, DeviceResident):
-        return True
-    mirror = getattr(t, "_gpuaug_host", None)
-    return mirror is not None and t._version == mirror[1] and mirror[0]._version == mirror[2]
+    return is_host(t.device) or _mirror(t) is not None
 
 
 def mirrored(host: Tensor, device: torch.device | str) -> Tensor:
@@ -199,13 +194,22 @@ def read_later(value: Tensor, sink: Callable[[Tensor], None]) -> None:
 def take_rows(t: Tensor, index: Tensor, index_on_device: Tensor | None = None) -> Tensor:
     """``t[index]`` (rows), keeping a host mirror: ``index`` is a host int64 tensor and
     ``index_on_device`` its upload (made here when omitted). No sync when ``t`` has a mirror."""
-    if is_host(t.device) and not isinstance(t, DeviceResident):
+    if is_host(t.device):
         return t[index]
     dev_index = index_on_device if index_on_device is not None else mirrored(index, t.device)
     out = t[dev_index]
-    if has_mirror(t):
-        _with_mirror(out, host_of(t)[index])
+    mirror = _mirror(t)
+    if mirror is not None:
+        _with_mirror(out, mirror[index])
     return out
+
+
+def _mirror(t: Tensor) -> Tensor | None:
+    """The host mirror of device tensor ``t`` if neither side changed in place since, else None."""
+    mirror = getattr(t, "_gpuaug_host", None)
+    if mirror is not None and t._version == mirror[1] and mirror[0]._version == mirror[2]:
+        return mirror[0]
+    return None
 
 
 def _with_mirror(dev: Tensor, host: Tensor) -> Tensor:

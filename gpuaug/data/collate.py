@@ -270,7 +270,7 @@ class AugmentCollate:
 
         def dup(v):
             if isinstance(v, Tensor) and v.dim() >= 1 and v.shape[0] == B:
-                return v[rows] if v.device.type == "cpu" else take_rows(v, rows, dev_rows)
+                return take_rows(v, rows, dev_rows)
             if isinstance(v, list) and len(v) == B:
                 return [v[i] for i in rows.tolist()]
             return v

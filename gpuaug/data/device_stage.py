@@ -116,10 +116,7 @@ class DeviceLoader:
     def _finish(self, batch: Batch) -> Batch:
         if self.pin_memory:
             batch = _pinned(batch)
-        out = self.collate.apply(batch.to(self.device, non_blocking=True))
-        if self.device.type == "cuda" and isinstance(out, Batch):
-            out = out.to(self.device, non_blocking=True)  # what apply made on the host (append mode's masks)
-        return out
+        return self.collate.apply(batch.to(self.device, non_blocking=True))
 
     def __iter__(self):
         if not self.prefetch:

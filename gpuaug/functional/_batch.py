@@ -25,7 +25,6 @@ from .._sync import check_later, has_mirror, host_of, mirrored, to_host_many
 
 __all__ = [
     "as_3d",
-    "host_lengths",
     "restore_rank",
     "check_wave",
     "valid_mask",
@@ -122,11 +121,6 @@ def check_wave(wave: Tensor, lengths: Tensor, *, name: str = "wave") -> Tensor:
         bad = (~host_of(finite)).nonzero().flatten().tolist()
         raise ValueError(f"{name} contains NaN or Inf samples in clip(s) {bad}")
     return lengths
-
-
-def host_lengths(lengths: Tensor) -> Tensor:
-    """The host copy of checked ``lengths`` (its mirror; no sync inside a pipeline)."""
-    return host_of(lengths)
 
 
 def valid_mask(lengths: Tensor, T: int) -> Tensor:

@@ -1,6 +1,6 @@
 """Output level of a batch: keep, peak-limit or peak-normalise each clip (a pure gain, no clipping).
 
-``output_level(wave, lengths, policy, level=1.0, mask=None) -> (wave, gain, peak)``: ``wave``
+``output_level(wave, policy, level=1.0, mask=None) -> (wave, gain, peak)``: ``wave``
 is ``(B, T)`` or ``(B, C, T)`` zero padded, ``peak`` the ``(B,)`` float32 max ``|x|`` of each
 clip (over its channels) before the gain, ``gain`` the ``(B,)`` float32 factor applied:
 
