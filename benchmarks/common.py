@@ -116,7 +116,7 @@ def speech_clips(data: Path | None, batch: int, seconds: float) -> np.ndarray:
     n = int(round(seconds * SR))
     sources: list[np.ndarray] = []
     if data is not None and (data / "speech").is_dir():
-        from gpuaug.data.audio_io import load_resampled
+        from gpuaug.audio_io import load_resampled
 
         files = sorted((data / "speech").glob("*.wav")) + sorted((data / "emotion").glob("*.wav"))
         sources = [load_resampled(f, SR).numpy() for f in files[: max(batch, 1)]]

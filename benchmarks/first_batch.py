@@ -40,7 +40,7 @@ def child(batch: int, seconds: float) -> dict:
     from gpuaug import backend
     from gpuaug.data import pad_batch
     from gpuaug.data.synthetic import synthetic_noise_bank, synthetic_rir_bank, synthetic_speech
-    from gpuaug.policy.presets import perception_retaining
+    from gpuaug.presets import perception_retaining
 
     t_import = time.perf_counter() - t0
     noise, rir = synthetic_noise_bank(sample_rate=16000), synthetic_rir_bank(sample_rate=16000)

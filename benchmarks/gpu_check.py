@@ -239,7 +239,7 @@ def speech_batch(data: Path | None, B: int, seconds: float, seed: int = 0):
     clips, source = [], "synthetic"
     if data is not None and (data / "emotion").is_dir():
         try:
-            from gpuaug.data.audio_io import load_resampled
+            from gpuaug.audio_io import load_resampled
 
             files = sorted((data / "emotion").glob("*.wav")) + sorted((data / "speech").glob("*.wav"))
             clips = [load_resampled(f, SR) for f in files[:B]]

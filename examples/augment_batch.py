@@ -6,7 +6,7 @@ import torch
 
 from gpuaug.data import pad_batch
 from gpuaug.data.synthetic import synthetic_noise_bank, synthetic_rir_bank, synthetic_speech
-from gpuaug.policy import perception_retaining
+from gpuaug.presets import perception_retaining
 
 items = synthetic_speech(4)
 wave, lengths = pad_batch([i.wave for i in items])

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from gpuaug.data import Bank, MissingBankItem, noise_bank_from_folder
-from gpuaug.data.banks import content_hash, hash_of_key, key_of_hash
+from gpuaug.banks import content_hash, hash_of_key, key_of_hash
 from gpuaug.data.synthetic import synthetic_insert_bank, synthetic_noise_bank, synthetic_rir_bank
-from gpuaug.policy import perception_retaining
+from gpuaug.presets import perception_retaining
 from gpuaug.sync_count import count_syncs, mark_device
 from gpuaug.transforms import AddNoise, InsertClip, Pipeline, Reverb
 

@@ -5,7 +5,7 @@ measures) and each backend registered for it on CUDA that can run here (numba, c
 torch: the float32 GPU result on the same parameters as the float32 CPU torch result, within
 the case's tolerance (``max |gpu - cpu| <= tol * max |cpu|``, each tolerance with its reason
 in the table), equal lengths, exact zero padding, dtype and device kept, no NaN, and equal
-results on a second run. Then every preset pipeline of :mod:`gpuaug.policy.presets` on CUDA
+results on a second run. Then every preset pipeline of :mod:`gpuaug.presets` on CUDA
 vs CPU (same seed: same parameters, tags, label actions and records; audio within the
 tolerance of its ops). The device stage with prefetch is in test_device_stage_cuda.py.
 
@@ -137,7 +137,7 @@ def _same_record(a, b) -> bool:
 
 
 def test_preset_table_matches_presets():
-    from gpuaug.policy.presets import PRESET_NAMES
+    from gpuaug.presets import PRESET_NAMES
 
     assert set(PRESET_NAMES) <= set(PRESET_TOL)
 
@@ -145,7 +145,7 @@ def test_preset_table_matches_presets():
 @needs_cuda
 @pytest.mark.parametrize("name", list(PRESET_TOL))
 def test_preset_on_cuda_matches_cpu(name, inputs):
-    from gpuaug.policy.presets import build_preset
+    from gpuaug.presets import build_preset
 
     wave, lengths, _ = inputs
     outs = {}

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 from gpuaug.data.collate import AugmentCollate
 from gpuaug.data.datasets import SyntheticSERDataset
 from gpuaug.data.synthetic import synthetic_noise_bank, synthetic_rir_bank
-from gpuaug.policy import build_preset
+from gpuaug.presets import build_preset
 
 #: Audio agrees to this fraction of the clip's peak (float32 rounding; see the module docstring).
 AUDIO_RTOL_OF_PEAK = 1e-5

@@ -7,8 +7,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from gpuaug.data.audio_io import load_resampled, read_audio, resample
-from gpuaug.data.banks import Bank
+from gpuaug.audio_io import load_resampled, read_audio, resample
+from gpuaug.banks import Bank
 from gpuaug.data.datasets import ManifestDataset, read_alignment
 from gpuaug.data.layouts import noise_bank_from_folder
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 
 import gpuaug.kernels.snr_mix as sm
 from gpuaug import backend as gb
-from gpuaug.data.banks import Bank
+from gpuaug.banks import Bank
 from gpuaug.functional.noise import _placement, _snr_gain, mix_noise, mix_noise_from_bank
 from gpuaug.transforms import AddNoise, Pipeline
 from conftest import load_real

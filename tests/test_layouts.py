@@ -8,7 +8,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from gpuaug.data.audio_io import load_resampled, read_audio
+from gpuaug.audio_io import load_resampled, read_audio
 from gpuaug.data.layouts import (detect_noise_layout, insert_bank_from_folder, noise_bank_from_folder,
                                  rir_bank_from_folder)
 

@@ -94,7 +94,7 @@ def test_output_level_costs_no_extra_sync(loud):
 
 
 def test_emodb_noise_at_0db_stays_within_full_scale(shared_data):
-    from gpuaug.data.audio_io import read_audio
+    from gpuaug.audio_io import read_audio
     from gpuaug.data.collate import AugmentCollate
 
     files = sorted((shared_data / "emotion").glob("*.wav"))[:12]
@@ -112,7 +112,7 @@ def test_cli_writes_exactly_what_training_sees(tmp_path):
     from gpuaug.data.collate import AugmentCollate
     from gpuaug.data.datasets import SyntheticSERDataset
     from gpuaug.data.synthetic import synthetic_insert_bank, synthetic_rir_bank
-    from gpuaug.policy import build_preset
+    from gpuaug.presets import build_preset
 
     for policy in ("keep", "peak_limit"):
         out = tmp_path / policy

@@ -6,7 +6,7 @@ import torch
 
 from gpuaug.data.synthetic import synthetic_insert_bank, synthetic_noise_bank
 from gpuaug.policy import ALTERING, RETAINING, UNVERIFIED, LabelPolicy, lookup, study_rows
-from gpuaug.policy.presets import perception_retaining, seed000_table1, seed003_attacks, seed004_perturbations
+from gpuaug.presets import perception_retaining, seed000_table1, seed003_attacks, seed004_perturbations
 from gpuaug.policy.table import SEVERITY
 from gpuaug.transforms import (AddNoise, Fade, InsertClip, PerceptionPolicyError, Pipeline, PitchShift, Speed,
                                SpeedSegment)

@@ -16,7 +16,7 @@ from gpuaug._sync import check_later, deferred_reads, host_of, mirrored, read_la
 from gpuaug.sync_count import STAND_IN, DeviceResident, count_syncs, mark_device
 from gpuaug.data import pad_batch
 from gpuaug.data.synthetic import synthetic_insert_bank, synthetic_noise_bank, synthetic_rir_bank, synthetic_speech
-from gpuaug.policy import build_preset
+from gpuaug.presets import build_preset
 from gpuaug.transforms import (
     VTLN, AddNoise, DropSegments, Fade, Gain, InsertClip, McAdams, ModulationSmoothing, Pipeline, PitchShift, Reverb,
     Speed, SpeedSegment,

@@ -202,7 +202,7 @@ def test_pipeline_scans_for_nan_once_and_keeps_outputs_finite(banks):
 def test_recommended_pipeline_on_real_recordings(shared_data, emodb_speech):
     """EmoDB speech + the real noise (natural / human / domestic) and measured RIR folders."""
     from gpuaug.data import Bank
-    from gpuaug.policy import perception_retaining
+    from gpuaug.presets import perception_retaining
 
     noise = Bank.from_folder(shared_data / "noise", 16000)
     assert {"natural", "human", "domestic"} <= set(noise.categories())

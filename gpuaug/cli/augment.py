@@ -26,7 +26,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..data.banks import AUDIO_SUFFIXES
+from ..banks import AUDIO_SUFFIXES
 from .banks import add_bank_arguments, check_bank_arguments, load_banks
 from .errors import CommandError, UsageError
 from .progress import progress
@@ -67,7 +67,7 @@ def add_arguments(parser) -> None:
 
 
 def _check_arguments(args) -> None:
-    from ..policy.presets import PRESET_NAMES
+    from ..presets import PRESET_NAMES
 
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
@@ -136,7 +136,7 @@ def _items(args, files: list[Path]) -> list[tuple[str, dict]]:
 
         ds = SyntheticSERDataset(args.clips, sample_rate=args.sample_rate, seed=args.seed)
         return [(f"synthetic{i}_{ds[i].get('label_name', '')}", ds[i]) for i in range(len(ds))]
-    from ..data.audio_io import read_audio
+    from ..audio_io import read_audio
 
     out = []
     for i, f in enumerate(files):
@@ -192,7 +192,8 @@ def _commit(staging: Path, out: Path, overwrite: bool) -> None:
 
 def _augment(args, files: list[Path], staging: Path, sr: int) -> list[dict]:
     from ..data.collate import AugmentCollate
-    from ..policy import LabelPolicy, build_preset
+    from ..policy import LabelPolicy
+    from ..presets import build_preset
 
     noise, rir, insert = load_banks(args, sr)
     try:

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from ..data.collate import AugmentCollate
 from ..data.datasets import SyntheticSERDataset
 from ..data.device_stage import DeviceLoader
-from ..policy import build_preset
+from ..presets import build_preset
 from .banks import add_bank_arguments, load_banks
 from .progress import progress
 

@@ -1,24 +1,19 @@
-"""Data side: banks, padding, datasets, the augmenting collate and the device stage.
+"""Data side: padding, datasets, the augmenting collate and the device stage.
 
-The collate and datasets import the transforms (which import :mod:`gpuaug.data.banks`),
-so they are loaded lazily on first access.
+Layering (each imports only those before it): ``_sync`` / ``random`` / ``audio_io`` /
+``banks`` / ``functional`` -> ``policy`` -> ``transforms`` -> ``presets`` -> ``data`` -> ``cli``.
 """
-from importlib import import_module
-
-from .banks import Bank, MissingBankItem
+from ..audio_io import read_audio
+from ..banks import Bank, MissingBankItem
+from .batch import Batch
+from .collate import AugmentCollate
+from .datasets import ManifestDataset, SyntheticSERDataset
+from .device_stage import DeviceLoader
+from .iemocap import IEMOCAPDataset
+from .layouts import insert_bank_from_folder, noise_bank_from_folder, rir_bank_from_folder
 from .padding import pad_batch
+from .selection import Selector
 
-_LAZY = {
-    "AugmentCollate": "collate", "Batch": "batch", "DeviceLoader": "device_stage", "Selector": "selection",
-    "ManifestDataset": "datasets", "SyntheticSERDataset": "datasets", "IEMOCAPDataset": "iemocap",
-    "noise_bank_from_folder": "layouts", "rir_bank_from_folder": "layouts", "insert_bank_from_folder": "layouts",
-    "read_audio": "audio_io",
-}
-
-__all__ = ["Bank", "MissingBankItem", "pad_batch", *_LAZY]
-
-
-def __getattr__(name):
-    if name in _LAZY:
-        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module 'gpuaug.data' has no attribute {name!r}")
+__all__ = ["Bank", "MissingBankItem", "pad_batch", "AugmentCollate", "Batch", "DeviceLoader", "Selector",
+           "ManifestDataset", "SyntheticSERDataset", "IEMOCAPDataset", "noise_bank_from_folder",
+           "rir_bank_from_folder", "insert_bank_from_folder", "read_audio"]

@@ -30,7 +30,7 @@ from ..policy.table import CLEAN, SEVERITY
 from ..random import check_seed, item_keys, stream_id, uniform
 from ..transforms.base import merge_rows
 from ..transforms.pipeline import Pipeline
-from .audio_io import resample
+from ..audio_io import resample
 from .batch import Batch
 from .padding import pad_batch, pcm_to_float
 from .selection import Selector

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from .audio_io import read_audio, to_mono
+from ..audio_io import read_audio, to_mono
 from .iemocap import read_wdseg
 from .synthetic import EMOTIONS, synthetic_annotation, synthetic_item
 

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from .audio_io import read_audio, to_mono
+from ..audio_io import read_audio, to_mono
 
 __all__ = ["IEMOCAP_LABELS", "DIM_BIN_EDGES", "DIM_BIN_NAMES", "bin_dimension", "read_emo_evaluation",
            "read_transcriptions", "read_wdseg", "IEMOCAPDataset"]

@@ -2,7 +2,7 @@
 
 Every file is read once (any sample rate or channel count), down-mixed (RIRs: first
 channel), resampled with julius to the bank's rate and kept in memory by
-:class:`~gpuaug.data.banks.Bank`; nothing is read per batch.
+:class:`~gpuaug.banks.Bank`; nothing is read per batch.
 
 Noise layouts (``layout=``):
 
@@ -26,8 +26,8 @@ import re
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from .audio_io import load_resampled
-from .banks import AUDIO_SUFFIXES, Bank
+from ..audio_io import load_resampled
+from ..banks import AUDIO_SUFFIXES, Bank
 
 __all__ = ["NOISE_LAYOUTS", "ESC50_GROUPS", "MUSAN_CATEGORIES", "CATEGORY_ALIASES", "INSERT_CATEGORIES",
            "detect_noise_layout", "noise_bank_from_folder", "rir_bank_from_folder", "insert_bank_from_folder"]
@@ -156,7 +156,7 @@ def _bank(entries: list[tuple[Path, str, str]], sample_rate: int, max_seconds: f
 def noise_bank_from_folder(root: str | Path, sample_rate: int, layout: str = "auto", *,
                            categories: str | Sequence[str] | None = None,
                            exclude: str | Sequence[str] | None = None, max_seconds: float | None = None) -> Bank:
-    """A noise :class:`~gpuaug.data.banks.Bank` from a folder in a known layout (module doc).
+    """A noise :class:`~gpuaug.banks.Bank` from a folder in a known layout (module doc).
 
     Args:
         root: the folder (for ESC-50 the dataset folder holding ``audio/`` and ``meta/``,

@@ -14,7 +14,7 @@ import torch
 
 from ..functional.reverb import synthetic_rir
 from ..random import item_keys, normal, uniform
-from .banks import Bank
+from ..banks import Bank
 
 __all__ = ["EMOTIONS", "EMOTION_DIMS", "SyntheticItem", "synthetic_item", "synthetic_speech", "synthetic_annotation",
            "synthetic_noise_bank", "synthetic_rir_bank", "synthetic_insert_bank"]

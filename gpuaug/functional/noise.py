@@ -244,7 +244,7 @@ def mix_noise_from_bank(
         wave: ``(B, T)`` or ``(B, C, T)`` float waveform.
         lengths: ``(B,)`` valid samples per clip.
         bank_audio: ``(N, Tb)`` float zero-padded mono noises on ``wave``'s device (any float
-            dtype; read as float64). Rows must be finite (as :class:`~gpuaug.data.banks.Bank`
+            dtype; read as float64). Rows must be finite (as :class:`~gpuaug.banks.Bank`
             guarantees): only the samples a clip reads are checked, by the kernels.
         bank_lengths: ``(N,)`` valid samples per row, in ``[1, Tb]`` (any device).
         index: ``(B,)`` integer bank row per clip, in ``[0, N)``.

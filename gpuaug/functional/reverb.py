@@ -67,7 +67,7 @@ def reverb(
             the input's), ``"peak"`` (output peak |sample| equals the input's) or ``"none"``
             (plain convolution). Silent inputs give silent outputs.
         direct: optional ``(B,)`` int64 host tensor of the direct-path indices ``d_b`` (as
-            defined above, e.g. :attr:`gpuaug.data.banks.Bank.peak_index`); saves reading
+            defined above, e.g. :attr:`gpuaug.banks.Bank.peak_index`); saves reading
             them back from the device (a host sync on CUDA). Not checked against ``rir``.
 
     Shapes:

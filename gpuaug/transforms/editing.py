@@ -6,7 +6,7 @@ import math
 import torch
 
 from .._sync import host_of, mirrored
-from ..data.banks import Bank
+from ..banks import Bank
 from ..functional.drop import drop_segments
 from ..functional.insert import insert_clip
 from ..functional.noise import valid_power
@@ -114,7 +114,7 @@ class InsertClip(Transform):
         return entry
 
     def check_record(self, entry: dict) -> None:
-        """Raise :class:`~gpuaug.data.banks.MissingBankItem` naming the recorded clip unless
+        """Raise :class:`~gpuaug.banks.MissingBankItem` naming the recorded clip unless
         the bank still holds it (called by :meth:`Pipeline.params_from_records`)."""
         self.bank.check_recorded(entry.get("insert_name"), entry.get("insert_sha1"), entry.get("insert_bank"),
                                  "insert clip")

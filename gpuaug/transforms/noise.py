@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from .._sync import host_of
-from ..data.banks import Bank
+from ..banks import Bank
 from ..functional.noise import mix_noise_from_bank, valid_power, white_noise
 from ..policy.table import RETAINING, UNVERIFIED
 from .base import Draw, Transform, draw_choice, draw_index, draw_range, no_delta, severity
@@ -29,7 +29,7 @@ class AddNoise(Transform):
     """Mix a bank noise into each clip at a per-clip SNR (dB, powers over valid samples).
 
     Args:
-        bank: :class:`~gpuaug.data.banks.Bank` of noises (move it to the device once).
+        bank: :class:`~gpuaug.banks.Bank` of noises (move it to the device once).
         categories: categories to draw from (category-balanced); default all of the bank.
         min_snr_db, max_snr_db: uniform SNR range; or ``snr_db_choices`` (e.g. ``(0, 10, 20)``).
         placements: subset of :data:`PLACEMENTS`, one chosen per clip. ``start``: noise from
@@ -131,7 +131,7 @@ class AddNoise(Transform):
                 f"placements={self.placements}, p={self.p})")
 
     def check_record(self, entry: dict) -> None:
-        """Raise :class:`~gpuaug.data.banks.MissingBankItem` naming the recorded noise unless
+        """Raise :class:`~gpuaug.banks.MissingBankItem` naming the recorded noise unless
         the bank still holds it (called by :meth:`Pipeline.params_from_records`)."""
         self.bank.check_recorded(entry.get("noise_name"), entry.get("noise_sha1"), entry.get("noise_bank"), "noise")
 

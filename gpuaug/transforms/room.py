@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .._sync import upload
-from ..data.banks import Bank
+from ..banks import Bank
 from ..functional._batch import as_3d
 from ..functional.reverb import reverb, synthetic_rir
 from ..policy.table import RETAINING
@@ -80,7 +80,7 @@ class Reverb(Transform):
         return entry
 
     def check_record(self, entry: dict) -> None:
-        """Raise :class:`~gpuaug.data.banks.MissingBankItem` naming the recorded RIR unless the
+        """Raise :class:`~gpuaug.banks.MissingBankItem` naming the recorded RIR unless the
         bank still holds it; a record of a bank RIR replayed without a bank fails too."""
         if "rir_sha1" not in entry and "rir_index" not in entry:
             return

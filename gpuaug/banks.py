@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
-from .._sync import host_of, mirrored
+from ._sync import host_of, mirrored
 
 __all__ = ["Bank", "AUDIO_SUFFIXES", "CATEGORY_SYNONYMS", "MIN_PEAK", "MissingBankItem", "content_hash",
            "key_of_hash", "hash_of_key"]
@@ -291,7 +291,7 @@ class Bank:
 
         ``category_of(path)`` names each file's category; by default the part of the file
         stem before the first ``_`` (``natural_rain.wav`` -> ``natural``). Files are read with
-        :func:`gpuaug.data.audio_io.load_resampled` (so a truncated, undecodable or NaN file
+        :func:`gpuaug.audio_io.load_resampled` (so a truncated, undecodable or NaN file
         raises ``ValueError`` naming it; channels are averaged).
         """
         from .audio_io import check_sample_rate, load_resampled

@@ -1,18 +1,18 @@
 """Ready-made pipelines: the seeds' recommended set and the papers' experimental conditions.
 
-All presets take the banks they need (see :class:`gpuaug.data.banks.Bank`) and return
+All presets take the banks they need (see :class:`gpuaug.banks.Bank`) and return
 :class:`gpuaug.transforms.Pipeline` objects (or a dict of them, one per condition).
 """
 from __future__ import annotations
 
 import math
 
-from ..data.banks import Bank
-from ..transforms import (
+from .banks import Bank
+from .transforms import (
     VTLN, AddNoise, DropSegments, Fade, InsertClip, McAdams, ModulationSmoothing, OneOf, Pipeline,
     PitchShift, Reverb, Speed, SpeedSegment, WhiteNoise,
 )
-from .labels import LabelPolicy
+from .policy.labels import LabelPolicy
 
 __all__ = [
     "STUDY_SNRS_DB", "SEED002_SNRS_DB", "perception_retaining", "all_noises", "seed000_table1",
@@ -26,7 +26,7 @@ SEED002_SNRS_DB = (-10.0, -5.0, 0.0, 5.0)
 
 
 def _study_categories(bank: Bank) -> list[str]:
-    from ..transforms.noise import STUDY_NOISE_CATEGORIES
+    from .transforms.noise import STUDY_NOISE_CATEGORIES
 
     cats = [c for c in bank.categories() if c in STUDY_NOISE_CATEGORIES]
     if not cats:
