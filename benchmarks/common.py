@@ -78,7 +78,7 @@ def _write_bank(bank, folder: Path) -> list[str]:
     files = []
     for i, name in enumerate(bank.names):
         path = folder / f"{i:03d}_{bank.category_names[int(bank.category_ids[i])]}_{Path(name).name}.wav"
-        sf.write(str(path), bank.audio[i, : int(bank.lengths[i])].cpu().numpy(), bank.sample_rate, subtype="FLOAT")
+        sf.write(str(path), bank.clip(i).cpu().numpy(), bank.sample_rate, subtype="FLOAT")
         files.append(str(path))
     return files
 

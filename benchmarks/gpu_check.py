@@ -186,6 +186,9 @@ def _op_cases() -> list[OpCase]:
         OpCase("speed_segment", "warp", lambda w, l, ex, be: F.speed_segment(w, l, **ex, backend=be),
                lambda l, T, bk: {"start": l // 4, "length": l // 4, "factor": _cyc([1.25, 0.8, 1.25, 1.0], B(l))},
                2e-5, "as speed"),
+        OpCase("tempo_segment", "warp", lambda w, l, ex, be: F.tempo_segment(w, l, sample_rate=SR, **ex, backend=be),
+               lambda l, T, bk: {"start": l // 4, "length": l // 4, "factor": _cyc([1.25, 0.8, 1.25, 1.0], B(l))},
+               2e-3, "as pitch_shift: float32 STFT (cuFFT vs pocketFFT) feeds the phase-locking peak search"),
         OpCase("resample", "warp", lambda w, l, ex, be: F.resample(w, l, **ex, backend=be),
                lambda l, T, bk: {"ratio": _cyc([0.5, 2.0, 1.0, 0.75], B(l))}, 2e-5, "as speed"),
         OpCase("pitch_shift", "warp", lambda w, l, ex, be: F.pitch_shift(w, l, sample_rate=SR, **ex, backend=be),
@@ -279,7 +282,8 @@ def case_banks(data: Path | None, seconds: float) -> tuple[dict, str]:
     noise = noise or synthetic_noise_bank(sample_rate=SR, seconds=max(2 * seconds, 1.0))
     rir = rir or synthetic_rir_bank(sample_rate=SR)
     ins = synthetic_insert_bank(sample_rate=SR)
-    pair = lambda bank: (bank.audio.float().cpu().contiguous(), bank.lengths.cpu())  # noqa: E731
+    # the banks' items zero-padded to the longest, (N, T_max), as the cases' padded inputs
+    pair = lambda bank: (bank.gather(torch.arange(len(bank)), "cpu")[0].contiguous(), bank.lengths.cpu())  # noqa: E731
     return {"noise": pair(noise), "rir": pair(rir), "insert": pair(ins)}, source
 
 

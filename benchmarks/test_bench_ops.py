@@ -23,9 +23,10 @@ def batch():
 
 
 def _ops(B):
-    noise = synthetic_noise_bank().audio[:1].expand(B, -1).contiguous().to(DEVICE)
+    padded = lambda bank: bank.gather(torch.arange(len(bank)))[0]  # noqa: E731  (N, T_max), as before D5
+    noise = padded(synthetic_noise_bank())[:1].expand(B, -1).contiguous().to(DEVICE)
     nl = torch.full((B,), noise.shape[-1], device=DEVICE)
-    rir = synthetic_rir_bank().audio[2:3].expand(B, -1).contiguous().to(DEVICE)
+    rir = padded(synthetic_rir_bank())[2:3].expand(B, -1).contiguous().to(DEVICE)
     rl = torch.full((B,), rir.shape[-1], device=DEVICE)
     p = lambda v: torch.full((B,), v, dtype=torch.float64, device=DEVICE)  # noqa: E731
     return {

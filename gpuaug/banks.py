@@ -1,8 +1,11 @@
 """In-memory banks of noises, room impulse responses and insert clips, by category.
 
-A bank holds all its clips in one zero-padded ``(N, T_max)`` mono tensor with lengths and
-category ids, loaded once (and moved to the device once); transforms gather from it by
-per-clip index, so there are no disk reads per batch.
+A bank holds all its clips ragged: one flat ``(sum(lengths),)`` float32 mono tensor of the
+clips concatenated, with host ``(N,)`` offsets (start of each clip), lengths and category
+ids, loaded once (and moved to the device once), so a long file costs what it holds (not
+``N`` times the longest). Transforms gather from it by per-clip index (:meth:`Bank.gather`,
+zero-padded to the longest clip *picked*) or read it in place (the noise-mix kernels, from
+the offsets), so there are no disk reads per batch.
 
 Every item has an identity: its name and the sha1 of its float32 samples (:attr:`Bank.hashes`,
 16 hex digits; :attr:`Bank.item_keys` holds the same 64 bits as signed int64 for the
@@ -19,10 +22,10 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
-from ._sync import host_of, mirrored
+from ._sync import host_of, mirrored, upload
 
 __all__ = ["Bank", "AUDIO_SUFFIXES", "CATEGORY_SYNONYMS", "MIN_PEAK", "MissingBankItem", "content_hash",
-           "key_of_hash", "hash_of_key"]
+           "key_of_hash", "hash_of_key", "gather_ragged"]
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 #: Category names accepted for one another wherever a bank takes categories (the layouts rename
@@ -62,8 +65,33 @@ def _mono(x: Tensor) -> Tensor:
     return x
 
 
+def gather_ragged(flat: Tensor, starts: Tensor, lengths: Tensor, width: int) -> Tensor:
+    """Rows ``flat[starts[i] : starts[i] + lengths[i]]`` of a ragged store, zero-padded.
+
+    Args:
+        flat: ``(S,)`` samples of all items concatenated (any dtype, any device).
+        starts: ``(n,)`` int64 first sample of each row in ``flat``, on ``flat``'s device.
+        lengths: ``(n,)`` int64 samples per row (``>= 0``, ``starts + lengths <= S``), on
+            ``flat``'s device.
+        width: host int, the padded row length (``>= max(lengths)``; the caller knows it from
+            host copies, so nothing is read back).
+
+    Returns:
+        ``(n, width)`` tensor of ``flat``'s dtype and device; samples at ``t >= lengths[i]``
+        are ``+0.0``. Built on the device from ``starts`` / ``lengths`` (a clamped index, one
+        gather, one masked fill): no host sync.
+    """
+    n = starts.shape[0]
+    if n == 0 or width == 0 or flat.numel() == 0:
+        return flat.new_zeros((n, width))
+    t = torch.arange(width, device=flat.device)
+    idx = torch.minimum(t, (lengths - 1).clamp_min(0)[:, None])  # in the row: never past its end
+    idx += starts[:, None]
+    return flat[idx.clamp_(max=flat.numel() - 1)].masked_fill_(t >= lengths[:, None], 0.0)
+
+
 class Bank:
-    """Clips with category labels, stored padded on one device.
+    """Clips with category labels, stored ragged (concatenated) on one device.
 
     Args:
         clips: sequence of 1-D ``(T,)`` or ``(C, T)`` tensors (down-mixed to mono).
@@ -74,10 +102,14 @@ class Bank:
         sources: optional source of each clip (file paths), used in messages and by :meth:`split`.
 
     Attributes:
-        audio: ``(N, T_max)`` float32; lengths: ``(N,)`` int64; category_ids: ``(N,)`` int64;
+        audio: ``(sum(lengths),)`` float32, the clips concatenated in item order (clip ``i`` is
+        ``audio[offsets[i] : offsets[i] + lengths[i]]``, see :meth:`clip`; no padding), on
+        :attr:`device`; offsets: ``(N,)`` int64 (host) first sample of each clip in ``audio``;
+        lengths: ``(N,)`` int64 (host) samples per clip; category_ids: ``(N,)`` int64;
         category_names: sorted list of distinct categories; hashes: per item
         :func:`content_hash`; item_keys: ``(N,)`` int64 (host) the same as numbers;
-        fingerprint: 16 hex digits over every item's category, name and hash.
+        fingerprint: 16 hex digits over every item's category, name and hash;
+        :attr:`nbytes`: bytes of audio held (``4 * sum(lengths)``).
 
     Raises:
         ValueError: no clip, an empty, NaN / Inf, or silent clip (peak below :data:`MIN_PEAK`),
@@ -111,9 +143,9 @@ class Bank:
                                  "drawing it would pass through unchanged; remove it from the bank")
         self.sample_rate = int(sample_rate)
         self.lengths = torch.tensor([c.numel() for c in mono], dtype=torch.int64)
-        self.audio = torch.zeros(len(mono), int(self.lengths.max()))
-        for i, c in enumerate(mono):
-            self.audio[i, : c.numel()] = c
+        #: ``(N,)`` int64 host start of each clip in the flat :attr:`audio`.
+        self.offsets = torch.cumsum(self.lengths, 0) - self.lengths
+        self.audio = torch.cat(mono)  # (sum(lengths),) float32: ragged, no padding
         #: ``(N,)`` int64 host index of each clip's first absolute maximum (an RIR's direct path).
         self.peak_index = torch.stack([c.abs().argmax() for c in mono]).to(torch.int64)
         self.category_names = sorted(set(categories))
@@ -129,16 +161,27 @@ class Bank:
         self.fingerprint = hashlib.sha1("\n".join(ident).encode()).hexdigest()[:16]
 
     def __len__(self) -> int:
-        return self.audio.shape[0]
+        return self.lengths.shape[0]
 
     @property
     def device(self) -> torch.device:
         return self.audio.device
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of audio the bank holds (its flat float32 :attr:`audio`: ``4 * sum(lengths)``)."""
+        return self.audio.numel() * self.audio.element_size()
+
     def to(self, device) -> "Bank":
-        """Move the bank's audio to ``device`` (in place; returns self)."""
+        """Move the bank's flat audio to ``device`` (in place; returns self). The offsets,
+        lengths and other per-item tables stay on the host."""
         self.audio = self.audio.to(device)
         return self
+
+    def clip(self, i: int) -> Tensor:
+        """Clip ``i`` as a ``(lengths[i],)`` float32 view of :attr:`audio` (on :attr:`device`)."""
+        o, n = int(self.offsets[i]), int(self.lengths[i])
+        return self.audio[o:o + n]
 
     def categories(self) -> list[str]:
         return list(self.category_names)
@@ -203,17 +246,19 @@ class Bank:
     def select(self, categories) -> "Bank":
         """A new bank with only ``categories`` (e.g. for leave-one-category-out training)."""
         keep = set(self._category_list(categories))
-        return self._take([i for i, c in enumerate(self.category_ids.tolist()) if self.category_names[c] in keep])
+        return self.subset([i for i, c in enumerate(self.category_ids.tolist()) if self.category_names[c] in keep])
 
     def exclude(self, categories) -> "Bank":
         """A new bank without ``categories`` (the held-out noise types)."""
         drop = set(self._category_list(categories))
-        return self._take([i for i, c in enumerate(self.category_ids.tolist()) if self.category_names[c] not in drop])
+        return self.subset([i for i, c in enumerate(self.category_ids.tolist()) if self.category_names[c] not in drop])
 
-    def _take(self, rows: list[int], name: str | None = None) -> "Bank":
+    def subset(self, rows: list[int], name: str | None = None) -> "Bank":
+        """A new bank of the items ``rows`` (host indices, in that order), on the same device."""
         if not rows:
             raise ValueError("category selection leaves the bank empty")
-        clips = [self.audio[i, : int(self.lengths[i])].cpu() for i in rows]
+        host = self.audio.cpu()  # one copy (construction, not the hot path)
+        clips = [host[int(self.offsets[i]):int(self.offsets[i] + self.lengths[i])] for i in rows]
         cats = [self.category_names[int(self.category_ids[i])] for i in rows]
         sources = None if self.sources is None else [self.sources[i] for i in rows]
         return Bank(clips, cats, self.sample_rate, [self.names[i] for i in rows], name=name or self.name,
@@ -258,7 +303,7 @@ class Bank:
             raise ValueError(f"split: {len(self)} items are too few for fractions {tuple(fr)}: "
                              f"part(s) {empty} would be empty")
         base = self.name or "bank"
-        return tuple(self._take(sorted(parts[j]), name=f"{base}/{labels[j]}") for j in range(k))
+        return tuple(self.subset(sorted(parts[j]), name=f"{base}/{labels[j]}") for j in range(k))
 
     def pick(self, u_category: Tensor, u_item: Tensor, categories=None) -> Tensor:
         """Category-balanced choice of clip indices from two ``(B,)`` uniforms in [0, 1).
@@ -275,13 +320,19 @@ class Bank:
         return order[starts[cat] + within]
 
     def gather(self, index: Tensor, device=None) -> tuple[Tensor, Tensor]:
-        """Clips ``index`` (host int64) as ``(n, T_max_sel)`` padded audio and ``(n,)`` lengths
-        on ``device`` (default the bank's). Sizes come from the host lengths: no sync."""
+        """Clips ``index`` (``(n,)`` host int64) as ``(n, T_max_sel)`` float32 audio, zero-padded
+        to the longest clip picked, and their ``(n,)`` int64 lengths (samples), on ``device``
+        (default the bank's). Sizes come from the host offsets / lengths, which are uploaded
+        in one non-blocking copy and expanded on the bank's device
+        (:func:`gather_ragged`): no sync."""
         index = host_of(index)
         host = self.lengths[index]
         T = int(host.max()) if host.numel() else 0
-        audio = self.audio[mirrored(index, self.device), :T]
+        starts, lens = upload([self.offsets[index], host], self.device)
+        audio = gather_ragged(self.audio, starts, lens, T)
         device = self.device if device is None else torch.device(device)
+        if device == self.device:
+            return audio, lens
         return audio.to(device), mirrored(host, device)
 
     @classmethod

@@ -9,14 +9,17 @@ import math
 
 from .banks import Bank
 from .transforms import (
-    VTLN, AddNoise, DropSegments, Fade, InsertClip, McAdams, ModulationSmoothing, OneOf, Pipeline,
-    PitchShift, Reverb, Speed, SpeedSegment, WhiteNoise,
+    VTLN, AddNoise, DropSegments, Fade, InsertClip, McAdams, ModulationSmoothing, Pipeline, PitchShift, Reverb,
+    Speed, SpeedSegment, WhiteNoise,
 )
+from .transforms.noise import STUDY_NOISE_CATEGORIES, is_vocal_burst
+from .transforms.voice import SEED003_GRIDS
 from .policy.labels import LabelPolicy
 
 __all__ = [
     "STUDY_SNRS_DB", "SEED002_SNRS_DB", "perception_retaining", "all_noises", "seed000_table1",
-    "seed002_noise_levels", "seed003_attacks", "seed004_perturbations", "PRESET_NAMES", "build_preset",
+    "seed002_noise_levels", "seed003_attacks", "seed003_grid", "SEED003_ATTACKS", "seed004_perturbations",
+    "PRESET_NAMES", "build_preset",
 ]
 
 #: SNRs of the perception study's continuous-noise conditions (seeds 000/001).
@@ -26,12 +29,24 @@ SEED002_SNRS_DB = (-10.0, -5.0, 0.0, 5.0)
 
 
 def _study_categories(bank: Bank) -> list[str]:
-    from .transforms.noise import STUDY_NOISE_CATEGORIES
-
     cats = [c for c in bank.categories() if c in STUDY_NOISE_CATEGORIES]
     if not cats:
         raise ValueError(f"noise bank has none of the study's categories {STUDY_NOISE_CATEGORIES}; has {bank.categories()}")
     return cats
+
+
+def _study_noise(bank: Bank) -> Bank:
+    """The bank's items of the study's categories, without emotional vocal bursts (files whose
+    name says laughter, crying, ...: :func:`~gpuaug.transforms.noise.is_vocal_burst`), which are
+    not rated as noise and are the bursts the seeds advise against."""
+    cats = set(_study_categories(bank))
+    rows = [i for i, (n, c) in enumerate(zip(bank.names, bank.category_ids.tolist()))
+            if bank.category_names[c] in cats and not is_vocal_burst(n)]
+    if not rows:
+        raise ValueError(f"noise bank {bank.describe()} has only vocal bursts in the study's categories")
+    if len(rows) == len(bank):
+        return bank
+    return bank.subset(rows, name=f"{bank.name or 'bank'} (study categories, no vocal bursts)")
 
 
 def perception_retaining(noise_bank: Bank, rir_bank: Bank | None = None, *, sample_rate: int = 16000,
@@ -39,18 +54,21 @@ def perception_retaining(noise_bank: Bank, rir_bank: Bank | None = None, *, samp
     """The seeds' recommended perception-retaining set (seed 001 8.6, seed 000 6).
 
     Environmental noise of the study's categories at 20/10/0 dB, at the start fading out
-    or continuous (``p_noise``); reverberation, a fade in/out at 2 %/s, a 1.25x speed-up of
-    <= 25 % of the clip, dropped letters, and whole-utterance speed within +-5 %
-    (``p_other`` each). Built with ``require="retaining"``.
+    or continuous (``p_noise``; files that are emotional vocal bursts, e.g. laughter in a
+    "human" folder, are left out); reverberation (``rir_bank``, else synthetic rooms: see
+    ``describe()``), a fade in/out at 2 %/s, a 1.25x speed-up of <= 25 % of the clip, and
+    whole-utterance speed within +-5 % (``p_other`` each). Built with ``require="retaining"``.
+    Letter dropping is not in it: the papers dropped letters by phonological rules, and
+    random segments are unverified; word dropping needs a transcript
+    (``DropSegments(mode="word")``).
     """
     return Pipeline(
         [
-            AddNoise(noise_bank, categories=_study_categories(noise_bank), snr_db_choices=STUDY_SNRS_DB,
-                     placements=("continuous", "start"), p=p_noise),
+            AddNoise(_study_noise(noise_bank), snr_db_choices=STUDY_SNRS_DB, placements=("continuous", "start"),
+                     p=p_noise),
             Reverb(rir_bank, p=p_other),
             Fade(p=p_other),
             SpeedSegment(p=p_other),
-            DropSegments(mode="letters", p=p_other),
             Speed(min_factor=0.95, max_factor=1.05, p=p_other),
         ],
         sample_rate=sample_rate, require="retaining",
@@ -76,9 +94,12 @@ def seed000_table1(noise_bank: Bank, insert_bank: Bank | None = None, rir_bank: 
 
     Keys follow the table: ``NatSt``, ``NatCo_0dB`` ..., ``SpeedSeg``, ``FadeIn``, ``FadeOut``,
     ``DropLetters``, ``Reverb``, ``Speed_0.75x``, ``Speed_1.25x``, ``Pitch_0.75x``,
-    ``Pitch_1.25x`` and, with an ``insert_bank`` having ``filler`` / ``laugh`` / ``cry``
-    categories, ``FillerS``, ``FillerL``, ``Laugh``, ``Cry``. Word dropping needs
-    alignments and is left to :class:`~gpuaug.transforms.DropSegments` (``mode="word"``).
+    ``Pitch_1.25x``, ``DropWord`` (one of the papers' function words: call it with
+    ``alignments=`` and ``word_text=``) and, with an ``insert_bank`` having ``filler`` /
+    ``laugh`` / ``cry`` categories, ``FillerS``, ``FillerL`` (0.5 s of silence on each side),
+    ``Laugh``, ``Cry`` (appended at the end). ``DropLetters`` drops random 20-60 ms segments,
+    not the papers' phonological rule: it is tagged ``unverified``; so are the fillers, whose
+    speaker the bank does not record (the study used the speaker's own).
     """
     policy = label_policy or LabelPolicy()
 
@@ -96,6 +117,7 @@ def seed000_table1(noise_bank: Bank, insert_bank: Bank | None = None, rir_bank: 
     out["FadeIn"] = pipe(Fade(directions=("in",)))
     out["FadeOut"] = pipe(Fade(directions=("out",)))
     out["DropLetters"] = pipe(DropSegments(mode="letters"))
+    out["DropWord"] = pipe(DropSegments(mode="word", words="function"))
     out["Reverb"] = pipe(Reverb(rir_bank))
     for f in (0.75, 1.25):
         out[f"Speed_{f}x"] = pipe(Speed(factor_choices=(f,)))
@@ -108,7 +130,7 @@ def seed000_table1(noise_bank: Bank, insert_bank: Bank | None = None, rir_bank: 
                                              silence_after_s=(0.5,)))
         for cat, key in (("laugh", "Laugh"), ("cry", "Cry")):
             if cat in cats:
-                out[key] = pipe(InsertClip(insert_bank, categories=[cat]))
+                out[key] = pipe(InsertClip(insert_bank, categories=[cat], positions=("end",)))
     return out
 
 
@@ -119,23 +141,34 @@ def seed002_noise_levels(noise_bank: Bank, *, categories=None, sample_rate: int 
                     sample_rate=sample_rate, label_policy=label_policy)
 
 
-def seed003_attacks(*, sample_rate: int = 16000) -> dict[str, Pipeline]:
-    """Seed 003's voice-modification attacks over their full sweeps (one pipeline each)."""
-    return {
-        "mcadams": Pipeline([McAdams(min_alpha=0.75, max_alpha=1.25)], sample_rate=sample_rate),
-        "vtln": Pipeline([VTLN(min_alpha=-0.2, max_alpha=0.2)], sample_rate=sample_rate),
-        "mss": Pipeline([ModulationSmoothing(min_alpha=0.05, max_alpha=0.3)], sample_rate=sample_rate),
-    }
+#: Seed 003's attacks: gpuaug transform and the preset name of each.
+SEED003_ATTACKS = {"mcadams": McAdams, "vtln": VTLN, "mss": ModulationSmoothing}
 
 
-def seed004_perturbations(*, sample_rate: int = 16000) -> Pipeline:
-    """Seed 004: +-1 semitone pitch (chosen at random) or white noise of sigma 0.1."""
-    return Pipeline([OneOf([PitchShift(semitone_choices=(-1.0, 1.0)), WhiteNoise(sigma=0.1)])],
-                    sample_rate=sample_rate)
+def seed003_attacks(*, sample_rate: int = 16000) -> dict[str, dict[float, Pipeline]]:
+    """Seed 003's voice-modification attacks as run: one pipeline per point of its fixed
+    0.05-step alpha grid (:data:`~gpuaug.transforms.voice.SEED003_GRIDS`: McAdams 0.75..1.25,
+    VTLN -0.2..0.2, MSS 0.05..0.3), ``{"mcadams": {0.75: Pipeline, ...}, "vtln": ..., "mss": ...}``."""
+    return {name: {a: Pipeline([cls(alpha_choices=(a,))], sample_rate=sample_rate)
+                   for a in SEED003_GRIDS[cls.name]} for name, cls in SEED003_ATTACKS.items()}
+
+
+def seed003_grid(name: str, *, sample_rate: int = 16000) -> Pipeline:
+    """One attack over its whole grid: a grid point drawn per clip (for training-time use)."""
+    cls = SEED003_ATTACKS[name]
+    return Pipeline([cls(alpha_choices=SEED003_GRIDS[cls.name])], sample_rate=sample_rate)
+
+
+def seed004_perturbations(*, sample_rate: int = 16000) -> dict[str, Pipeline]:
+    """Seed 004's two acoustic perturbations, separate conditions as in its Table 6:
+    ``pitch`` (+-1 semitone, the sign chosen at random) and ``white_noise`` (sigma 0.1)."""
+    return {"pitch": Pipeline([PitchShift(semitone_choices=(-1.0, 1.0))], sample_rate=sample_rate),
+            "white_noise": Pipeline([WhiteNoise(sigma=0.1)], sample_rate=sample_rate)}
 
 
 #: Names accepted by :func:`build_preset` (plus ``seed000:<condition>`` for each condition).
-PRESET_NAMES = ("retaining", "all_noises", "seed002", "mcadams", "vtln", "mss", "seed004")
+PRESET_NAMES = ("retaining", "all_noises", "seed002", "mcadams", "vtln", "mss", "seed004:pitch",
+                "seed004:white_noise")
 
 
 def build_preset(name: str, *, noise: Bank, rir: Bank | None = None, insert: Bank | None = None,
@@ -151,8 +184,9 @@ def build_preset(name: str, *, noise: Bank, rir: Bank | None = None, insert: Ban
         "retaining": lambda: perception_retaining(noise, rir, sample_rate=sample_rate),
         "all_noises": lambda: all_noises(noise, sample_rate=sample_rate, label_policy=label_policy),
         "seed002": lambda: seed002_noise_levels(noise, sample_rate=sample_rate, label_policy=label_policy),
-        "seed004": lambda: seed004_perturbations(sample_rate=sample_rate),
-        **{k: (lambda k=k: seed003_attacks(sample_rate=sample_rate)[k]) for k in ("mcadams", "vtln", "mss")},
+        **{f"seed004:{k}": (lambda k=k: seed004_perturbations(sample_rate=sample_rate)[k])
+           for k in ("pitch", "white_noise")},
+        **{k: (lambda k=k: seed003_grid(k, sample_rate=sample_rate)) for k in SEED003_ATTACKS},
     }
     if name not in builders:
         raise KeyError(f"unknown preset {name!r}; available: {list(PRESET_NAMES)} or 'seed000:<condition>'")

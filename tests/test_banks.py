@@ -103,7 +103,7 @@ def test_a_renamed_file_of_the_same_content_still_replays(tmp_path):
 @pytest.mark.parametrize("kind", ["rir", "insert"])
 def test_rir_and_insert_replay_by_identity(kind):
     base = synthetic_rir_bank(sample_rate=SR) if kind == "rir" else synthetic_insert_bank(sample_rate=SR)
-    clips = [base.audio[i, : int(base.lengths[i])] for i in range(len(base))]
+    clips = [base.clip(i) for i in range(len(base))]
     cats = [base.category_names[c] for c in base.category_ids.tolist()]
 
     def make(bank):
@@ -249,7 +249,7 @@ def test_split_is_stratified_disjoint_and_seeded():
     assert train.name == "n/train" and test.describe().startswith("bank 'n/test'")
     # a category's split does not depend on the file order or on the other categories
     order = list(range(len(bank)))[::-1]
-    flipped = Bank([bank.audio[i, : int(bank.lengths[i])] for i in order],
+    flipped = Bank([bank.clip(i) for i in order],
                    [bank.category_names[int(bank.category_ids[i])] for i in order], SR, [bank.names[i] for i in order])
     assert [sorted(p.names) for p in flipped.split(seed=0)] == [sorted(p.names) for p in parts]
 
@@ -288,3 +288,92 @@ def test_real_noise_replay_after_adding_a_file(shared_data, tmp_path):
     assert torch.equal(again.wave, out.wave)
     train, val, test = grown.leaves[0].bank.split(seed=0)
     assert sum(map(len, (train, val, test))) == len(grown.leaves[0].bank)
+
+
+# ------------------------------------------------------------------ D5: ragged storage
+
+
+def _long_and_short():
+    """One long item and three short ones (deterministic, no RNG)."""
+    t = torch.arange(4000, dtype=torch.float32)
+    clips = [torch.sin(t[:n] * (0.01 + 0.003 * i)) * (0.5 + 0.1 * i) for i, n in enumerate((4000, 120, 333, 7))]
+    return clips, ["natural", "human", "natural", "interior"], ["long", "a", "b", "c"]
+
+
+def _padded(clips):
+    """The old ``(N, T_max)`` zero-padded layout of ``clips``."""
+    out = torch.zeros(len(clips), max(c.numel() for c in clips))
+    for i, c in enumerate(clips):
+        out[i, : c.numel()] = c
+    return out
+
+
+def test_bank_holds_its_items_ragged():
+    clips, cats, names = _long_and_short()
+    bank = Bank(clips, cats, SR, names)
+    lengths = [c.numel() for c in clips]
+    assert bank.audio.shape == (sum(lengths),) and bank.audio.dtype == torch.float32
+    assert bank.nbytes == sum(lengths) * 4 == 17840  # not N * T_max * 4 = 64000
+    assert bank.nbytes < len(clips) * max(lengths) * 4
+    assert bank.offsets.dtype == torch.int64 and bank.offsets.tolist() == [0, 4000, 4120, 4453]
+    assert bank.lengths.tolist() == lengths and len(bank) == 4
+    for i, c in enumerate(clips):
+        assert torch.equal(bank.clip(i), c)
+    assert torch.equal(bank.audio, torch.cat(clips))
+    # the identities do not depend on the layout: the fingerprint of the padded-layout banks
+    assert bank.fingerprint == "886d74c68038bb6c" and bank.hashes == [content_hash(c) for c in clips]
+    assert bank.peak_index.tolist() == [int(c.abs().argmax()) for c in clips]
+
+
+@pytest.mark.parametrize("index", [[0, 1, 2, 3], [3, 1, 1], [2], [1, 3], []])
+def test_gather_matches_the_padded_layout(index):
+    clips, cats, names = _long_and_short()
+    bank = Bank(clips, cats, SR, names)
+    index = torch.tensor(index, dtype=torch.int64)
+    audio, lengths = bank.gather(index)
+    width = max([clips[i].numel() for i in index.tolist()], default=0)
+    ref = _padded(clips)[index, :width]
+    assert audio.shape == (len(index), width) and audio.dtype == torch.float32
+    assert torch.equal(audio.view(torch.int32), ref.view(torch.int32))  # padding is +0.0, bit for bit
+    assert lengths.tolist() == [clips[i].numel() for i in index.tolist()]
+
+
+def test_gather_on_the_device_costs_no_sync():
+    clips, cats, names = _long_and_short()
+    bank = Bank(clips, cats, SR, names)
+    bank.audio = mark_device(bank.audio)
+    index = torch.tensor([3, 0, 1])
+    with count_syncs() as c:
+        audio, lengths = bank.gather(index)
+        from gpuaug._sync import host_of
+        host = host_of(lengths)
+    assert c.count == 0 and not c.mixed, (c.sites, c.mixed)
+    assert isinstance(audio, torch.Tensor) and audio.device == bank.device and lengths.device == bank.device
+    ref = _padded(clips)[index]
+    assert torch.equal(audio.as_subclass(torch.Tensor), ref) and host.tolist() == [7, 4000, 120]
+
+
+def test_derived_banks_keep_the_items():
+    clips, cats, names = _long_and_short()
+    bank = Bank(clips, cats, SR, names)
+    sel = bank.select("natural")
+    assert sel.names == ["long", "b"] and sel.nbytes == (4000 + 333) * 4
+    assert torch.equal(sel.clip(1), clips[2]) and sel.offsets.tolist() == [0, 4000]
+    rest = bank.exclude("natural")
+    assert torch.equal(rest.audio, torch.cat([clips[1], clips[3]]))
+    parts = bank.split((0.5, 0.5), seed=0)
+    assert sorted(sum((p.names for p in parts), [])) == sorted(names)
+    for p in parts:
+        for i, n in enumerate(p.names):
+            assert torch.equal(p.clip(i), clips[names.index(n)])
+    key = bank.item_keys[2:3]
+    assert bank.index_of(key).tolist() == [2] and sel.index_of(key).tolist() == [1]
+    idx = bank.pick(torch.tensor([0.9, 0.1]), torch.tensor([0.99, 0.0]))
+    assert idx.tolist() == [2, 1]
+
+
+@pytest.mark.real_data
+def test_real_noise_bank_holds_what_its_files_hold(shared_data):
+    bank = noise_bank_from_folder(shared_data / "noise", SR)
+    assert bank.nbytes == int(bank.lengths.sum()) * 4
+    assert bank.nbytes * 3 < len(bank) * int(bank.lengths.max()) * 4  # one long file no longer pads the others

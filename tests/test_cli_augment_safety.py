@@ -12,7 +12,7 @@ import soundfile as sf
 from gpuaug.cli import augment, main
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST = ["--preset", "seed004", "--clips", "2"]
+FAST = ["--preset", "seed004:pitch", "--clips", "2"]
 
 
 def _snapshot(folder: Path) -> dict:
@@ -49,7 +49,7 @@ def test_non_empty_out_is_refused_and_left_untouched(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["augment", "--out", str(out), *FAST]) == 0
     before = _snapshot(out)
-    assert main(["augment", "--out", str(out), "--preset", "seed004", "--clips", "1"]) == 2
+    assert main(["augment", "--out", str(out), "--preset", "seed004:pitch", "--clips", "1"]) == 2
     line = _one_error_line(capsys)
     assert "not empty" in line and "--overwrite" in line
     assert _snapshot(out) == before and _leftovers(tmp_path) == []
@@ -57,9 +57,9 @@ def test_non_empty_out_is_refused_and_left_untouched(tmp_path, capsys):
 
 def test_overwrite_replaces_the_whole_previous_output(tmp_path):
     out = tmp_path / "out"
-    assert main(["augment", "--out", str(out), "--preset", "seed004", "--clips", "3"]) == 0
+    assert main(["augment", "--out", str(out), "--preset", "seed004:pitch", "--clips", "3"]) == 0
     assert len(_exactly_listed(out)["clips"]) == 3
-    assert main(["augment", "--out", str(out), "--preset", "seed004", "--clips", "1", "--overwrite"]) == 0
+    assert main(["augment", "--out", str(out), "--preset", "seed004:pitch", "--clips", "1", "--overwrite"]) == 0
     meta = _exactly_listed(out)  # the 3-clip run's other wavs are gone, not left beside params.json
     assert len(meta["clips"]) == 1 and _leftovers(tmp_path) == []
 
@@ -134,7 +134,7 @@ def test_pipeline_failing_midway_leaves_nothing(tmp_path, monkeypatch):
         return real_apply(self, batch)
 
     monkeypatch.setattr(AugmentCollate, "apply", flaky)
-    args = ["--preset", "seed004", "--clips", "3", "--batch-size", "1"]
+    args = ["--preset", "seed004:pitch", "--clips", "3", "--batch-size", "1"]
     with pytest.raises(RuntimeError, match="pipeline exploded"):  # a bug: raised, after cleaning up
         main(["augment", "--out", str(tmp_path / "fresh" / "out"), *args])
     assert not (tmp_path / "fresh").exists()
@@ -151,7 +151,7 @@ def test_unreadable_input_is_a_clean_error(tmp_path, capsys):
     cut = tmp_path / "in" / "cut.wav"
     sf.write(str(cut), np.zeros(16000, "float32") + 0.01, 16000, subtype="PCM_16")
     cut.write_bytes(cut.read_bytes()[:1044])
-    assert main(["augment", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--preset", "seed004"]) == 1
+    assert main(["augment", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--preset", "seed004:pitch"]) == 1
     assert "cut.wav is truncated" in _one_error_line(capsys)
     assert not (tmp_path / "out").exists() and _leftovers(tmp_path) == []
 
@@ -162,7 +162,7 @@ def test_output_inside_the_input_folder_is_not_read_back(tmp_path):
     sf.write(str(src / "a.wav"), np.zeros(8000, "float32") + 0.01, 16000)
     out = src / "aug"
     for extra in ([], ["--overwrite"]):
-        assert main(["augment", str(src), "--out", str(out), "--preset", "seed004", *extra]) == 0
+        assert main(["augment", str(src), "--out", str(out), "--preset", "seed004:pitch", *extra]) == 0
         assert len(_exactly_listed(out)["clips"]) == 1
 
 

@@ -1,8 +1,9 @@
 """Kernels of the fused SNR mix (gpuaug.kernels.snr_mix) vs the torch reference.
 
 ``mix_noise`` / ``mix_noise_from_bank`` with ``backend="numba"`` (CPU ``@njit``) against
-``backend="torch"``; the two ``@cuda.jit`` passes on the CUDA simulator (tiny inputs,
-launched directly with numpy arrays); the AddNoise record's backend.
+``backend="torch"``; the flat (ragged) bank against the padded layout, bit for bit; the two
+``@cuda.jit`` passes on the CUDA simulator (tiny inputs, launched directly with numpy arrays);
+the AddNoise record's backend.
 """
 import numpy as np
 import pytest
@@ -40,6 +41,101 @@ def bank_of(N=5, Tb=1200, seed=1, dtype=torch.float32):
     lengths[1] = 1
     audio = torch.randn(N, Tb, generator=g, dtype=torch.float64) * (torch.arange(Tb) < lengths[:, None])
     return audio.to(dtype), lengths
+
+
+def ragged_of(bank, bank_lengths, gap=3):
+    """The padded ``bank``'s items in a flat store, in reverse order with NaN gaps between them
+    (a kernel reading outside an item would pick up a NaN); returns ``(flat, offsets)``."""
+    parts, offsets, pos = [], [0] * len(bank), 0
+    for r in reversed(range(len(bank))):
+        parts.append(torch.full((gap,), float("nan"), dtype=bank.dtype))
+        pos += gap
+        offsets[r] = pos
+        parts.append(bank[r, : int(bank_lengths[r])])
+        pos += int(bank_lengths[r])
+    parts.append(torch.full((gap,), float("nan"), dtype=bank.dtype))
+    return torch.cat(parts), torch.tensor(offsets)
+
+
+def same_bits(a, b):
+    return a.shape == b.shape and a.dtype == b.dtype and torch.equal(a.view(-1).view(torch.uint8),
+                                                                     b.view(-1).view(torch.uint8))
+
+
+# ---------------------------------------------------------------- flat (ragged) bank vs the padded layout
+
+
+@pytest.mark.parametrize("backend", ["torch", "numba"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("C", [None, 2])
+def test_flat_bank_is_bit_identical_to_the_padded_layout(backend, dtype, C):
+    """The ragged bank (items at offsets, NaN between them) mixes exactly as the old padded
+    ``(N, T_max)`` bank did: the old torch formula ``mix_noise(bank[index, :t], ...)`` and the
+    kernels on the gathered rows."""
+    wave, lengths = mixed_batch(B=5, T=1500, C=C, dtype=dtype, seed=21)
+    bank, bank_lengths = bank_of(N=5, Tb=1200, seed=22)
+    flat, offsets = ragged_of(bank, bank_lengths)
+    index = torch.tensor([0, 1, 4, 0, 3])
+    kw = placement_kwargs(5, seed=23)
+    out, out_len = mix_noise_from_bank(wave, lengths, flat, bank_lengths, index, bank_offsets=offsets,
+                                       backend=backend, **kw)
+    t_noise = int(bank_lengths[index].max())
+    old, _ = mix_noise(wave, lengths, bank[index, :t_noise], bank_lengths[index], backend=backend, **kw)
+    assert same_bits(out, old) and torch.equal(out_len, lengths)
+    padded, _ = mix_noise_from_bank(wave, lengths, bank, bank_lengths, index, backend=backend, **kw)
+    assert same_bits(out, padded)
+    assert bool(torch.isfinite(out).all()) and not torch.equal(out, wave)
+
+
+@pytest.mark.parametrize("backend", ["torch", "numba"])
+def test_bank_object_mix_is_bit_identical_to_the_padded_layout(backend):
+    """A :class:`Bank` (flat audio + offsets, the AddNoise call) against its items zero-padded."""
+    g = torch.Generator().manual_seed(24)
+    clips = [torch.randn(n, generator=g) * 0.3 for n in (5000, 40, 700, 1)]  # one long, several short
+    bank = Bank(clips, ["natural"] * 4, 16000)
+    padded = torch.zeros(4, 5000)
+    for i, c in enumerate(clips):
+        padded[i, : c.numel()] = c
+    wave, lengths = mixed_batch(B=6, T=1200, dtype=torch.float32, seed=25)
+    index = torch.tensor([0, 3, 1, 2, 0, 1])
+    kw = placement_kwargs(6, seed=26)
+    out, _ = mix_noise_from_bank(wave, lengths, bank.audio, bank.lengths, index, bank_offsets=bank.offsets,
+                                 backend=backend, **kw)
+    old, _ = mix_noise_from_bank(wave, lengths, padded, bank.lengths, index, backend=backend, **kw)
+    assert same_bits(out, old)
+    t_noise = int(bank.lengths[index].max())
+    ref, _ = mix_noise(wave, lengths, padded[index, :t_noise], bank.lengths[index], backend="torch", **kw)
+    assert same_bits(out, ref) if backend == "torch" else torch.allclose(out, ref, atol=1e-6, rtol=1e-6)
+    packed, _ = mix_noise_from_bank(wave, lengths, bank.audio, bank.lengths, index, backend=backend, **kw)
+    assert same_bits(packed, out)  # without offsets a flat bank is read as packed in order
+
+
+def test_flat_bank_validation():
+    wave, lengths = torch.zeros(2, 10) + 0.5, torch.tensor([10, 5])
+    flat, bl, off = torch.ones(20), torch.tensor([8, 4, 6]), torch.tensor([0, 8, 12])
+    idx = torch.tensor([0, 2])
+    for be in ("torch", "numba"):
+        mix_noise_from_bank(wave, lengths, flat, bl, idx, bank_offsets=off, snr_db=0.0, backend=be)
+        mix_noise_from_bank(wave, lengths, flat[:18], bl, idx, snr_db=0.0, backend=be)  # packed
+        with pytest.raises(ValueError, match="inside the flat bank"):
+            mix_noise_from_bank(wave, lengths, flat, bl, idx, bank_offsets=torch.tensor([0, 8, 15]), snr_db=0.0,
+                                backend=be)
+        with pytest.raises(ValueError, match="inside the flat bank"):
+            mix_noise_from_bank(wave, lengths, flat, bl, idx, bank_offsets=torch.tensor([-1, 8, 12]), snr_db=0.0,
+                                backend=be)
+    with pytest.raises(ValueError, match="packed"):
+        mix_noise_from_bank(wave, lengths, flat, bl, idx, snr_db=0.0)  # 18 != 20 samples
+    with pytest.raises(ValueError, match="bank_offsets must have shape"):
+        mix_noise_from_bank(wave, lengths, flat, bl, idx, bank_offsets=torch.tensor([0, 8]), snr_db=0.0)
+    with pytest.raises(TypeError, match="bank_offsets"):
+        mix_noise_from_bank(wave, lengths, flat, bl, idx, bank_offsets=off.float(), snr_db=0.0)
+    with pytest.raises(ValueError, match=">= 1"):
+        mix_noise_from_bank(wave, lengths, flat, torch.tensor([8, 0, 6]), idx, bank_offsets=off, snr_db=0.0)
+    with pytest.raises(ValueError, match="index"):
+        mix_noise_from_bank(wave, lengths, flat, bl, torch.tensor([0, 3]), bank_offsets=off, snr_db=0.0)
+    with pytest.raises(ValueError, match="padded"):
+        mix_noise_from_bank(wave, lengths, torch.ones(3, 8), torch.tensor([8, 8, 8]), idx, bank_offsets=off,
+                            snr_db=0.0)
 
 
 # ---------------------------------------------------------------- CPU (njit) vs torch
@@ -187,6 +283,7 @@ def test_real_noise_numba_matches_torch(shared_data, emodb_speech):
     bank = Bank(noises, ["natural", "natural"], 16000)
     kw = dict(snr_db=torch.tensor([0.0, 10.0, 5.0]), noise_offset=torch.tensor([0, 7000, 19999]))
     args = (wave, lengths, bank.audio, bank.lengths, torch.tensor([1, 0, 1]))
+    kw["bank_offsets"] = bank.offsets
     ref, _ = mix_noise_from_bank(*args, backend="torch", **kw)
     out, _ = mix_noise_from_bank(*args, backend="numba", **kw)
     torch.testing.assert_close(out, ref, atol=1e-6, rtol=1e-6)
@@ -198,10 +295,12 @@ def test_real_noise_numba_matches_torch(shared_data, emodb_speech):
 
 @pytest.mark.parametrize("dtype,C,Cn", [(torch.float32, 1, 1), (torch.float64, 2, 1)])
 def test_cuda_kernels_match_torch(dtype, C, Cn):
-    """Both ``@cuda.jit`` passes launched with host arrays (CUDA simulator without a GPU)."""
+    """Both ``@cuda.jit`` passes launched with host arrays (CUDA simulator without a GPU), on a
+    flat store with the items out of order and NaN between them (read by per-clip start)."""
     B, T = 2, 90 // C
     wave, lengths = mixed_batch(B=B, T=T, C=C, dtype=dtype, seed=11)
     bank, bank_lengths = bank_of(N=3, Tb=30)
+    flat, offsets = ragged_of(bank, bank_lengths)
     index = torch.tensor([2, 0])
     kw = dict(snr_db=torch.tensor([0.0, 12.0], dtype=torch.float64), noise_offset=torch.tensor([40, 3]),
               span_start=torch.tensor([-5, 10]), span_length=torch.tensor([60, 20]), fade_out=torch.tensor([9, 0]))
@@ -209,11 +308,13 @@ def test_cuda_kernels_match_torch(dtype, C, Cn):
     offset, start, begin, end, fade = _placement(lengths, kw["noise_offset"], kw["span_start"], kw["span_length"],
                                                  kw["fade_out"])
     w3 = wave.reshape(B, C, T)
-    per_clip = [a.numpy() for a in (index, bank_lengths[index], offset, start, begin, end, fade)]
-    args = [w3.numpy(), lengths.numpy(), bank[:, None, :].contiguous().numpy(), *per_clip]
+    base = offsets[index]
+    per_clip = [a.numpy() for a in (base, bank_lengths[index], offset, start, begin, end, fade)]
+    args = [w3.numpy(), lengths.numpy(), flat[None].contiguous().numpy(), *per_clip]
     p_signal, p_noise = np.zeros(B), np.zeros(B)
     sm.launch_powers_cuda(*args, p_signal, p_noise)
-    cpu_p = sm.clip_powers("numba", w3, lengths, bank[:, None, :], index, bank_lengths[index], offset, start, begin,
+    assert np.isfinite(p_noise).all()  # no NaN between the items was read
+    cpu_p = sm.clip_powers("numba", w3, lengths, flat[None], base, bank_lengths[index], offset, start, begin,
                            end, fade)
     np.testing.assert_allclose(p_signal, cpu_p[0].numpy(), rtol=1e-12)
     np.testing.assert_allclose(p_noise, cpu_p[1].numpy(), rtol=1e-12)

@@ -40,7 +40,7 @@ def _full(noise, rir, insert):
 
 def _pipelines(noise, rir, insert):
     pipes = {name: build_preset(name, noise=noise, rir=rir, insert=insert) for name in
-             ("retaining", "all_noises", "seed004", "mcadams", "vtln", "mss")}
+             ("retaining", "all_noises", "seed004:pitch", "seed004:white_noise", "mcadams", "vtln", "mss")}
     pipes["full"] = _full(noise, rir, insert)
     half = Pipeline([AddNoise(noise, p=0.5), Reverb(rir, p=0.5), SpeedSegment(p=0.5), Speed(p=0.5)])  # subsets
     pipes["half"] = half
@@ -69,7 +69,7 @@ def _call(pipe, wave, lengths, seed=1):
     return out, c
 
 
-@pytest.mark.parametrize("name", ["retaining", "all_noises", "seed004", "mcadams", "vtln", "mss", "full", "half"])
+@pytest.mark.parametrize("name", ["retaining", "all_noises", "seed004:pitch", "seed004:white_noise", "mcadams", "vtln", "mss", "full", "half"])
 def test_at_most_two_syncs_per_call(name, batch, stand_in_banks):
     wave, lengths = batch
     pipe = _pipelines(*stand_in_banks)[name]

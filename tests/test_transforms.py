@@ -144,10 +144,12 @@ def test_drop_word_uses_alignments(batch):
     wave, lengths = batch
     al = torch.tensor([[[1000, 3000], [4000, 6000], [0, 0]]] * 6)
     pipe = Pipeline([DropSegments(mode="word", crossfade_ms=0)])
-    out = pipe(wave, lengths, alignments=al, seed=0)
+    out = pipe(wave, lengths, alignments=al, word_text=[["so", "so"]] * 6, seed=0)
+    assert (lengths - out.lengths).tolist() == [2000] * 6
+    out = Pipeline([DropSegments(mode="word", words="any", crossfade_ms=0)])(wave, lengths, alignments=al, seed=0)
     assert (lengths - out.lengths).tolist() == [2000] * 6
     with pytest.raises(ValueError, match="alignments"):
-        pipe(wave, lengths, seed=0)
+        pipe(wave, lengths, word_text=[["so", "so"]] * 6, seed=0)
 
 
 def test_noise_record_names_category(banks, batch):

@@ -9,17 +9,8 @@ from .errors import CommandError, UsageError
 __all__ = ["main", "CommandError", "UsageError"]
 
 
-def _policy(args) -> int:
-    from ..policy import study_rows
-
-    print(f"{'augmentation':<20}{'variant':<18}{'tag':<11}{'flip':>6}  source")
-    for r in study_rows():
-        print(f"{r.augmentation:<20}{r.variant:<18}{r.perception:<11}{r.flip_rate:6.2f}  {r.source}")
-    return 0
-
-
 def main(argv=None) -> int:
-    from . import augment, demo
+    from . import augment, demo, policy
 
     parser = argparse.ArgumentParser(prog="gpuaug", description="GPU-batched perception-aware audio augmentation")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -29,8 +20,9 @@ def main(argv=None) -> int:
     p = sub.add_parser("augment", help="augment files (or the built-in corpus) and write wavs + params.json")
     augment.add_arguments(p)
     p.set_defaults(func=augment.run)
-    p = sub.add_parser("policy", help="print the perception table")
-    p.set_defaults(func=_policy)
+    p = sub.add_parser("policy", help="print the perception rules with their sources, and the study table")
+    policy.add_arguments(p)
+    p.set_defaults(func=policy.run)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

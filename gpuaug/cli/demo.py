@@ -2,7 +2,8 @@
 
 Builds the default corpus, runs the augmenting collate over it in DataLoader workers (the
 device stage finishes batches on the GPU when there is one), and prints throughput and a
-per-augmentation summary.
+per-augmentation summary, with the realised shares of items selected (``ratio``) and
+augmented (at least one transform: lower, each transform has its own ``p``).
 """
 from __future__ import annotations
 
@@ -58,6 +59,7 @@ def run(args) -> int:
     applied, tags, actions = Counter(), Counter(), Counter()
     values: dict[str, list] = defaultdict(list)
     clips, audio_s = 0, 0.0
+    shares = Counter()  # items, selected, augmented (Batch.summary: host masks, no sync)
     start = time.perf_counter()
     for epoch in range(args.epochs):
         stage.set_epoch(epoch)
@@ -65,6 +67,8 @@ def run(args) -> int:
             clips += len(batch)
             audio_s += float(batch.lengths.sum()) / sr
             tags.update(batch.tags)
+            summary = batch.summary()
+            shares.update({k: summary[k] for k in ("items", "selected", "augmented")})
             actions.update(batch.label_action.action)
             for rec in batch.record:
                 for entry in rec:
@@ -77,6 +81,10 @@ def run(args) -> int:
     wall = time.perf_counter() - start
     print(f"\n{clips} clips ({audio_s:.0f} s of audio) in {wall:.2f} s: {clips / wall:.1f} clips/s, "
           f"{audio_s / wall:.0f}x realtime (loading + augmentation; setup {start - t0:.1f} s)")
+    items = max(shares["items"], 1)
+    print(f"selected for augmentation: {shares['selected'] / items:.1%} of {shares['items']} items "
+          f"(ratio {args.ratio}); got at least one transform: {shares['augmented'] / items:.1%} "
+          "(each transform applies to a selected clip with its own p)")
     print("perception tags:", dict(sorted(tags.items())), "  label actions:", dict(sorted(actions.items())))
     print(f"{'transform':<22}{'applied':>8}{'share':>8}")
     for name, count in sorted(applied.items()):
@@ -86,7 +94,9 @@ def run(args) -> int:
     if args.json:
         summary = {"clips": clips, "audio_s": audio_s, "seconds": wall, "clips_per_s": clips / wall,
                    "x_realtime": audio_s / wall, "tags": dict(tags), "actions": dict(actions),
-                   "applied": dict(applied), "device": str(device), "workers": args.workers}
+                   "applied": dict(applied), "device": str(device), "workers": args.workers,
+                   "ratio": args.ratio, "items": shares["items"], "selected_share": shares["selected"] / items,
+                   "augmented_share": shares["augmented"] / items}
         with open(args.json, "w") as f:
             json.dump(summary, f, indent=2)
     return 0

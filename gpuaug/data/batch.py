@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 import torch
 from torch import Tensor
 
-from .._sync import is_host, upload
+from .._sync import host_of, is_host, upload
 from ..sync_count import STAND_IN, DeviceResident
 
 from ..policy.labels import LabelAction
@@ -49,12 +49,21 @@ class Batch:
         speaker, text: per-clip lists (None entries where absent).
         words: ``(B, K, 2)`` int64 word intervals in samples at ``sample_rate`` (rows with
             ``end <= start`` unused) or None; valid for the clean audio.
-        augmented: ``(B,)`` bool, clips selected for augmentation.
+        word_text: per clip the words of its ``words`` rows (lists of str, from the items'
+            ``word_list``; ``[]`` for an item without one), or None when no item has one.
+        augmented: ``(B,)`` bool, clips *selected* for augmentation (with ``mode="append"``,
+            once augmented: the appended copies).
         is_copy: ``(B,)`` bool, augmented copies appended by ``mode="append"``.
-        params: replayable pipeline parameters of the selected clips (``{slot: {name: (n,)}}``).
+        params: replayable pipeline parameters of every clip (``{slot: {name: (B,)}}``);
+            ``apply`` is False outside the selection once augmentation ran.
         record, tags, label_action: see module docstring (filled once augmentation ran).
+        applied: ``(B,)`` bool, clips at least one transform was applied to (a subset of
+            ``augmented``: each transform applies with its own ``p``); None while pending.
         pending: True while the augmentation still has to run (device stage).
         epoch, seed: what the parameters were drawn from.
+
+    Shares (``selected_share``, ``augmented_share``, :meth:`summary`) count *items*, the rows
+    that are not appended copies, so both compare directly with the collate's ``ratio``.
     """
 
     wave: Tensor
@@ -75,9 +84,49 @@ class Batch:
     pending: bool = False
     epoch: int = 0
     seed: int = 0
+    applied: Tensor | None = None
+    word_text: list | None = None
 
     def __len__(self) -> int:
         return self.wave.shape[0]
+
+    # ---- realised shares (host masks: mirrors of uploaded masks, no sync) ------------------
+    def _items(self) -> int:
+        """Rows that are items, not appended copies."""
+        return len(self) if self.is_copy is None else len(self) - int(host_of(self.is_copy).sum())
+
+    @property
+    def selected_share(self) -> float | None:
+        """Share of the batch's items selected for augmentation, in ``[0, 1]`` (the
+        realisation of the collate's ``ratio``; with ``append``: copies / originals); None
+        without a selection (``augmented`` None)."""
+        if self.augmented is None:
+            return None
+        items = self._items()
+        return int(host_of(self.augmented).sum()) / items if items else 0.0
+
+    @property
+    def augmented_share(self) -> float | None:
+        """Share of the batch's items that got at least one transform, in ``[0, 1]``
+        (``<= selected_share``: each transform applies with its own ``p``); None while
+        pending."""
+        if self.applied is None:
+            return None
+        items = self._items()
+        return int(host_of(self.applied).sum()) / items if items else 0.0
+
+    def summary(self) -> dict:
+        """``{"clips", "items", "selected", "augmented", "selected_share", "augmented_share",
+        "tags"}``: rows, items (rows that are not copies), items selected, items that got a
+        transform (None while pending), the two shares, and the count of each tag."""
+        items = self._items()
+        selected = 0 if self.augmented is None else int(host_of(self.augmented).sum())
+        augmented = None if self.applied is None else int(host_of(self.applied).sum())
+        tags: dict[str, int] = {}
+        for t in self.tags:
+            tags[t] = tags.get(t, 0) + 1
+        return {"clips": len(self), "items": items, "selected": selected, "augmented": augmented,
+                "selected_share": self.selected_share, "augmented_share": self.augmented_share, "tags": tags}
 
     def _map(self, fn) -> "Batch":
         return replace(self, **{f.name: _move(getattr(self, f.name), fn) for f in fields(self)

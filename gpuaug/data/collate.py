@@ -14,6 +14,20 @@ draw parameters). It then augments right away on ``device`` unless that would in
 CUDA inside a DataLoader worker, in which case the batch comes back ``pending`` and the
 device stage (:class:`~gpuaug.data.device_stage.DeviceLoader` or :meth:`AugmentCollate.apply`)
 augments it in the main process. Parameters are identical either way.
+
+One pass: :meth:`AugmentCollate.apply` calls the pipeline once on the whole batch with the
+selection as its ``select=`` mask (``append``: on the batch with the selected rows duplicated
+at its end, the copies selected), and takes wave, lengths, params, records, tags and label
+actions from that one :class:`~gpuaug.transforms.pipeline.AugmentResult`; each transform
+gathers and merges exactly the clips it applies to.
+
+``ratio`` is the share of items *selected* for augmentation; each transform of the pipeline
+then applies to a selected clip with its own ``p`` (and containers pick among theirs), so the
+share of items that get at least one transform is lower (``ratio=1.0`` with
+``AddNoise(p=0.8)`` alone: 80 %). Every batch reports both, computed on host masks:
+:attr:`Batch.selected_share` and :attr:`Batch.augmented_share` (:meth:`Batch.summary`).
+Forcing at least one transform on every selected clip (a ``ratio_of="augmented"`` choice)
+is not implemented: set the transforms' ``p`` (or use ``SomeOf(min_count=1)``) for that.
 """
 from __future__ import annotations
 
@@ -25,10 +39,7 @@ import torch
 from torch import Tensor
 
 from .._sync import host_of, mirrored, take_rows
-from ..functional._batch import as_3d, restore_rank
-from ..policy.table import CLEAN, SEVERITY
 from ..random import check_seed, item_keys, stream_id, uniform
-from ..transforms.base import merge_rows
 from ..transforms.pipeline import Pipeline
 from ..audio_io import resample
 from .batch import Batch
@@ -40,8 +51,6 @@ __all__ = ["AugmentCollate", "CROP_STREAM"]
 #: The random stream of the crop starts (:meth:`AugmentCollate.crop_starts`).
 CROP_STREAM = stream_id("collate/crop")
 
-_TAG_OF_CODE = {v: k for k, v in SEVERITY.items()}
-
 
 def _in_worker() -> bool:
     return torch.utils.data.get_worker_info() is not None
@@ -52,7 +61,14 @@ class AugmentCollate:
 
     Args:
         pipeline: the :class:`~gpuaug.transforms.Pipeline` (its ``sample_rate`` is the batch rate).
-        ratio, mode, dataset_size, max_per_batch: see :class:`~gpuaug.data.selection.Selector`.
+        ratio, mode, dataset_size, subset_indices, max_per_batch: see
+            :class:`~gpuaug.data.selection.Selector`. ``ratio`` is the share of items
+            *selected*; each transform then applies with its own ``p``, so fewer clips get
+            a transform (reported per batch: :attr:`Batch.augmented_share`). For a
+            cross-validation fold (a ``Subset`` whose items carry their corpus-wide
+            ``index``) pass ``subset_indices=`` (the fold's corpus indices) instead of
+            ``dataset_size``: ``fixed_subset`` then chooses ``round(ratio * len(fold))`` of
+            the fold's own items.
         seed: run seed, an integer in ``[0, 2**63)`` (others raise); every random choice is a
             function of (seed, epoch, item index).
         device: where augmentation runs (default CPU). A CUDA device is never touched in a
@@ -77,11 +93,13 @@ class AugmentCollate:
 
     def __init__(self, pipeline: Pipeline, *, ratio: float = 1.0, mode: str = "bernoulli", seed: int = 0,
                  dataset_size: int | None = None, max_per_batch: int | None = None, device=None,
-                 mono: bool = True, default_sample_rate: int | None = None, max_seconds: float | None = None):
+                 mono: bool = True, default_sample_rate: int | None = None, max_seconds: float | None = None,
+                 subset_indices=None):
         self.pipeline = pipeline
         self.sample_rate = pipeline.sample_rate
         self.seed = check_seed(seed)  # [0, 2**63): refused, never masked
-        self.selector = Selector(ratio, mode, seed=self.seed, dataset_size=dataset_size, max_per_batch=max_per_batch)
+        self.selector = Selector(ratio, mode, seed=self.seed, dataset_size=dataset_size, max_per_batch=max_per_batch,
+                                 subset_indices=subset_indices)
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.mono = mono
         self.default_sample_rate = default_sample_rate
@@ -141,7 +159,10 @@ class AugmentCollate:
         return wave
 
     def collate(self, items: Sequence[dict]) -> Batch:
-        """CPU-only part: resample, pad, labels, selection and parameter draws (``pending`` batch)."""
+        """CPU-only part: resample, pad, labels, selection and parameter draws (``pending`` batch).
+
+        The pending batch's ``params`` hold every clip's drawn parameters (``(B,)`` per name);
+        ``augmented`` is the ``(B,)`` bool selection."""
         if len(items) == 0:
             raise ValueError("cannot collate an empty list of items")
         for pos, item in enumerate(items):
@@ -168,16 +189,18 @@ class AugmentCollate:
                     waves[i] = w[..., o : o + M]
         wave, lengths = pad_batch(waves)
         chosen = self.selector.select(index, epoch)
+        words, word_text = self._words(items, starts, lengths)
         batch = Batch(
             wave=wave, lengths=lengths, index=index, sample_rate=self.sample_rate,
             labels=self._stack(items, "label", torch.int64), dims=self._stack(items, "dims", torch.float32),
             speaker=[it.get("speaker") for it in items], text=[it.get("text") for it in items],
-            words=self._words(items, starts, lengths), augmented=chosen,
+            words=words, word_text=word_text, augmented=chosen,
             is_copy=torch.zeros(len(items), dtype=torch.bool), epoch=epoch, seed=self.seed, pending=True,
             record=record if any(record) else [],  # the crop entries; [] as before without crops
         )
-        sel = chosen.nonzero().flatten()
-        batch.params = self.pipeline.sample(int(sel.numel()), seed=self.seed, epoch=epoch, index=index[sel])
+        # every clip's parameters, drawn from (seed, epoch, index): the pipeline applies them
+        # to the selected clips only (``select=``), so they do not depend on the selection
+        batch.params = self.pipeline.sample(len(items), seed=self.seed, epoch=epoch, index=index)
         return batch
 
     def __call__(self, items: Sequence[dict]) -> Batch:
@@ -195,94 +218,120 @@ class AugmentCollate:
             raise ValueError(f"some items have {key!r} and others do not")
         return torch.stack([torch.as_tensor(v, dtype=dtype) for v in values])
 
-    def _words(self, items, starts: Tensor | None = None, lengths: Tensor | None = None) -> Tensor | None:
-        """Word intervals in samples; with a crop, shifted by its start, cut to the window and
-        the words wholly outside it dropped (the kept ones first, in order)."""
+    def _words(self, items, starts: Tensor | None = None, lengths: Tensor | None = None):
+        """``(words, word_text)``: the ``(B, K, 2)`` int64 word intervals in samples (or None)
+        and per clip the words of its rows (the items' ``word_list``; ``[]`` for an item
+        without one; None when no item has one). With a crop the intervals are shifted by
+        its start, cut to the window and the words wholly outside it dropped (the kept ones
+        first, in order), their ``word_list`` entries with them."""
         words = [it.get("words") for it in items]
         if all(w is None for w in words):
-            return None
-        rows = []
+            return None, None
+        texts = [it.get("word_list") for it in items]
+        has_text = any(t is not None for t in texts)
+        rows, kept_text = [], []
         for i, w in enumerate(words):  # per-item metadata, not audio
+            t = None if texts[i] is None else [str(x) for x in texts[i]]
             if w is None or not len(w):
                 rows.append(torch.zeros(0, 2, dtype=torch.int64))
+                kept_text.append([])
                 continue
             r = (torch.as_tensor(w, dtype=torch.float64).reshape(-1, 2) * self.sample_rate).round().long()
+            if t is not None and len(t) != r.shape[0]:
+                raise ValueError(f"item {i} (index {items[i].get('index')}): word_list has {len(t)} words for "
+                                 f"{r.shape[0]} 'words' intervals")
             if self.max_samples is not None and starts is not None:
                 r = (r - int(starts[i])).clamp(min=0, max=int(lengths[i]))
-                r = r[r[:, 1] > r[:, 0]]
+                keep = r[:, 1] > r[:, 0]
+                r = r[keep]
+                t = None if t is None else [x for x, k in zip(t, keep.tolist()) if k]
             rows.append(r)
+            kept_text.append([] if t is None else t)
         K = max(1, max(len(r) for r in rows))
         out = torch.zeros(len(items), K, 2, dtype=torch.int64)
         for i, r in enumerate(rows):
             out[i, : len(r)] = r
-        return out
+        return out, (kept_text if has_text else None)
 
     # ---- augmentation ------------------------------------------------------------------
     def apply(self, batch: Batch, records: list | None = None) -> Batch:
-        """Run the pipeline on the selected clips of a (pending) batch, on its device.
+        """Augment a pending batch on its device, in one pipeline call.
 
-        ``records`` (per selected clip, as in :attr:`Batch.record`) replays a past batch
-        instead of using ``batch.params``.
+        The pipeline runs once on the whole batch with ``select=`` the selection (host
+        mirror: no sync): parameters were drawn for every clip, each transform gathers,
+        runs on and merges back exactly the selected clips it applies to, and the batch's
+        wave, lengths, params, record (after any crop entry), tags and label action come
+        straight from that one result. With ``mode="append"`` the selected rows are
+        duplicated first (wave and lengths on the device keeping host mirrors, words,
+        labels, item indices, parameters: :meth:`_duplicate`) and the pipeline augments the
+        copies only. The items' word intervals, words (``word_list``) and speakers reach the
+        pipeline as ``alignments=``, ``word_text=`` and ``speakers=``.
+
+        ``records`` replays a past batch instead of using ``batch.params``: one record per
+        clip of the output batch (``Batch.record``: ``B`` clips, ``B + n`` with ``append``),
+        or, as before, one per selected clip (``n``), in batch order.
         """
         if not batch.pending:
             return batch
-        sel = host_of(batch.augmented).nonzero().flatten()  # the host mirror: no sync
-        n, B = int(sel.numel()), len(batch)
-        w3, was_2d = as_3d(batch.wave)
-        severity = torch.full((B,), SEVERITY[CLEAN], dtype=torch.int64)
-        delta = torch.zeros(B, 2, dtype=torch.float64)
-        record: list = [list(r) for r in batch.record] if len(batch.record) == B else [[] for _ in range(B)]
-        params = batch.params if records is None else self.pipeline.params_from_records(records)
-        wave, lengths = batch.wave, batch.lengths
-        if n:
-            dev_sel = mirrored(sel, batch.wave.device)
-            words = None if batch.words is None else host_of(batch.words)[sel]
-            out = self.pipeline(batch.wave[dev_sel], take_rows(batch.lengths, sel, dev_sel), params=params,
-                                alignments=words)
-            sub_sev, sub_delta = out.severity, out.study_delta
-            if self.selector.mode == "append":
-                return self._append(batch, out, sub_sev, sub_delta)
-            o3, _ = as_3d(out.wave)
-            w3, lengths = merge_rows(w3, batch.lengths, dev_sel, o3, out.lengths)
-            wave = restore_rank(w3, was_2d)
-            severity[sel] = sub_sev
-            delta[sel] = sub_delta
-            for j, b in enumerate(sel.tolist()):
-                record[b] = record[b] + out.record[j]  # after the crop entry, if any
-            params = out.params
-        labels = self.pipeline.label_policy.actions(severity, delta).to(wave.device)
-        return Batch(**{**batch.__dict__, "wave": wave, "lengths": lengths, "params": params, "record": record,
-                        "tags": [_TAG_OF_CODE[c] for c in severity.tolist()], "label_action": labels,
-                        "pending": False})
+        select = host_of(batch.augmented)  # the host mirror: no sync
+        base = [list(r) for r in batch.record] if len(batch.record) == len(batch) else None  # crop entries
+        params = batch.params
+        if self.selector.mode == "append":
+            batch, select, params, base = self._duplicate(batch, select, params, base)
+        if records is not None:
+            params = self.pipeline.params_from_records(self._records_per_clip(records, select))
+        speakers = batch.speaker if any(x is not None for x in batch.speaker) else None
+        out = self.pipeline(batch.wave, batch.lengths, params=params, alignments=batch.words,
+                            word_text=batch.word_text, speakers=speakers, select=select)
+        record = out.record
+        if base is not None:
+            record = [b + r for b, r in zip(base, record)]  # per-clip host metadata: crop first
+        device = batch.wave.device
+        return Batch(**{**batch.__dict__, "wave": out.wave, "lengths": out.lengths, "params": out.params,
+                        "record": record, "tags": out.tags, "label_action": out.labels.to(device),
+                        "applied": mirrored(out.applied, device), "pending": False})
 
-    def _append(self, batch: Batch, out, sub_sev, sub_delta) -> Batch:
-        """Originals (clean) followed by the augmented copies of the selected clips."""
-        B, n = len(batch), out.wave.shape[0]
-        sel = host_of(batch.augmented).nonzero().flatten()
-        T = max(batch.wave.shape[-1], out.wave.shape[-1])
-        pad = lambda w: torch.nn.functional.pad(w, (0, T - w.shape[-1]))  # noqa: E731
+    @staticmethod
+    def _records_per_clip(records: list, select: Tensor) -> list:
+        """``records`` as one record per clip of the batch (``len(select)``): given per clip,
+        or per selected clip (spread to the selected positions, the others empty)."""
+        B, sel = select.shape[0], select.nonzero().flatten().tolist()
+        if len(records) == B:
+            return list(records)
+        if len(records) == len(sel):
+            full: list = [[] for _ in range(B)]
+            for j, b in enumerate(sel):
+                full[b] = records[j]
+            return full
+        raise ValueError(f"records must have one record per clip of the batch ({B}) or per selected clip "
+                         f"({len(sel)}), got {len(records)}")
+
+    def _duplicate(self, batch: Batch, select: Tensor, params: dict, base: list | None):
+        """``append``: the batch with its selected rows copied to its end.
+
+        Returns ``(batch, select, params, base)``: ``B + n`` rows (the ``B`` originals, then
+        copies of the ``n`` selected ones in batch order); tensors of ``B`` rows are gathered
+        on their device with one index upload (``take_rows``: lengths and words keep their
+        host mirrors, no sync), lists and the host parameters likewise; ``augmented`` and
+        ``is_copy`` mark the copies, which are the new selection.
+        """
+        B = len(batch)
+        sel = select.nonzero().flatten()
         rows = torch.cat([torch.arange(B), sel])
-        severity = torch.cat([torch.full((B,), SEVERITY[CLEAN], dtype=torch.int64), sub_sev])
-        delta = torch.cat([torch.zeros(B, 2, dtype=torch.float64), sub_delta])
-        base = [list(r) for r in batch.record] if len(batch.record) == B else [[] for _ in range(B)]  # crops
-
         dev_rows = mirrored(rows, batch.wave.device)
+        rows_list = rows.tolist()
 
         def dup(v):
             if isinstance(v, Tensor) and v.dim() >= 1 and v.shape[0] == B:
-                return take_rows(v, rows, dev_rows)
+                return take_rows(v, rows, dev_rows if v.device == batch.wave.device else None)
             if isinstance(v, list) and len(v) == B:
-                return [v[i] for i in rows.tolist()]
+                return [v[i] for i in rows_list]
             return v
 
-        fields_ = {k: dup(v) for k, v in batch.__dict__.items()}
-        copies = mirrored(torch.cat([torch.zeros(B, dtype=torch.bool), torch.ones(n, dtype=torch.bool)]),
-                          batch.wave.device)  # on the batch's device, host copy kept (no sync)
-        fields_.update(
-            wave=torch.cat([pad(batch.wave), pad(out.wave)]), lengths=torch.cat([batch.lengths, out.lengths]),
-            augmented=copies, is_copy=copies,
-            params=out.params, record=base + [base[b] + r for b, r in zip(sel.tolist(), out.record)],
-            tags=[_TAG_OF_CODE[c] for c in severity.tolist()],
-            label_action=self.pipeline.label_policy.actions(severity, delta).to(batch.wave.device), pending=False,
-        )
-        return Batch(**fields_)
+        fields_ = {k: dup(v) for k, v in batch.__dict__.items() if k != "params"}
+        copies_host = torch.cat([torch.zeros(B, dtype=torch.bool), torch.ones(sel.numel(), dtype=torch.bool)])
+        copies = mirrored(copies_host, batch.wave.device)  # on the batch's device, host copy kept (no sync)
+        fields_.update(augmented=copies, is_copy=copies)
+        params = {slot: {k: v[rows] for k, v in own.items()} for slot, own in params.items()}
+        base = None if base is None else [base[i] for i in rows_list]
+        return Batch(**fields_, params=params), copies_host, params, base

@@ -15,10 +15,11 @@ from .pitch import factor_to_semitones, pitch_shift
 from .resample import resample, warp
 from .reverb import reverb, synthetic_rir
 from .speed import speed, speed_segment
+from .tempo import tempo_segment
 from .vtln import vtln
 
 __all__ = [
     "drop_segments", "fade", "gain", "insert_clip", "burg_lpc", "mcadams", "modulation_smoothing",
     "mix_noise", "mix_noise_from_bank", "valid_power", "white_noise", "factor_to_semitones", "pitch_shift", "resample", "warp",
-    "reverb", "synthetic_rir", "speed", "speed_segment", "vtln",
+    "reverb", "synthetic_rir", "speed", "speed_segment", "tempo_segment", "vtln",
 ]

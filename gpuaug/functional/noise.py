@@ -13,8 +13,9 @@ undefined (all-silent signal, empty span, silent noise) passes through unchanged
 
 :func:`mix_noise` and :func:`mix_noise_from_bank` dispatch on ``backend`` (op name
 ``"mix_noise"``, see :mod:`gpuaug.backend`); the kernels (:mod:`gpuaug.kernels.snr_mix`) make
-one pass for the per-clip powers and one mixing pass, reading the noise straight from the
-(bank) rows by index, and agree with the torch path within float rounding.
+one pass for the per-clip powers and one mixing pass, reading the noise straight from a flat
+noise store by per-clip start (a ragged bank's concatenated items, or the rows of a noise
+batch), and agree with the torch path within float rounding.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from torch import Tensor
 
 from gpuaug._sync import check_later, host_of, upload
 from gpuaug.backend import resolve
+from gpuaug.banks import gather_ragged
 from gpuaug.functional._batch import (
     as_3d,
     check_finite_output,
@@ -102,24 +104,26 @@ def _placement(lengths: Tensor, noise_offset, span_start, span_length, fade_out)
     return tuple(upload([offset, start, begin, torch.maximum(end, begin), fade], lengths.device))
 
 
-def _mix_kernel(name: str, w: Tensor, lengths: Tensor, bank: Tensor, rows: Tensor, row_lengths: Tensor,
+def _mix_kernel(name: str, w: Tensor, lengths: Tensor, noise: Tensor, base: Tensor, row_lengths: Tensor,
                 snr: Tensor, placement) -> Tensor:
-    """The two kernel passes (powers, then mixing) of clip ``b`` with noise ``bank[rows[b]]``.
+    """The two kernel passes (powers, then mixing) of clip ``b`` with the noise
+    ``noise[:, base[b] : base[b] + row_lengths[b]]``.
 
-    ``w``: checked ``(B, C, T)``; ``bank``: ``(N, Cn, Tb)`` on ``w``'s device; ``rows`` /
-    ``row_lengths``: ``(B,)`` bank row and its valid length per clip.
+    ``w``: checked ``(B, C, T)``; ``noise``: ``(Cn, S)`` flat noise store on ``w``'s device
+    (``Cn`` 1 or ``C``); ``base`` / ``row_lengths``: ``(B,)`` int64 on ``w``'s device, first
+    sample and valid length of each clip's noise in it.
     """
     from gpuaug.kernels.snr_mix import clip_powers, mix
 
     if w.numel() == 0:
         return w.clone()
     offset, start, begin, end, fade = placement
-    span = (rows, row_lengths, offset, start, begin, end, fade)
-    p_signal, p_noise = clip_powers(name, w, lengths, bank, *span)
+    span = (base, row_lengths, offset, start, begin, end, fade)
+    p_signal, p_noise = clip_powers(name, w, lengths, noise, *span)
     check_later(torch.isfinite(p_noise), lambda ok: "noise contains NaN or Inf samples in the span of clip(s) "
                 f"{(~ok).nonzero().flatten().tolist()}")
     gain, ok = _snr_gain(p_signal, p_noise, snr)
-    out = mix(name, w, lengths, bank, *span, gain, ok)
+    out = mix(name, w, lengths, noise, *span, gain, ok)
     _check_mixed(out, "mix_noise", snr)
     return out
 
@@ -189,9 +193,11 @@ def mix_noise(
     snr = per_clip(snr_db, B, name="snr_db", device=dev, dtype=torch.float64)
     placement = _placement(lengths, noise_offset, span_start, span_length, fade_out)
     name = resolve("mix_noise", dev, backend)
-    if name != "torch":
-        rows = torch.arange(B, device=dev)
-        return restore_rank(_mix_kernel(name, w, lengths, n, rows, noise_lengths, snr, placement), was_2d), lengths
+    if name != "torch":  # rows of the noise batch as one flat (Cn, B * Tn) store (a view for mono noise)
+        Cn, Tn = n.shape[1], n.shape[2]
+        flat = n.transpose(0, 1).reshape(Cn, B * Tn)
+        base = torch.arange(B, device=dev) * Tn
+        return restore_rank(_mix_kernel(name, w, lengths, flat, base, noise_lengths, snr, placement), was_2d), lengths
     return _mix_torch(w, was_2d, lengths, n.to(torch.float64), noise_lengths, snr, placement)
 
 
@@ -227,6 +233,7 @@ def mix_noise_from_bank(
     bank_lengths: Tensor,
     index: Tensor,
     *,
+    bank_offsets: Tensor | None = None,
     snr_db,
     noise_offset=0,
     span_start=0,
@@ -234,20 +241,32 @@ def mix_noise_from_bank(
     fade_out=0,
     backend: str | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """:func:`mix_noise` with clip ``b``'s noise being the mono bank row ``index[b]``.
+    """:func:`mix_noise` with clip ``b``'s noise being the mono bank item ``index[b]``.
 
-    Same semantics as ``mix_noise(wave, lengths, bank_audio[index], bank_lengths[index],
-    ...)`` (mono noise added to every channel). The torch backend gathers the rows (the
-    reference); the kernels read the bank directly, without a gathered ``(B, Tn)`` copy.
+    The bank is either ragged (what :class:`~gpuaug.banks.Bank` holds): a flat ``(S,)``
+    tensor in which item ``r`` is ``bank_audio[bank_offsets[r] : bank_offsets[r] +
+    bank_lengths[r]]``, or padded: ``(N, Tb)`` rows, item ``r`` being
+    ``bank_audio[r, :bank_lengths[r]]``. Same semantics as ``mix_noise(wave, lengths,
+    items[index], bank_lengths[index], ...)`` for ``items`` those items zero-padded (mono
+    noise added to every channel). The torch backend gathers the items (the reference); the
+    kernels read the bank in place from the per-clip starts ``bank_offsets[index]``, without
+    a gathered ``(B, Tn)`` copy.
 
     Args:
         wave: ``(B, T)`` or ``(B, C, T)`` float waveform.
         lengths: ``(B,)`` valid samples per clip.
-        bank_audio: ``(N, Tb)`` float zero-padded mono noises on ``wave``'s device (any float
-            dtype; read as float64). Rows must be finite (as :class:`~gpuaug.banks.Bank`
-            guarantees): only the samples a clip reads are checked, by the kernels.
-        bank_lengths: ``(N,)`` valid samples per row, in ``[1, Tb]`` (any device).
-        index: ``(B,)`` integer bank row per clip, in ``[0, N)``.
+        bank_audio: float mono noises on ``wave``'s device (any float dtype; read as float64):
+            flat ``(S,)`` (ragged, with ``bank_offsets``) or ``(N, Tb)`` (padded rows). Items
+            must be finite (as :class:`~gpuaug.banks.Bank` guarantees): only the samples a clip
+            reads are checked, by the kernels.
+        bank_lengths: ``(N,)`` valid samples per item, ``>= 1`` (and ``<= Tb`` when padded;
+            any device, read on the host).
+        index: ``(B,)`` integer bank item per clip, in ``[0, N)``.
+        bank_offsets: flat bank only: ``(N,)`` integer first sample of each item in
+            ``bank_audio`` (host; :attr:`Bank.offsets <gpuaug.banks.Bank.offsets>`), with
+            ``bank_offsets + bank_lengths <= S``. ``None`` for a flat bank means the items are
+            packed in order (``bank_offsets = cumsum(bank_lengths) - bank_lengths``, ``S ==
+            sum(bank_lengths)``). Must be ``None`` for a padded bank.
         snr_db, noise_offset, span_start, span_length, fade_out: as :func:`mix_noise`.
         backend: ``"auto"`` | ``"torch"`` | ``"numba"`` | ``"cupy"`` or None (op ``"mix_noise"``).
 
@@ -255,43 +274,71 @@ def mix_noise_from_bank(
         returns ``wave`` with the input's shape, dtype and device and ``lengths`` unchanged.
 
     Raises:
-        ValueError: bad bank shapes or lengths, ``index`` out of range, bank on another
+        ValueError: bad bank shapes, lengths or offsets, ``index`` out of range, bank on another
             device, plus everything :func:`mix_noise` raises.
-        TypeError: non-float bank or non-integer ``index`` / ``bank_lengths``.
+        TypeError: non-float bank or non-integer ``index`` / ``bank_lengths`` / ``bank_offsets``.
     """
     lengths = check_wave(wave, lengths)
     w, was_2d = as_3d(wave)
     B, dev = w.shape[0], w.device
-    if not isinstance(bank_audio, Tensor) or not bank_audio.is_floating_point() or bank_audio.dim() != 2:
-        raise TypeError("bank_audio must be a floating (N, Tb) torch.Tensor")
+    if not isinstance(bank_audio, Tensor) or not bank_audio.is_floating_point() or bank_audio.dim() not in (1, 2):
+        raise TypeError("bank_audio must be a floating flat (S,) or padded (N, Tb) torch.Tensor")
     if bank_audio.device != dev:
         raise ValueError(f"bank_audio is on {bank_audio.device}, wave on {dev}: move the bank once")
-    N, Tb = bank_audio.shape
-    # Bank lengths and indices are checked on the host (a Bank keeps its lengths there).
-    bank_lengths = host_of(bank_lengths) if isinstance(bank_lengths, Tensor) else torch.as_tensor(bank_lengths)
-    index = host_of(index) if isinstance(index, Tensor) else torch.as_tensor(index)
-    for nm, v, size in (("bank_lengths", bank_lengths, N), ("index", index, B)):
+    padded = bank_audio.dim() == 2
+    if padded and bank_offsets is not None:
+        raise ValueError("bank_offsets is for a flat (S,) bank; a padded (N, Tb) bank has its items at its rows")
+    S = bank_audio.numel()
+    # Bank lengths, offsets and indices are checked on the host (a Bank keeps them there).
+    bank_lengths = _host_ints(bank_lengths)
+    N = bank_audio.shape[0] if padded else bank_lengths.shape[0]
+    index = _host_ints(index)
+    offsets = None if bank_offsets is None else _host_ints(bank_offsets)
+    for nm, v, size in (("bank_lengths", bank_lengths, N), ("index", index, B), ("bank_offsets", offsets, N)):
+        if v is None:
+            continue
         if v.is_floating_point() or v.dtype == torch.bool or v.is_complex():
             raise TypeError(f"{nm} must be an integer tensor, got dtype {v.dtype}")
         if v.shape != (size,):
             raise ValueError(f"{nm} must have shape ({size},), got {tuple(v.shape)}")
     bank_lengths, index = bank_lengths.to(torch.int64), index.to(torch.int64)
-    if N and bool(((bank_lengths < 1) | (bank_lengths > Tb)).any()):
-        raise ValueError(f"bank_lengths must lie in [1, Tb={Tb}], got {bank_lengths.tolist()}")
+    if padded:
+        Tb = bank_audio.shape[1]
+        if N and bool(((bank_lengths < 1) | (bank_lengths > Tb)).any()):
+            raise ValueError(f"bank_lengths must lie in [1, Tb={Tb}], got {bank_lengths.tolist()}")
+        offsets = torch.arange(N, dtype=torch.int64) * Tb  # the rows of the row-major store
+        flat = bank_audio.reshape(1, S)
+    else:
+        if N and bool((bank_lengths < 1).any()):
+            raise ValueError(f"bank_lengths must be >= 1, got {bank_lengths.tolist()}")
+        if offsets is None:
+            if int(bank_lengths.sum()) != S:
+                raise ValueError(f"a flat bank without bank_offsets holds its items packed: sum(bank_lengths) = "
+                                 f"{int(bank_lengths.sum())} != {S} samples of bank_audio")
+            offsets = torch.cumsum(bank_lengths, 0) - bank_lengths
+        offsets = offsets.to(torch.int64)
+        if N and bool(((offsets < 0) | (offsets + bank_lengths > S)).any()):
+            raise ValueError(f"bank items must lie inside the flat bank of {S} samples: bank_offsets "
+                             f"{offsets.tolist()}, bank_lengths {bank_lengths.tolist()}")
+        flat = bank_audio[None, :]
     if B and bool(((index < 0) | (index >= N)).any()):
         raise ValueError(f"index must lie in [0, N={N}), got {index.tolist()}")
     name = resolve("mix_noise", dev, backend)
     host_rows = bank_lengths[index]
-    index, row_lengths = upload([index, host_rows], dev)
-    if name == "torch":
+    base, row_lengths = upload([offsets[index], host_rows], dev)
+    if name == "torch":  # the reference: the picked items zero-padded, then mix_noise
         t_noise = int(host_rows.max()) if B else 1
-        return mix_noise(wave, lengths, bank_audio[index, :t_noise], row_lengths, snr_db=snr_db,
-                         noise_offset=noise_offset, span_start=span_start, span_length=span_length,
-                         fade_out=fade_out, backend="torch")
+        noise = gather_ragged(flat[0], base, row_lengths, t_noise)
+        return mix_noise(wave, lengths, noise, row_lengths, snr_db=snr_db, noise_offset=noise_offset,
+                         span_start=span_start, span_length=span_length, fade_out=fade_out, backend="torch")
     snr = per_clip(snr_db, B, name="snr_db", device=dev, dtype=torch.float64)
     placement = _placement(lengths, noise_offset, span_start, span_length, fade_out)
-    bank = bank_audio[:, None, :]
-    return restore_rank(_mix_kernel(name, w, lengths, bank, index, row_lengths, snr, placement), was_2d), lengths
+    return restore_rank(_mix_kernel(name, w, lengths, flat, base, row_lengths, snr, placement), was_2d), lengths
+
+
+def _host_ints(v) -> Tensor:
+    """``v`` (a tensor on any device, or a sequence) as a host tensor (a mirror: no sync)."""
+    return host_of(v) if isinstance(v, Tensor) else torch.as_tensor(v)
 
 
 def white_noise(wave: Tensor, lengths: Tensor, *, seed, sigma=None, snr_db=None) -> tuple[Tensor, Tensor]:

@@ -1,8 +1,8 @@
 """The perception table: what the human-perception study says about each augmentation.
 
 One row per (augmentation, variant) of ``perception_study.csv`` (shipped as package data,
-source in ``SOURCE.md``), plus the families the study did not cover, which are tagged
-``unverified``. Every perception decision in gpuaug is read from this table.
+source in ``SOURCE.md``). The decisions (which clip gets which tag) are the rules of
+:mod:`gpuaug.policy.rules`, which point at these rows for flip rates and deltas.
 """
 from __future__ import annotations
 
@@ -21,18 +21,18 @@ SEVERITY = {CLEAN: 0, RETAINING: 1, UNVERIFIED: 2, ALTERING: 3}
 
 __all__ = [
     "RETAINING", "ALTERING", "UNVERIFIED", "CLEAN", "SEVERITY",
-    "StudyRow", "study_rows", "lookup", "worst", "UNVERIFIED_FAMILIES",
+    "StudyRow", "study_rows", "lookup", "DELTA_DISPUTES", "disputed_rows",
 ]
 
-#: Augmentations outside the study (seed 003 attacks, seed 004 perturbations, extras).
-UNVERIFIED_FAMILIES = {
-    "mcadams": "seed003 attack (McAdams alpha 0.75-1.25); not in the perception study",
-    "vtln": "seed003 attack (VTLN alpha -0.2..0.2); not in the perception study",
-    "modulation_smoothing": "seed003 attack (MSS alpha 0.05-0.3); not in the perception study",
-    "pitch_small": "seed004 perturbation (+-1 semitone); not in the perception study",
-    "white_noise": "seed004 perturbation (sigma 0.1); not in the perception study",
-    "gain": "level change; loudness is an arousal cue; not in the perception study",
-    "env_noise_other": "noise category or SNR outside the study's conditions",
+#: Where the seeds disagree on the direction of a row's deltas. ``perception_study.csv`` carries
+#: seed 001 8.1's numbers; :class:`~gpuaug.policy.labels.LabelPolicy` masks clips whose
+#: relabelling would rest on a disputed row unless told to use seed 001's reading.
+DELTA_DISPUTES = {
+    ("cry", ""): "seed 000 5.2 says crying raises activation; seed 001 8.1 gives -.43",
+    ("speed_utterance", "1.25x"): "seed 000 5.2 says faster speech raises activation; seed 001 8.1 puts the "
+                                  "speed deltas on valence (the table's signs were lost in extraction)",
+    ("speed_utterance", "0.75x"): "seed 001 8.1 puts the speed deltas on valence; the table gives both axes "
+                                  "(signs lost in extraction, prose says decreases)",
 }
 
 
@@ -87,10 +87,6 @@ def lookup(augmentation: str, variant: str = "") -> StudyRow:
     raise KeyError(f"no perception-study row for ({augmentation!r}, {variant!r}); known: {known}")
 
 
-def worst(tags) -> str:
-    """The most severe of several tags (``clean`` for none)."""
-    out = CLEAN
-    for t in tags:
-        if SEVERITY[t] > SEVERITY[out]:
-            out = t
-    return out
+def disputed_rows() -> set[tuple[str, str]]:
+    """``(augmentation, variant)`` of the rows in :data:`DELTA_DISPUTES`."""
+    return set(DELTA_DISPUTES)

@@ -20,8 +20,10 @@ from torch import Tensor
 
 from .._sync import host_of, mirrored, read_later, take_rows
 from ..backend import BACKENDS, resolve
-from ..policy.table import CLEAN, SEVERITY
+from ..policy.evaluate import Cat, evaluate, possible
+from ..policy.rules import Interval
 from ..random import stream_id, uniform
+from .space import Choice, Limit, Space, Uniform, annotate_space, declare, describe_space, draw_space
 
 __all__ = ["Context", "Transform", "Draw", "merge_rows"]
 
@@ -37,15 +39,23 @@ class Context:
         sample_rate: Hz of the batch.
         alignments: optional ``(B, K, 2)`` int64 word intervals ``[start, end)`` in samples
             (rows with ``end <= start`` unused), for word dropping; kept on the host.
+        word_text: optional per clip the ``K`` words of ``alignments`` (lists of str).
+        speakers: optional per clip its speaker (str or None), for same-speaker inserts.
     """
 
     sample_rate: int
     alignments: Tensor | None = None
+    word_text: list | None = None
+    speakers: list | None = None
 
     def subset(self, index: Tensor) -> "Context":
         """The context of the clips ``index`` (per-clip fields sliced)."""
-        al = None if self.alignments is None else self.alignments[host_of(index).to(self.alignments.device)]
-        return Context(self.sample_rate, alignments=al)
+        host = host_of(index)
+        al = None if self.alignments is None else self.alignments[host.to(self.alignments.device)]
+        rows = host.tolist()
+        words = None if self.word_text is None else [self.word_text[i] for i in rows]
+        speakers = None if self.speakers is None else [self.speakers[i] for i in rows]
+        return Context(self.sample_rate, alignments=al, word_text=words, speakers=speakers)
 
 
 def merge_rows(wave: Tensor, lengths: Tensor, index: Tensor, sub: Tensor, sub_lengths: Tensor):
@@ -80,19 +90,25 @@ class Transform:
     """Base of every augmentation and container.
 
     Subclasses (leaves) define:
-        name: short id used in records and the perception table.
+        name: short id used in records and the perception rules.
         changes_length: whether the op can change clip lengths.
-        draw_params(draw, batch) -> dict of (B,) tensors (without "apply").
+        LIMITS: ``{parameter: Limit}``, what each declared parameter may take at all; the
+            constructor builds ``self.space`` (what is drawn) with :meth:`declare`, which
+            checks the arguments against ``LIMITS`` (see :mod:`gpuaug.transforms.space`).
+        draw_params(draw, batch) -> dict of (B,) tensors (without "apply"); by default the
+            draws of ``self.space``; subclasses add their uniforms for bank picks, offsets...
         apply(wave (n, C, T), lengths (n,), params (n,), ctx) -> (wave, lengths, resolved)
-        perception(params) -> ((B,) severity codes, (B, 2) valence/activation deltas, NaN
-            where the study gives none) for clips where the transform is applied.
-        possible_tags() -> set of tags the configured parameter ranges can produce.
+        policy_view(params) / policy_space(): the values the perception rules
+            (:mod:`gpuaug.policy.rules`) read, per clip and as declared ranges; by default the
+            declared parameters, subclasses add resolved ones (a noise item's category).
     """
 
     name: ClassVar[str] = "transform"
     changes_length: ClassVar[bool] = False
     #: The op name in :mod:`gpuaug.backend` for transforms whose op has kernels (else None).
     kernel_op: ClassVar[str | None] = None
+    #: What each declared parameter may take (validation of the constructor's arguments).
+    LIMITS: ClassVar[dict[str, Limit]] = {}
 
     def __init__(self, p: float = 1.0, backend: str | None = None):
         if not 0.0 <= float(p) <= 1.0:
@@ -103,6 +119,18 @@ class Transform:
         self.p = float(p)
         self.backend = backend
         self.slot = self.name
+        self.space: Space = {}
+
+    def declare(self, name: str, **kwargs) -> None:
+        """Declare the draw of parameter ``name`` (see :func:`gpuaug.transforms.space.declare`)."""
+        self.space[name] = declare(type(self).__name__, self.LIMITS, name, **kwargs)
+
+    def option(self, name: str, value, args: str | None = None):
+        """Check a non-drawn categorical option against ``LIMITS[name].names``; returns it."""
+        names = self.LIMITS[name].names
+        if value not in names:
+            raise ValueError(f"{type(self).__name__}: {args or name}={value!r} is not one of {names}")
+        return value
 
     def backend_for(self, device) -> str:
         """The backend that runs this transform's op on ``device`` (see :func:`gpuaug.backend.resolve`)."""
@@ -129,7 +157,7 @@ class Transform:
         return {self.slot: params}
 
     def draw_params(self, draw: Draw, batch: int) -> dict[str, Tensor]:
-        return {}
+        return draw_space(self.space, draw, batch)
 
     # ---- application -----------------------------------------------------------------
     def run(self, wave: Tensor, lengths: Tensor, params: dict, ctx: Context, active: Tensor):
@@ -173,48 +201,50 @@ class Transform:
         raise NotImplementedError
 
     # ---- perception ------------------------------------------------------------------
-    def perception(self, params: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        raise NotImplementedError
+    def policy_view(self, params: dict[str, Tensor]) -> dict:
+        """Per clip, the values the perception rules read: ``{name: (B,) float64 | Cat}``.
+        Default: every declared parameter (categorical ones as :class:`~gpuaug.policy.evaluate.Cat`)."""
+        view = {}
+        for name, d in self.space.items():
+            if isinstance(d, Choice) and d.names is not None:
+                view[name] = Cat(params[name].long(), self.LIMITS[name].names)
+            else:
+                view[name] = params[name]
+        return view
+
+    def policy_space(self) -> dict:
+        """The declared ranges as the rules read them: ``{name: Interval | numbers | names}``."""
+        out = {}
+        for name, d in self.space.items():
+            if isinstance(d, Uniform):
+                out[name] = Interval(d.lo, d.hi)
+            elif isinstance(d, Choice) and d.names is not None:
+                out[name] = tuple(d.names)
+            else:
+                out[name] = tuple(d.values)
+        return out
+
+    def rules(self, params: dict[str, Tensor]) -> Tensor:
+        """``(B,)`` int64: the rule of :data:`~gpuaug.policy.rules.RULES` each clip meets."""
+        return evaluate(self.name, self.policy_view(params), params["apply"].shape[0])
 
     def possible_tags(self) -> set[str]:
-        raise NotImplementedError
+        """The tags the declared ranges can produce (the same rules, on representative values)."""
+        return possible(self.name, self.policy_space())
 
     def annotate(self, entry: dict) -> dict:
-        """Add readable fields (strings, e.g. a noise category name) to one clip's record."""
-        return entry
+        """Add readable fields (names of categorical values, e.g. a noise category) to a record entry."""
+        return annotate_space(self.space, self.LIMITS, entry)
 
     def describe(self) -> str:
-        return f"{type(self).__name__}(p={self.p})"
+        inner = describe_space(self.space)
+        return f"{type(self).__name__}({inner + ', ' if inner else ''}p={self.p})"
 
     def __repr__(self) -> str:
         return self.describe()
-
-
-def severity(tag: str, batch: int) -> Tensor:
-    """``(B,)`` int64 tensor filled with the severity code of ``tag``."""
-    return torch.full((batch,), SEVERITY[tag], dtype=torch.int64)
-
-
-def no_delta(batch: int) -> Tensor:
-    """``(B, 2)`` deltas of zero (the transform does not move the label)."""
-    return torch.zeros(batch, 2, dtype=torch.float64)
-
-
-def draw_range(draw: Draw, name: str, lo: float, hi: float) -> Tensor:
-    """Uniform values in ``[lo, hi]`` from the stream ``name`` (float64, ``(B,)``)."""
-    return lo + (hi - lo) * draw(name)
-
-
-def draw_choice(draw: Draw, name: str, values) -> Tensor:
-    """A uniformly chosen element of ``values`` per clip (float64, ``(B,)``)."""
-    v = torch.as_tensor(values, dtype=torch.float64)
-    i = torch.clamp((draw(name) * v.numel()).long(), max=v.numel() - 1)
-    return v[i]
 
 
 def draw_index(draw: Draw, name: str, n: int) -> Tensor:
     """A uniform integer in ``[0, n)`` per clip (int64)."""
     return torch.clamp((draw(name) * n).long(), max=max(n - 1, 0))
 
-
-CLEAN_CODE = SEVERITY[CLEAN]

@@ -3,91 +3,79 @@ from __future__ import annotations
 
 import torch
 
-from ..functional.fade import fade
+from ..functional.fade import FADE_SHAPES, fade
 from ..functional.gain import gain
-from ..policy.table import RETAINING, UNVERIFIED
-from .base import Draw, Transform, draw_index, draw_range, no_delta, severity
+from ..policy.evaluate import Cat
+from .base import Transform
+from .space import Limit
 
-__all__ = ["Gain", "Fade", "STUDY_FADE_RATE_PER_S"]
+__all__ = ["Gain", "Fade", "STUDY_FADE_RATE_PER_S", "FADE_DIRECTIONS"]
 
 #: Seeds 000/001 fades: loudness changes by 2 % per second.
 STUDY_FADE_RATE_PER_S = 0.02
+#: Fade directions; the parameter ``direction`` is the index (0 = in, 1 = out).
+FADE_DIRECTIONS = ("in", "out")
 
 
 class Gain(Transform):
     """Per-clip gain in dB. Perception: ``unverified`` (loudness is an arousal cue).
 
-    Args: ``min_gain_db``/``max_gain_db`` (uniform); ``backend`` of the op (op ``"gain"``, see
-    :mod:`gpuaug.backend`; recorded).
+    Args: ``min_gain_db``/``max_gain_db`` (uniform, within +-60 dB); ``backend`` of the op
+    (op ``"gain"``, see :mod:`gpuaug.backend`; recorded).
     """
 
     name = "gain"
     kernel_op = "gain"
+    LIMITS = {"gain_db": Limit(-60.0, 60.0, "dB")}
 
     def __init__(self, *, min_gain_db: float = -6.0, max_gain_db: float = 6.0, p: float = 1.0,
                  backend: str | None = None):
         super().__init__(p, backend)
-        if min_gain_db > max_gain_db:
-            raise ValueError(f"Gain: min_gain_db {min_gain_db} > max_gain_db {max_gain_db}")
-        self.range = (float(min_gain_db), float(max_gain_db))
-
-    def draw_params(self, draw: Draw, batch: int):
-        return {"gain_db": draw_range(draw, "gain_db", *self.range)}
+        self.declare("gain_db", lo=min_gain_db, hi=max_gain_db, args="(min_gain_db, max_gain_db)")
 
     def apply(self, wave, lengths, params, ctx):
         out, out_len = gain(wave, lengths, gain_db=params["gain_db"], backend=self.backend_for(wave.device))
         return out, out_len, {}
-
-    def perception(self, params):
-        B = params["gain_db"].shape[0]
-        return severity(UNVERIFIED, B), no_delta(B)
-
-    def possible_tags(self):
-        return {UNVERIFIED}
 
 
 class Fade(Transform):
     """Fade in or out over the clip at ``rate_per_s`` (fraction of level per second).
 
     Args:
-        rate_per_s: seeds' 0.02 (2 % per second).
-        directions: subset of ``("in", "out")``, one chosen per clip.
+        rate_per_s: seeds' 0.02 (2 % per second), in [0, 1].
+        directions: subset of :data:`FADE_DIRECTIONS`, one chosen per clip (recorded as the
+            index ``direction`` and ``direction_name``).
         shape: ``linear`` | ``exponential``.
         backend: backend of the op (op ``"fade"``, see :mod:`gpuaug.backend`; recorded).
-    Perception: ``retaining`` at rates up to the study's 2 %/s, else ``unverified``.
+    Perception (rules ``fade``): ``retaining`` for linear fades at rates up to the study's
+    2 %/s, else ``unverified``.
     """
 
     name = "fade"
     kernel_op = "fade"
+    LIMITS = {"rate_per_s": Limit(0.0, 1.0, "1/s", "fraction of the level lost or gained per second"),
+              "direction": Limit(names=FADE_DIRECTIONS), "shape": Limit(names=FADE_SHAPES)}
 
-    def __init__(self, *, rate_per_s: float = STUDY_FADE_RATE_PER_S, directions=("in", "out"),
+    def __init__(self, *, rate_per_s: float = STUDY_FADE_RATE_PER_S, directions=FADE_DIRECTIONS,
                  shape: str = "linear", p: float = 1.0, backend: str | None = None):
         super().__init__(p, backend)
-        if not 0 <= rate_per_s <= 1:
-            raise ValueError(f"Fade: rate_per_s must be in [0, 1], got {rate_per_s}")
-        bad = [d for d in directions if d not in ("in", "out")]
-        if bad or not directions:
-            raise ValueError(f"Fade: directions must be a non-empty subset of ('in', 'out'), got {directions}")
-        self.rate_per_s, self.directions, self.shape = float(rate_per_s), tuple(directions), shape
-
-    def draw_params(self, draw: Draw, batch: int):
-        sign = torch.tensor([1 if d == "in" else -1 for d in self.directions])
-        return {"rate_per_s": torch.full((batch,), self.rate_per_s, dtype=torch.float64),
-                "direction": sign[draw_index(draw, "direction", len(self.directions))]}
+        self.declare("rate_per_s", value=rate_per_s)
+        self.declare("direction", choices=directions, args="directions")
+        self.shape = self.option("shape", shape)
+        self.directions = tuple(self.space["direction"].names)
 
     def apply(self, wave, lengths, params, ctx):
+        sign = 1 - 2 * params["direction"]  # in -> +1, out -> -1
         out, out_len = fade(wave, lengths, sample_rate=ctx.sample_rate, rate_per_s=params["rate_per_s"],
-                            direction=params["direction"], shape=self.shape, backend=self.backend_for(wave.device))
+                            direction=sign, shape=self.shape, backend=self.backend_for(wave.device))
         return out, out_len, {}
 
-    def perception(self, params):
-        B = params["rate_per_s"].shape[0]
-        retain = params["rate_per_s"] <= STUDY_FADE_RATE_PER_S + 1e-12
-        return torch.where(retain, severity(RETAINING, B), severity(UNVERIFIED, B)), no_delta(B)
+    def policy_view(self, params):
+        B = params["apply"].shape[0]
+        return {**super().policy_view(params), "shape": Cat(torch.full((B,), FADE_SHAPES.index(self.shape)), FADE_SHAPES)}
 
-    def possible_tags(self):
-        return {RETAINING} if self.rate_per_s <= STUDY_FADE_RATE_PER_S + 1e-12 else {UNVERIFIED}
+    def policy_space(self):
+        return {**super().policy_space(), "shape": (self.shape,)}
 
-    def annotate(self, entry):
-        entry["direction_name"] = "in" if entry["direction"] > 0 else "out"
-        return entry
+    def describe(self):
+        return super().describe().replace("(", f"(shape={self.shape}, ", 1)

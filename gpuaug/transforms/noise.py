@@ -1,28 +1,33 @@
 """Noise transforms: environmental noise from a bank at a per-clip SNR, and white noise."""
 from __future__ import annotations
 
+import re
+
 import torch
 
 from .._sync import host_of
 from ..banks import Bank
 from ..functional.noise import mix_noise_from_bank, valid_power, white_noise
-from ..policy.table import RETAINING, UNVERIFIED
-from .base import Draw, Transform, draw_choice, draw_index, draw_range, no_delta, severity
+from ..policy.evaluate import Cat
+from ..policy.rules import STUDY_NOISE, VOCAL_BURST_PATTERN
+from .base import Draw, Transform
+from .space import Limit
 
-__all__ = ["AddNoise", "WhiteNoise", "PLACEMENTS", "SPAN_FRACTIONS", "STUDY_NOISE_CATEGORIES"]
+__all__ = ["AddNoise", "WhiteNoise", "PLACEMENTS", "SPAN_FRACTIONS", "STUDY_NOISE_CATEGORIES", "is_vocal_burst"]
 
 #: Where the noise sits in the clip (seeds 000/001: "St" = start fading out, "Co" = continuous).
 PLACEMENTS = ("continuous", "start", "span")
 #: Fraction of the clip the noise covers for the seeds' short / medium / complete lengths.
 SPAN_FRACTIONS = {"short": 0.25, "medium": 0.5, "complete": 1.0}
 #: Categories measured in the perception study ("domestic" is ESC-50's interior/domestic).
-STUDY_NOISE_CATEGORIES = ("natural", "human", "interior", "domestic")
-#: Lowest SNR of the study's conditions (20 / 10 / 0 dB).
-STUDY_MIN_SNR_DB = 0.0
+STUDY_NOISE_CATEGORIES = tuple(STUDY_NOISE)
+_BURST = re.compile(VOCAL_BURST_PATTERN)
 
 
-def _snr_draw(draw: Draw, lo: float, hi: float, choices) -> torch.Tensor:
-    return draw_choice(draw, "snr_db", choices) if choices is not None else draw_range(draw, "snr_db", lo, hi)
+def is_vocal_burst(name: str) -> bool:
+    """Whether a bank item's name marks an emotional vocal burst (a token such as ``laugh``,
+    ``crying``, ``sobbing``: :data:`~gpuaug.policy.rules.VOCAL_BURST_PATTERN`)."""
+    return any(_BURST.match(tok) for tok in re.split(r"[^a-z0-9]+", name.lower()) if tok)
 
 
 class AddNoise(Transform):
@@ -40,11 +45,18 @@ class AddNoise(Transform):
         backend: backend of the mix (``"auto"`` | ``"torch"`` | ``"numba"`` | ``"cupy"`` or
             None, see :mod:`gpuaug.backend`); the record's ``backend`` /
             ``backend_name`` say which one ran.
-    Perception: ``retaining`` for the study's categories at SNR >= 0 dB, else ``unverified``.
+    Perception (rules ``add_noise`` of :mod:`gpuaug.policy.rules`): ``retaining`` for the
+    study's categories (natural, human, interior = domestic) at the start (covering the clip)
+    or continuous at SNR >= 0 dB; ``unverified`` for other categories, the ``span`` placement,
+    start noise over 25 % / 50 %, SNR below 0 dB, and files whose name marks an emotional vocal
+    burst (:func:`is_vocal_burst`: laughter, crying, ... in a "human" folder), tagged per file.
     """
 
     name = "add_noise"
     kernel_op = "mix_noise"
+    LIMITS = {"snr_db": Limit(-40.0, 80.0, "dB", "signal-to-noise ratio over valid samples"),
+              "placement": Limit(names=PLACEMENTS),
+              "span_fraction": Limit(0.0, 1.0, "of the clip", lo_open=True)}
 
     def __init__(self, bank: Bank, *, categories=None, min_snr_db: float = 0.0, max_snr_db: float = 20.0,
                  snr_db_choices=None, placements=("continuous",), span_lengths=("complete",), p: float = 1.0,
@@ -52,39 +64,37 @@ class AddNoise(Transform):
         super().__init__(p, backend)
         self.bank = bank
         self.categories = bank._category_list(categories)
-        if snr_db_choices is None and not min_snr_db <= max_snr_db:
-            raise ValueError(f"AddNoise: min_snr_db {min_snr_db} > max_snr_db {max_snr_db}")
-        self.min_snr_db, self.max_snr_db = float(min_snr_db), float(max_snr_db)
-        self.snr_db_choices = None if snr_db_choices is None else tuple(float(s) for s in snr_db_choices)
-        self.placements = tuple(placements)
-        self.span_lengths = tuple(span_lengths)
-        for pl in self.placements:
-            if pl not in PLACEMENTS:
-                raise ValueError(f"AddNoise: unknown placement {pl!r}; choose from {PLACEMENTS}")
-        for s in self.span_lengths:
-            if s not in SPAN_FRACTIONS:
-                raise ValueError(f"AddNoise: unknown span length {s!r}; choose from {tuple(SPAN_FRACTIONS)}")
+        if snr_db_choices is None:
+            self.declare("snr_db", lo=min_snr_db, hi=max_snr_db, args="(min_snr_db, max_snr_db)")
+        else:
+            self.declare("snr_db", choices=snr_db_choices, args="snr_db_choices")
+        self.declare("placement", choices=tuple(placements), args="placements")
+        spans = (span_lengths,) if isinstance(span_lengths, str) else tuple(span_lengths)
+        bad = [x for x in spans if x not in SPAN_FRACTIONS]
+        if bad or not spans:
+            raise ValueError(f"AddNoise: span_lengths={spans!r} must be a non-empty subset of {tuple(SPAN_FRACTIONS)}")
+        self.declare("span_fraction", choices=[SPAN_FRACTIONS[x] for x in spans], stream="span", args="span_lengths")
+        self.placements, self.span_lengths = tuple(self.space["placement"].names), spans
+        #: Per bank item, its category for the perception rules: ``vocal_burst`` for bursts.
+        self._policy_names = tuple(sorted(set(bank.category_names) | {"vocal_burst"}))
+        self._policy_category = torch.tensor([
+            self._policy_names.index("vocal_burst" if is_vocal_burst(n) else bank.category_names[c])
+            for n, c in zip(bank.names, bank.category_ids.tolist())])
 
     def draw_params(self, draw: Draw, batch: int):
-        return {
-            "snr_db": _snr_draw(draw, self.min_snr_db, self.max_snr_db, self.snr_db_choices),
-            "u_category": draw("category"), "u_item": draw("item"), "u_offset": draw("offset"),
-            "placement": torch.tensor([PLACEMENTS.index(p) for p in self.placements])[
-                draw_index(draw, "placement", len(self.placements))],
-            "span_fraction": draw_choice(draw, "span", [SPAN_FRACTIONS[s] for s in self.span_lengths]),
-            "u_span_start": draw("span_start"),
-        }
+        return {**super().draw_params(draw, batch), "u_category": draw("category"), "u_item": draw("item"),
+                "u_offset": draw("offset"), "u_span_start": draw("span_start")}
 
     def apply(self, wave, lengths, params, ctx):
         # Replay resolves the recorded item by identity (content hash), never by index or draw.
         index = self.bank.choose(params, "noise_id", self.categories, what="noise")
         dev = wave.device
         backend = self.backend_for(dev)
-        if self.bank.audio.device == dev:  # the kernels read the bank rows in place
-            audio, bank_lengths, rows = self.bank.audio, self.bank.lengths, index
-        else:  # bank elsewhere: move only the picked rows
+        if self.bank.audio.device == dev:  # the kernels read the flat (ragged) bank in place
+            audio, bank_lengths, rows, offsets = self.bank.audio, self.bank.lengths, index, self.bank.offsets
+        else:  # bank elsewhere: move only the picked rows (padded)
             audio, bank_lengths = self.bank.gather(index, dev)
-            rows = torch.arange(index.shape[0])
+            rows, offsets = torch.arange(index.shape[0]), None
         # Placement from host values (parameters, lengths' mirror, bank lengths): no sync.
         L = host_of(lengths)
         noise_lengths = self.bank.lengths[index]
@@ -96,39 +106,33 @@ class AddNoise(Transform):
         silent = valid_power(wave, lengths) == 0  # device-only: read back at the end of the call
         out, out_len = mix_noise_from_bank(wave, lengths, audio, bank_lengths, rows, snr_db=params["snr_db"],
                                            noise_offset=offset, span_start=start, span_length=covered,
-                                           fade_out=fade_out, backend=backend)
+                                           fade_out=fade_out, bank_offsets=offsets, backend=backend)
         resolved = {"noise_index": index, "noise_id": self.bank.item_keys[index],
                     "noise_category": self.bank.category_ids[index], "noise_offset": offset,
                     "span_start": start, "span_length": covered, "fade_out": fade_out, "silent_passthrough": silent}
         return out, out_len, resolved
 
-    def _study_category(self, ids: torch.Tensor) -> torch.Tensor:
-        ok = torch.tensor([n in STUDY_NOISE_CATEGORIES for n in self.bank.category_names])
-        return ok[ids]
+    def policy_view(self, params):
+        view = super().policy_view(params)
+        index = params.get("noise_index", torch.zeros(params["apply"].shape[0], dtype=torch.int64))
+        view["category"] = Cat(self._policy_category[index], self._policy_names)
+        return view
 
-    def perception(self, params):
-        B = params["apply"].shape[0]
-        ids = params.get("noise_category", torch.zeros(B, dtype=torch.int64))
-        retain = self._study_category(ids) & (params["snr_db"] >= STUDY_MIN_SNR_DB)
-        return torch.where(retain, severity(RETAINING, B), severity(UNVERIFIED, B)), no_delta(B)
-
-    def possible_tags(self):
-        lo = min(self.snr_db_choices) if self.snr_db_choices is not None else self.min_snr_db
-        study = all(c in STUDY_NOISE_CATEGORIES for c in self.categories)
-        return {RETAINING} if study and lo >= STUDY_MIN_SNR_DB else {RETAINING, UNVERIFIED}
+    def policy_space(self):
+        ids = [self.bank.category_names.index(c) for c in self.categories]
+        held = self._policy_category[torch.isin(self.bank.category_ids, torch.tensor(ids))]
+        return {**super().policy_space(), "category": tuple(self._policy_names[i] for i in sorted(set(held.tolist())))}
 
     def annotate(self, entry):
         entry["noise_category_name"] = self.bank.category_names[int(entry["noise_category"])]
         entry["noise_name"] = self.bank.names[int(entry["noise_index"])]
         entry["noise_sha1"] = self.bank.hashes[int(entry["noise_index"])]
         entry["noise_bank"] = self.bank.fingerprint
-        entry["placement_name"] = PLACEMENTS[int(entry["placement"])]
-        return entry
+        return super().annotate(entry)
 
     def describe(self):
-        snr = self.snr_db_choices or (self.min_snr_db, self.max_snr_db)
-        return (f"AddNoise(source={self.bank.describe()}, categories={self.categories}, snr_db={snr}, "
-                f"placements={self.placements}, p={self.p})")
+        return (f"AddNoise(source={self.bank.describe()}, categories={self.categories}, "
+                f"{super().describe().split('(', 1)[1]}")
 
     def check_record(self, entry: dict) -> None:
         """Raise :class:`~gpuaug.banks.MissingBankItem` naming the recorded noise unless
@@ -139,23 +143,23 @@ class AddNoise(Transform):
 class WhiteNoise(Transform):
     """Gaussian white noise at a per-clip SNR (dB), or with absolute ``sigma`` (seed 004: 0.1).
 
-    Perception: ``unverified`` (not in the study).
+    Perception: ``unverified`` (not in the study; rule ``white_noise``).
     """
 
     name = "white_noise"
+    LIMITS = {"snr_db": Limit(-40.0, 80.0, "dB", "signal-to-noise ratio over valid samples"),
+              "sigma": Limit(0.0, 10.0, "linear", "standard deviation of the noise")}
 
     def __init__(self, *, min_snr_db: float = 10.0, max_snr_db: float = 30.0, sigma: float | None = None,
                  p: float = 1.0):
         super().__init__(p)
-        if sigma is not None and sigma < 0:
-            raise ValueError(f"WhiteNoise: sigma must be >= 0, got {sigma}")
-        self.min_snr_db, self.max_snr_db, self.sigma = float(min_snr_db), float(max_snr_db), sigma
+        if sigma is not None:
+            self.declare("sigma", value=sigma)
+        else:
+            self.declare("snr_db", lo=min_snr_db, hi=max_snr_db, args="(min_snr_db, max_snr_db)")
 
     def draw_params(self, draw: Draw, batch: int):
-        seed = (draw("seed") * 2.0**53).long()
-        if self.sigma is not None:
-            return {"sigma": torch.full((batch,), float(self.sigma), dtype=torch.float64), "noise_seed": seed}
-        return {"snr_db": draw_range(draw, "snr_db", self.min_snr_db, self.max_snr_db), "noise_seed": seed}
+        return {**super().draw_params(draw, batch), "noise_seed": (draw("seed") * 2.0**53).long()}
 
     def apply(self, wave, lengths, params, ctx):
         if "sigma" in params:
@@ -163,10 +167,3 @@ class WhiteNoise(Transform):
         else:
             out, out_len = white_noise(wave, lengths, seed=params["noise_seed"], snr_db=params["snr_db"])
         return out, out_len, {}
-
-    def perception(self, params):
-        B = params["apply"].shape[0]
-        return severity(UNVERIFIED, B), no_delta(B)
-
-    def possible_tags(self):
-        return {UNVERIFIED}

@@ -20,8 +20,10 @@ from .._sync import deferred_reads, host_of, mirrored, read_later
 from ..backend import BACKENDS
 from ..functional._batch import as_3d, check_wave, finite_checked, restore_rank
 from ..functional.level import OUTPUT_LEVELS, check_output_level, output_level
+from ..policy.evaluate import rule_of
 from ..policy.labels import LabelAction, LabelPolicy
-from ..policy.table import ALTERING, CLEAN, RETAINING, SEVERITY
+from ..policy.perception import NOT_APPLIED, Perception, combine
+from ..policy.table import CLEAN, RETAINING, SEVERITY
 from ..random import item_keys
 from .base import Context, Transform
 from .containers import Compose
@@ -52,11 +54,18 @@ class AugmentResult:
         labels: the label handling decided by the pipeline's :class:`LabelPolicy`.
         leaves: ``{slot: leaf transform}`` (names and readable annotations of the record).
         severity: ``(B,)`` int64 severity codes behind ``tags``.
-        study_delta: ``(B, 2)`` float64 summed study deltas of the altering transforms applied.
+        study_delta: ``(B, 2)`` float64 summed study deltas of the altering transforms applied
+            (seed 001's reading; see :attr:`perception` for the flip-rate weighted ones).
         output_level: ``{"policy", "level", "applied", "gain", "peak"}``: the pipeline's
             output-level policy and level, and per clip (``(B,)`` host tensors) whether any
             transform was applied, the gain the policy applied (1 where none) and the clip's
             peak before it (``None`` for ``"keep"``, which measures nothing).
+        perception: the rules each leaf met per clip and their combination
+            (:class:`~gpuaug.policy.perception.Perception`); each record entry names its rule
+            (``rule``), ``tag`` and ``evidence``.
+        selected: ``(B,)`` bool host mask of the clips the call was allowed to augment (its
+            ``select=``; ``None``: every clip). Clips outside it are returned bit for bit,
+            ``clean``, with ``apply`` False in every slot of ``params`` and an empty record.
     """
 
     wave: Tensor
@@ -68,6 +77,17 @@ class AugmentResult:
     severity: Tensor
     study_delta: Tensor
     output_level: dict | None = None
+    selected: Tensor | None = None
+    perception: Perception | None = None
+
+    @property
+    def applied(self) -> Tensor:
+        """``(B,)`` bool host mask: clips at least one transform (leaf) was applied to. A
+        selected clip can stay unaugmented: each transform applies with its own ``p``."""
+        out = torch.zeros(self.lengths.shape[0], dtype=torch.bool)
+        for slot in self.leaves:
+            out |= self.params[slot]["apply"]
+        return out
 
     @property
     def record(self) -> list[list[dict]]:
@@ -77,11 +97,18 @@ class AugmentResult:
         for slot, leaf in self.leaves.items():
             p = self.params[slot]
             cols = {k: v.tolist() for k, v in p.items() if k != "apply"}
+            rules = None if self.perception is None else self.perception.rules.get(slot)
             for b in p["apply"].nonzero().flatten().tolist():
                 entry = {"transform": leaf.name, "slot": slot, **{k: c[b] for k, c in cols.items()}}
                 if "backend" in entry:
                     entry["backend_name"] = BACKENDS[int(entry["backend"])]
-                out[b].append(leaf.annotate(entry))
+                entry = leaf.annotate(entry)
+                if rules is not None:  # the perception rule the clip met (gpuaug.policy.rules)
+                    rule = rule_of(int(rules[b]))
+                    entry["tag"] = rule.tag if rule is not None else "unverified"
+                    entry["rule"] = rule.id if rule is not None else f"{leaf.name}: no rule (not rated)"
+                    entry["evidence"] = rule.evidence if rule is not None else "not rated"
+                out[b].append(entry)
         lvl = self.output_level
         if lvl is not None and lvl["policy"] != "keep":  # "keep" does and measures nothing: no entry
             peak = None if lvl["peak"] is None else lvl["peak"].tolist()
@@ -141,7 +168,7 @@ class Pipeline:
         self.require = require
         if require not in (None, RETAINING):
             raise ValueError(f"require must be None or 'retaining', got {require!r}")
-        if require == RETAINING:
+        if require == RETAINING:  # the rules of gpuaug.policy.rules on every leaf's declared ranges
             bad = []
             for leaf in root.leaves():
                 extra = leaf.possible_tags() - {RETAINING, CLEAN}
@@ -165,29 +192,67 @@ class Pipeline:
         return self.root.sample(item_keys(seed, epoch, idx))
 
     def __call__(self, wave: Tensor, lengths: Tensor | None = None, *, seed: int = 0, epoch: int = 0,
-                 index=None, params: dict | None = None, alignments: Tensor | None = None) -> AugmentResult:
-        """Augment a batch. See the module docstring; ``params`` replays a previous result."""
+                 index=None, params: dict | None = None, alignments: Tensor | None = None,
+                 word_text: list | None = None, speakers: list | None = None, select=None) -> AugmentResult:
+        """Augment a batch. See the module docstring; ``params`` replays a previous result.
+
+        Args:
+            wave: ``(B, T)`` or ``(B, C, T)`` float audio at ``sample_rate``, zero padded.
+            lengths: ``(B,)`` int valid samples (default: ``T`` for every clip).
+            seed, epoch, index: what the parameters are drawn from (``index``: ``(B,)`` item
+                indices, default ``arange(B)``); ignored with ``params``.
+            params: replay these parameters (an :attr:`AugmentResult.params` of ``B`` clips).
+            alignments: ``(B, K, 2)`` int64 word intervals in samples (word dropping).
+            word_text: per clip the ``K`` words of ``alignments`` (lists of str), or None.
+            speakers: per clip its speaker (str or None), or None (same-speaker inserts).
+            select: ``(B,)`` bool mask of the clips to augment, on the host (a device mask
+                with a host mirror, :func:`gpuaug._sync.mirrored`, costs nothing; one without
+                costs a sync), or ``None`` for every clip. Parameters are drawn (or replayed)
+                for every clip as usual, so a clip's parameters do not depend on which others
+                are selected; outside the selection ``apply`` is set False, so each transform
+                gathers, runs on and merges back exactly the selected clips it applies to, and
+                the other clips come back bit for bit (``clean``, empty record). With no clip
+                selected nothing is read, changed or scanned for NaN / Inf (no sync).
+        """
         if lengths is None:
             lengths = torch.full((wave.shape[0],), wave.shape[-1], dtype=torch.int64)
-        lengths = check_wave(wave, lengths)
+        if select is not None:  # a (B,) bool host tensor
+            select = host_of(select) if isinstance(select, Tensor) else torch.as_tensor(select)  # mirror: no sync
+            if select.dtype != torch.bool:
+                raise TypeError(f"select must be a (B,) bool mask, got dtype {select.dtype}")
+            if isinstance(wave, Tensor) and select.shape != (wave.shape[0],):
+                raise ValueError(f"select must have shape (B,) = ({wave.shape[0]},), got {tuple(select.shape)}")
+        idle = select is not None and not bool(select.any())  # host mask: no sync
+        if idle:
+            with finite_checked():  # nothing will be read: shapes and lengths only, no scan
+                lengths = check_wave(wave, lengths)
+        else:
+            lengths = check_wave(wave, lengths)
         B = wave.shape[0]
         if params is not None:
             self.check_params(params, B)
         params = copy.deepcopy(params) if params is not None else self.sample(B, seed=seed, epoch=epoch, index=index)
         w3, was_2d = as_3d(wave)
-        ctx = Context(self.sample_rate, alignments=None if alignments is None else host_of(alignments))
-        active = torch.ones(B, dtype=torch.bool)  # masks, parameters and lengths live on the host
+        for name, per_clip in (("word_text", word_text), ("speakers", speakers)):
+            if per_clip is not None and len(per_clip) != B:
+                raise ValueError(f"{name} must have one entry per clip ({B}), got {len(per_clip)}")
+        ctx = Context(self.sample_rate, alignments=None if alignments is None else host_of(alignments),
+                      word_text=None if word_text is None else list(word_text),
+                      speakers=None if speakers is None else list(speakers))
+        # masks, parameters and lengths live on the host; the selection is the root's active mask
+        active = torch.ones(B, dtype=torch.bool) if select is None else select.clone()
         with finite_checked(), deferred_reads() as deferred:  # checked above; finite stays finite
             w3, lengths = self.root.run(w3, lengths, params, ctx, active)
             w3, level = self._output_level(w3, params, B)
             deferred.flush()  # the call's last sync: deferred checks and device-only record values
-        severity, delta = self.perception(params, B)
+        perception = self.perception(params, B)
+        severity, delta = perception.severity, perception.delta
         return AugmentResult(
             wave=restore_rank(w3, was_2d), lengths=lengths, params=params,
             tags=[_TAG_OF_CODE[c] for c in severity.tolist()],
-            labels=self.label_policy.actions(severity, delta),
+            labels=self.label_policy.actions(perception),
             leaves={leaf.slot: leaf for leaf in self.leaves}, severity=severity, study_delta=delta,
-            output_level=level,
+            output_level=level, selected=select, perception=perception,
         )
 
     def _output_level(self, w3: Tensor, params: dict, batch: int) -> tuple[Tensor, dict]:
@@ -236,20 +301,18 @@ class Pipeline:
                 got = "no 'apply' flags" if not isinstance(apply, Tensor) else f"'apply' of shape {tuple(apply.shape)}"
                 raise ValueError(f"params[{slot!r}] has {got}, expected a ({batch},) tensor for this batch of {batch}")
 
-    def perception(self, params: dict, batch: int) -> tuple[Tensor, Tensor]:
-        """Per clip: worst severity code over applied leaves, summed study deltas of altering ones."""
-        severity = torch.full((batch,), SEVERITY[CLEAN], dtype=torch.int64)
-        delta = torch.zeros(batch, 2, dtype=torch.float64)
+    def perception(self, params: dict, batch: int) -> Perception:
+        """Per clip, the rule each applied leaf met (:mod:`gpuaug.policy.rules`) and their
+        combination: worst tag, summed deltas of the altering ones (host tensors)."""
+        rules = {}
         for leaf in self.leaves:
             p = params[leaf.slot]
             applied = p["apply"]
-            if not bool(applied.any()):
-                continue
-            codes, d = leaf.perception(p)
-            codes = torch.where(applied, codes, SEVERITY[CLEAN])
-            severity = torch.maximum(severity, codes)
-            delta = delta + torch.where((applied & (codes == SEVERITY[ALTERING]))[:, None], d, 0.0)
-        return severity, delta
+            idx = torch.full((batch,), NOT_APPLIED, dtype=torch.int64)
+            if bool(applied.any()):
+                idx = torch.where(applied, leaf.rules(p), NOT_APPLIED)
+            rules[leaf.slot] = idx
+        return combine(rules, batch)
 
     def describe(self) -> str:
         return self.root.describe()

@@ -1,14 +1,20 @@
 """Reverberation: a measured RIR from a bank, or a synthetic one per clip."""
 from __future__ import annotations
 
+import torch
+
 from .._sync import upload
 from ..banks import Bank
 from ..functional._batch import as_3d
 from ..functional.reverb import reverb, synthetic_rir
-from ..policy.table import RETAINING
-from .base import Draw, Transform, draw_range, no_delta, severity
+from ..policy.evaluate import Cat
+from .base import Draw, Transform
+from .space import Limit, describe_space
 
-__all__ = ["Reverb"]
+__all__ = ["Reverb", "REVERB_SOURCES"]
+
+#: Where a :class:`Reverb`'s impulse responses come from.
+REVERB_SOURCES = ("bank", "synthetic")
 
 
 class Reverb(Transform):
@@ -19,11 +25,17 @@ class Reverb(Transform):
             ``rt60_s`` (s), ``drr_db`` (direct-to-reverberant ratio, dB) and ``predelay_s``.
         categories: bank categories to draw from.
         normalize: ``energy`` (default; keeps the clip's energy) | ``peak`` | ``none``.
-    Perception: ``retaining`` (seed 001 Table 2, "Reverb"); note the seeds' deployment
-    advice that reverberant test audio stays hard.
+    Perception (rules ``reverb``): ``retaining`` (seed 001 Table 2, "Reverb"); the seeds
+    varied pysndfx reverberance and room size, so measured RIRs and the synthetic rooms'
+    RT60 0.2-0.8 s / DRR 0-10 dB are gpuaug's choices, from no paper. Note the seeds'
+    deployment advice that reverberant test audio stays hard.
     """
 
     name = "reverb"
+    LIMITS = {"rt60_s": Limit(0.0, 10.0, "s", "reverberation time", lo_open=True),
+              "drr_db": Limit(-30.0, 40.0, "dB", "direct-to-reverberant ratio"),
+              "predelay_s": Limit(0.0, 0.5, "s", "delay of the reverberant tail"),
+              "normalize": Limit(names=("energy", "peak", "none"))}
 
     def __init__(self, bank: Bank | None = None, *, categories=None, min_rt60_s: float = 0.2,
                  max_rt60_s: float = 0.8, min_drr_db: float = 0.0, max_drr_db: float = 10.0,
@@ -32,21 +44,18 @@ class Reverb(Transform):
         super().__init__(p)
         self.bank = bank
         self.categories = bank._category_list(categories) if bank is not None else None
-        if not 0 < min_rt60_s <= max_rt60_s:
-            raise ValueError(f"Reverb: need 0 < min_rt60_s <= max_rt60_s, got {min_rt60_s}, {max_rt60_s}")
-        if not 0 <= min_predelay_s <= max_predelay_s:
-            raise ValueError(f"Reverb: need 0 <= min_predelay_s <= max_predelay_s, got {min_predelay_s}, {max_predelay_s}")
-        self.rt60 = (float(min_rt60_s), float(max_rt60_s))
-        self.drr = (float(min_drr_db), float(max_drr_db))
-        self.predelay = (float(min_predelay_s), float(max_predelay_s))
-        self.normalize = normalize
+        self.normalize = self.option("normalize", normalize)
+        self.source = "bank" if bank is not None else "synthetic"
+        if bank is None:  # the synthetic rooms' parameters are drawn; a bank's RIRs are picked
+            self.declare("rt60_s", lo=min_rt60_s, hi=max_rt60_s, stream="rt60", args="(min_rt60_s, max_rt60_s)")
+            self.declare("drr_db", lo=min_drr_db, hi=max_drr_db, stream="drr", args="(min_drr_db, max_drr_db)")
+            self.declare("predelay_s", lo=min_predelay_s, hi=max_predelay_s, stream="predelay",
+                         args="(min_predelay_s, max_predelay_s)")
 
     def draw_params(self, draw: Draw, batch: int):
         if self.bank is not None:
             return {"u_category": draw("category"), "u_item": draw("item")}
-        return {"rt60_s": draw_range(draw, "rt60", *self.rt60), "drr_db": draw_range(draw, "drr", *self.drr),
-                "predelay_s": draw_range(draw, "predelay", *self.predelay),
-                "rir_seed": (draw("seed") * 2.0**53).long()}
+        return {**super().draw_params(draw, batch), "rir_seed": (draw("seed") * 2.0**53).long()}
 
     def apply(self, wave, lengths, params, ctx):
         if self.bank is not None:
@@ -65,19 +74,20 @@ class Reverb(Transform):
                               direct=direct)
         return out, out_len, resolved
 
-    def perception(self, params):
+    def policy_view(self, params):
         B = params["apply"].shape[0]
-        return severity(RETAINING, B), no_delta(B)
+        return {**super().policy_view(params),
+                "source": Cat(torch.full((B,), REVERB_SOURCES.index(self.source)), REVERB_SOURCES)}
 
-    def possible_tags(self):
-        return {RETAINING}
+    def policy_space(self):
+        return {**super().policy_space(), "source": (self.source,)}
 
     def annotate(self, entry):
         if self.bank is not None:
             entry["rir_name"] = self.bank.names[int(entry["rir_index"])]
             entry["rir_sha1"] = self.bank.hashes[int(entry["rir_index"])]
             entry["rir_bank"] = self.bank.fingerprint
-        return entry
+        return super().annotate(entry)
 
     def check_record(self, entry: dict) -> None:
         """Raise :class:`~gpuaug.banks.MissingBankItem` naming the recorded RIR unless the
@@ -91,6 +101,5 @@ class Reverb(Transform):
 
     def describe(self):
         if self.bank is None:
-            return (f"Reverb(source=synthetic rooms (rt60_s={self.rt60}, drr_db={self.drr}, "
-                    f"predelay_s={self.predelay}), p={self.p})")
+            return f"Reverb(source=synthetic rooms ({describe_space(self.space)}), p={self.p})"
         return f"Reverb(source={self.bank.describe()}, categories={self.categories}, p={self.p})"

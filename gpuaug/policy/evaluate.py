@@ -1,0 +1,166 @@
+"""Evaluating the perception rules (:mod:`gpuaug.policy.rules`): per clip and on declared ranges.
+
+:func:`evaluate` decides each clip from its policy values; :func:`possible` decides a
+transform's declared ranges by calling :func:`evaluate` on a finite set of representative
+values: every rule condition is an interval or a set of names, so the rules are constant on
+each cell between consecutive interval ends; the ends, the midpoints between them, each
+choice and each name visit every cell, and the set of tags found is exact.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Union
+
+import torch
+from torch import Tensor
+
+from .rules import RULES, Interval, Rule
+from .table import ALTERING, SEVERITY, UNVERIFIED, lookup
+
+__all__ = ["Cat", "Value", "evaluate", "possible", "possible_rules", "NO_RULE", "rule_of", "TOLERANCE"]
+
+#: Absolute tolerance of interval ends (so 12*log2(1.25) semitones or a 1.25 factor computed
+#: in float64 match the rated point).
+TOLERANCE = 1e-9
+#: Rule index of clips no rule matched (``unverified``, not rated).
+NO_RULE = -1
+
+
+@dataclass(frozen=True)
+class Cat:
+    """A categorical policy value: ``(B,)`` int64 ``codes`` into ``names``."""
+
+    codes: Tensor
+    names: tuple[str, ...]
+
+
+Value = Union[Tensor, Cat]
+
+
+def _in(cond, v: Value, batch: int) -> Tensor:
+    if isinstance(cond, Interval):
+        if isinstance(v, Cat):
+            return torch.zeros(batch, dtype=torch.bool)
+        x = v.to(torch.float64)
+        lo = x > cond.lo + TOLERANCE if cond.lo_open else x >= cond.lo - TOLERANCE
+        hi = x < cond.hi - TOLERANCE if cond.hi_open else x <= cond.hi + TOLERANCE
+        return lo & hi
+    if not isinstance(v, Cat):
+        return torch.zeros(batch, dtype=torch.bool)
+    ok = torch.tensor([n in cond for n in v.names] + [False], dtype=torch.bool)
+    return ok[v.codes.clamp(0, len(v.names))]
+
+
+def _matches(rule: Rule, view: dict[str, Value], batch: int) -> Tensor:
+    m = torch.ones(batch, dtype=torch.bool)
+    for name, cond in rule.when.items():
+        if name not in view:  # the transform has no such value: the rule cannot match
+            return torch.zeros(batch, dtype=torch.bool)
+        m &= _in(cond, view[name], batch)
+    return m
+
+
+def evaluate(transform: str, view: dict[str, Value], batch: int) -> Tensor:
+    """``(B,)`` int64 index into :data:`RULES` of the first rule matching each clip of
+    ``transform`` (:data:`NO_RULE` where none does). Loops over rules, not clips."""
+    out = torch.full((batch,), NO_RULE, dtype=torch.int64)
+    for i, rule in enumerate(RULES):
+        if rule.transform != transform:
+            continue
+        undecided = out == NO_RULE
+        if not bool(undecided.any()):
+            break
+        out = torch.where(undecided & _matches(rule, view, batch), i, out)
+    return out
+
+
+def rule_of(index: int) -> Rule | None:
+    return None if index == NO_RULE else RULES[index]
+
+
+def _points(values, transform: str, name: str) -> list:
+    """Representative values of one declared dimension (see the module docstring)."""
+    if isinstance(values, tuple) and values and isinstance(values[0], str):
+        return list(values)
+    if isinstance(values, Interval):  # a uniform range: its ends, the rules' ends inside, midpoints
+        lo, hi = values.lo, values.hi
+        ends = {lo, hi}
+        for rule in RULES:
+            c = rule.when.get(name) if rule.transform == transform else None
+            if isinstance(c, Interval):
+                ends |= {e for e in (c.lo, c.hi) if math.isfinite(e) and lo < e < hi}
+        ends = sorted(ends)
+        return ends + [(a + b) / 2 for a, b in zip(ends, ends[1:])]
+    return [float(v) for v in values]
+
+
+def possible_rules(transform: str, space: dict) -> set[int]:
+    """Indices of the rules (or :data:`NO_RULE`) some clip drawn from ``space`` can meet.
+
+    ``space``: ``{value name: Interval (uniform range) | tuple of numbers (choices) |
+    tuple of names (categorical)}``, as :meth:`Transform.policy_space` declares it.
+    """
+    names = list(space)
+    grids = [_points(space[n], transform, n) for n in names]
+    combos = list(itertools.product(*grids)) or [()]
+    B = len(combos)
+    view: dict[str, Value] = {}
+    for j, n in enumerate(names):
+        col = [c[j] for c in combos]
+        if grids[j] and isinstance(grids[j][0], str):
+            domain = tuple(dict.fromkeys(grids[j]))
+            view[n] = Cat(torch.tensor([domain.index(v) for v in col], dtype=torch.int64), domain)
+        else:
+            view[n] = torch.tensor(col, dtype=torch.float64)
+    return set(evaluate(transform, view, B).tolist())
+
+
+def possible(transform: str, space: dict) -> set[str]:
+    """The tags some clip drawn from ``space`` can get (see :func:`possible_rules`)."""
+    return {UNVERIFIED if i == NO_RULE else RULES[i].tag for i in possible_rules(transform, space)}
+
+
+@dataclass(frozen=True)
+class RuleColumns:
+    """Per-rule lookup columns (index ``len(RULES)`` is :data:`NO_RULE`)."""
+
+    severity: Tensor        # (R+1,) int64
+    delta: Tensor           # (R+1, 2) float64 valence / activation (seed 001 reading), NaN = none
+    flip_rate: Tensor       # (R+1,) float64, NaN = no row
+    unrated_altering: Tensor  # (R+1,) bool: unverified variant of an altering family
+    disputed: Tensor        # (R+1,) bool: the seeds disagree on the row's delta direction
+
+
+def _columns() -> RuleColumns:
+    from .table import disputed_rows
+
+    sev, delta, flip, unrated, disp = [], [], [], [], []
+    for rule in (*RULES, None):
+        tag = UNVERIFIED if rule is None else rule.tag
+        sev.append(SEVERITY[tag])
+        row = None if rule is None or rule.row is None else lookup(*rule.row)
+        has = row is not None and row.delta_valence is not None
+        delta.append([row.delta_valence, row.delta_activation] if has else [math.nan, math.nan])
+        flip.append(row.flip_rate if row is not None else math.nan)
+        unrated.append(rule is not None and tag == UNVERIFIED and rule.family == ALTERING)
+        disp.append(rule is not None and rule.row in disputed_rows())
+    return RuleColumns(torch.tensor(sev), torch.tensor(delta, dtype=torch.float64),
+                       torch.tensor(flip, dtype=torch.float64), torch.tensor(unrated), torch.tensor(disp))
+
+
+_COLUMNS: RuleColumns | None = None
+
+
+def columns() -> RuleColumns:
+    """The lookup columns of :data:`RULES` (built once)."""
+    global _COLUMNS
+    if _COLUMNS is None:
+        _COLUMNS = _columns()
+    return _COLUMNS
+
+
+def column_index(rule_index: Tensor) -> Tensor:
+    """Rule indices as rows of :func:`columns` (:data:`NO_RULE` -> the last row)."""
+    return torch.where(rule_index == NO_RULE, len(RULES), rule_index)
