@@ -24,7 +24,18 @@ the peer then does less work than gpuaug on that pipeline.
 
 Timing: warm-up excluded, median of --repeats, each repeat = --batches-per-repeat batches
 (one DataLoader epoch for the loader rows), ``torch.cuda.synchronize`` around GPU timings,
-the same clips for every row, ratios from the same run.
+the same clips for every row, ratios from the same run. Repeats are interleaved: every row
+(library x pipeline x batch shape) is set up and warmed up first, then each round times one
+repeat of every row in turn (--interleave all; ``shape``: rounds over the rows of one batch
+shape at a time, fewer live DataLoader workers; ``none``: each row's repeats back to back), so
+a burst of load from other programs hits all rows alike. torch_audiomentations runs its own
+repeats in its subprocess and is not interleaved.
+
+CPU time per repeat, beside the wall time: ``time.process_time()`` of this process plus the
+user + system time of its child processes (DataLoader workers: live ones read from
+``/proc/<pid>/stat``, ended ones through ``resource.getrusage(RUSAGE_CHILDREN)``); reported as
+``cpu_s`` (per repeat), ``median_cpu_s``, ``cpu_ms_per_clip`` and ``gpuaug_cpu_speedup`` (the
+row's CPU per clip over gpuaug[auto]'s).
 """
 from __future__ import annotations
 
@@ -33,9 +44,12 @@ import datetime as dt
 import gc
 import json
 import os
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -46,8 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import peer_audiomentations as pam  # noqa: E402
 from common import (  # noqa: E402
     DEFAULT_DATA, DEFAULT_PIPELINES, PIPELINES, REPO, SR, STEP_PARAMS, FileDataset, ItemDataset, LoadMonitor, backend_env, command_line,
-    gpuaug_pipeline, load_banks, machine_info, resolved_backends, single_thread_worker, speech_clips, summarize,
-    time_repeats,
+    gpuaug_pipeline, load_banks, machine_info, resolved_backends, single_thread_worker, speech_clips, summarize, sync,
 )
 
 PEERS = ("audiomentations", "torch_audiomentations", "offline")
@@ -76,6 +89,9 @@ def parse_args(argv=None):
                    help="interpreter with torch-audiomentations (see setup_peers.sh)")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "bench.json")
     p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--interleave", choices=("all", "shape", "none"), default="all",
+                   help="rounds of one repeat per row over all rows (default), over the rows of one batch "
+                        "shape at a time, or each row's repeats back to back")
     args = p.parse_args(argv)
     if args.repeats < 3:
         p.error("--repeats must be >= 3 (the median of at least three runs is reported)")
@@ -85,6 +101,136 @@ def parse_args(argv=None):
                 f"({args.workers}): a repeat of the DataLoader rows is one epoch, and with fewer batches "
                 "than workers some workers idle, which understates those rows")
     return args
+
+
+# ---- CPU time ---------------------------------------------------------------------------
+CPU_TIME_METHOD = ("time.process_time() of the benchmark process + user+system time of its child processes "
+                   "(live: /proc/<pid>/stat utime+stime; ended: resource.getrusage(RUSAGE_CHILDREN))")
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _children(pid: int) -> list[int]:
+    """Live descendants of ``pid`` (``/proc/<pid>/task/*/children``; empty where unavailable)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for t in tasks:
+            try:
+                kids = [int(k) for k in Path(f"/proc/{p}/task/{t}/children").read_text().split()]
+            except (OSError, ValueError):
+                continue
+            out.extend(kids)
+            todo.extend(kids)
+    return out
+
+
+def _proc_cpu(pid: int) -> float | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2:].split()
+        return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class CpuClock:
+    """CPU seconds of this process and of its children between :meth:`start` and :meth:`stop`."""
+
+    def start(self) -> "CpuClock":
+        self._kids = {p: c for p in _children(os.getpid()) if (c := _proc_cpu(p)) is not None}
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self._ended = ru.ru_utime + ru.ru_stime
+        self._main = time.process_time()
+        return self
+
+    def stop(self) -> tuple[float, float]:
+        """``(own_cpu_s, children_cpu_s)`` since :meth:`start`."""
+        main = time.process_time() - self._main
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        kids = ru.ru_utime + ru.ru_stime - self._ended  # children that ended (and were waited for)
+        now = {p: c for p in _children(os.getpid()) if (c := _proc_cpu(p)) is not None}
+        for p, c in now.items():
+            kids += c - self._kids.get(p, 0.0)
+        for p, c in self._kids.items():
+            if p not in now:  # ended in between: getrusage counted its whole life
+                kids -= c
+        return main, max(0.0, kids)
+
+
+def timed(run, i: int, device: torch.device) -> tuple[float, float, float]:
+    """``(wall_s, own_cpu_s, children_cpu_s)`` of ``run(i)`` (device synchronised around it)."""
+    sync(device)
+    clock = CpuClock().start()
+    t0 = time.perf_counter()
+    run(i)
+    sync(device)
+    wall = time.perf_counter() - t0
+    return (wall, *clock.stop())
+
+
+def summarize_cpu(times, cpu_own, cpu_children, clips: int) -> dict:
+    """The CPU-time fields of a row (added to :func:`common.summarize`'s wall-time ones)."""
+    cpu = [a + b for a, b in zip(cpu_own, cpu_children)]
+    med = statistics.median(cpu)
+    return {"cpu_s": cpu, "cpu_main_s": list(cpu_own), "cpu_children_s": list(cpu_children), "median_cpu_s": med,
+            "cpu_ms_per_clip": 1000.0 * med / clips, "cpu_per_wall": med / statistics.median(times)}
+
+
+class Job:
+    """One row to time: ``run(i)`` is one repeat of ``clips`` clips holding ``audio_s`` seconds."""
+
+    def __init__(self, row: dict, run, clips: int, audio_s: float, device: torch.device, close=None, env="keep",
+                 extra: dict | None = None, shared: dict | None = None, key=None):
+        self.row, self.run, self.clips, self.audio_s, self.device = row, run, clips, audio_s, device
+        self.close, self.env, self.extra = close, env, extra or {}
+        self.shared, self.key = shared, key  # offline: one measurement per shape, shared by the pipelines
+        self.walls: list[float] = []
+        self.cpu_own: list[float] = []
+        self.cpu_children: list[float] = []
+        self.error: str | None = None
+
+    def once(self, i: int, record: bool) -> None:
+        if self.error is not None:
+            return
+        try:
+            ctx = backend_env(self.env) if self.env != "keep" else _nullcontext()
+            with ctx, torch.no_grad():
+                wall, own, kids = timed(self.run, i, self.device)
+        except Exception as e:  # report and go on with the other rows
+            self.error = f"{type(e).__name__}: {e}"
+            return
+        if record:
+            self.walls.append(wall)
+            self.cpu_own.append(own)
+            self.cpu_children.append(kids)
+
+    def result(self) -> dict:
+        if self.error is not None:
+            return {"status": "error", "reason": self.error}
+        out = summarize(self.walls, self.clips, self.audio_s)
+        out.update(summarize_cpu(self.walls, self.cpu_own, self.cpu_children, self.clips))
+        out.update(self.extra)
+        return out
+
+    def finish(self) -> None:
+        if self.close is not None:
+            try:
+                self.close()
+            except Exception:  # pragma: no cover - teardown of a failed row
+                pass
+            self.close = None
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
 
 
 class Bench:
@@ -103,53 +249,58 @@ class Bench:
         self.n = args.batches_per_repeat
 
     # ---- helpers ------------------------------------------------------------------------
-    def _row(self, peer, name, B, secs, ops, measure) -> dict:
-        row = {"pipeline": name, "batch_size": B, "seconds": secs, "peer": peer, "ops": ops,
-               "repeats": self.args.repeats, "warmup": self.args.warmup, "batches_per_repeat": self.n}
-        load = LoadMonitor().start()
-        try:
-            out = measure()
-            row.update(out if out is not None else {"status": "n/a"})
-            row.setdefault("status", "ok")
-        except Exception as e:  # report and go on with the other rows
-            row.update(status="error", reason=f"{type(e).__name__}: {e}")
-        gc.collect()  # joins finished DataLoader workers, so their CPU time counts as ours
-        row["other_busy"] = load.stop().get("other_busy")
+    def _meta(self, peer, name, B, secs, ops) -> dict:
+        return {"pipeline": name, "batch_size": B, "seconds": secs, "peer": peer, "ops": ops,
+                "repeats": self.args.repeats, "warmup": self.args.warmup, "batches_per_repeat": self.n}
+
+    def _fixed(self, peer, name, B, secs, ops, result: dict) -> dict:
+        """A row that is not timed here (n/a, unavailable, a failed set-up, the peers' subprocess)."""
+        row = self._meta(peer, name, B, secs, ops)
+        row.update(result)
+        row.setdefault("status", "ok")
+        row["interleaved"] = False
         self.rows.append(row)
         _print_row(row)
         return row
 
-    def _timed_epochs(self, dl, clips_per_epoch, audio_s):
-        times = time_repeats(lambda _i: pam.epoch(dl), repeats=self.args.repeats, warmup=self.args.warmup,
-                             device=torch.device("cpu"))
-        return summarize(times, clips_per_epoch, audio_s)
+    def _job(self, peer, name, B, secs, ops, make, **kw):
+        """``make()`` -> ``(run, close)`` (or a dict: a fixed row); errors become an ``error`` row."""
+        try:
+            made = make()
+        except Exception as e:
+            return self._fixed(peer, name, B, secs, ops, {"status": "error", "reason": f"{type(e).__name__}: {e}"})
+        if isinstance(made, dict):
+            return self._fixed(peer, name, B, secs, ops, made)
+        run, close = made
+        row = self._meta(peer, name, B, secs, ops)
+        return Job(row, run, kw.pop("clips", B * self.n), kw.pop("audio_s", B * self.n * secs), kw.pop("device", self.device),
+                   close=close, **kw)
 
-    # ---- rows ---------------------------------------------------------------------------
+    # ---- rows (each returns a Job to time, or a finished row dict) ----------------------------
     def gpuaug_direct(self, name, clips, secs, variant):
         B = clips.shape[0]
-        pipe = gpuaug_pipeline(name, self.banks)
-        wave = torch.from_numpy(clips).to(self.device)
-        lengths = torch.full((B,), clips.shape[1], dtype=torch.int64, device=self.device)
-        env = "torch" if variant == "torch" else None
 
-        def run(i):
-            for k in range(self.n):
-                pipe(wave, lengths, seed=0, epoch=1000 + i * self.n + k)
+        def make():
+            pipe = gpuaug_pipeline(name, self.banks)
+            wave = torch.from_numpy(clips).to(self.device)
+            lengths = torch.full((B,), clips.shape[1], dtype=torch.int64, device=self.device)
 
-        def measure():
-            with backend_env(env), torch.no_grad():
-                times = time_repeats(run, repeats=self.args.repeats, warmup=self.args.warmup, device=self.device)
-            return summarize(times, B * self.n, B * self.n * secs)
+            def run(i):
+                for k in range(self.n):
+                    pipe(wave, lengths, seed=0, epoch=1000 + i * self.n + k)
 
-        return self._row(f"gpuaug[{variant}]", name, B, secs, {s: "gpuaug" for s in PIPELINES[name]}, measure)
+            return run, None
+
+        return self._job(f"gpuaug[{variant}]", name, B, secs, {s: "gpuaug" for s in PIPELINES[name]}, make,
+                         env="torch" if variant == "torch" else None)
 
     def gpuaug_loader(self, name, clips, secs):
         from gpuaug.data import AugmentCollate, DeviceLoader
 
         B = clips.shape[0]
-        pipe = gpuaug_pipeline(name, self.banks)
 
-        def measure():
+        def make():
+            pipe = gpuaug_pipeline(name, self.banks)
             collate = AugmentCollate(pipe, ratio=1.0, seed=0, device=self.device)
             # spawn on CPU: Numba's OpenMP pool in this process is not fork-safe; on CUDA the
             # workers only pad and draw parameters (no CUDA, no Numba), so fork is fine.
@@ -158,53 +309,54 @@ class Bench:
                                              collate_fn=collate, persistent_workers=self.args.workers > 0,
                                              multiprocessing_context=ctx if self.args.workers else None,
                                              worker_init_fn=single_thread_worker)
-            it = DeviceLoader(dl, collate, self.device)
+            holder = {"it": DeviceLoader(dl, collate, self.device), "dl": dl}
 
-            def one_epoch():
+            def run(_i):
                 last = None
-                for batch in it:
+                for batch in holder["it"]:
                     last = batch
                 if last is not None:
                     last.wave.sum().item()  # wait for the device work of the last batch
 
-            with backend_env(None):
-                times = time_repeats(lambda _i: one_epoch(), repeats=self.args.repeats, warmup=self.args.warmup,
-                                     device=self.device)
-            del it, dl
-            gc.collect()
-            return summarize(times, B * self.n, B * self.n * secs)
+            return run, holder.clear
 
-        return self._row("gpuaug[loader]", name, B, secs, {s: "gpuaug" for s in PIPELINES[name]}, measure)
+        return self._job("gpuaug[loader]", name, B, secs, {s: "gpuaug" for s in PIPELINES[name]}, make, env=None)
 
     def audiomentations(self, name, clips, secs):
         B = clips.shape[0]
-        compose, ops = pam.build(PIPELINES[name], secs, self.banks.noise_files, self.banks.rir_files)
+        try:
+            compose, ops = pam.build(PIPELINES[name], secs, self.banks.noise_files, self.banks.rir_files)
+        except ImportError as e:  # not installed here (pip install -e .[bench])
+            return self._fixed("audiomentations", name, B, secs, {}, {"status": "unavailable", "reason": str(e)})
 
-        def measure():
+        def make():
             if not compose.transforms:
                 return {"status": "n/a", "reason": "no step of this pipeline exists in audiomentations"}
-            dl = pam.loader(pam.ClipDataset(clips, B * self.n, compose), B, self.args.workers)
-            out = self._timed_epochs(dl, B * self.n, B * self.n * secs)
-            del dl
-            gc.collect()
-            return out
+            holder = {"dl": pam.loader(pam.ClipDataset(clips, B * self.n, compose), B, self.args.workers)}
+            return (lambda _i: pam.epoch(holder["dl"])), holder.clear
 
-        return self._row("audiomentations", name, B, secs, ops, measure)
+        return self._job("audiomentations", name, B, secs, ops, make, device=torch.device("cpu"))
 
     def offline(self, name, clips, secs, cache: dict):
-        """Precomputed copies are the same files whatever the pipeline: measured once per shape."""
+        """Precomputed copies are the same files whatever the pipeline: measured once per shape
+        (the first pipeline's job times them; the others copy its result)."""
         B = clips.shape[0]
         key = (B, secs)
-
-        def measure():
-            if key not in cache:
-                cache[key] = self._offline_measure(clips, secs)
-            return dict(cache[key])
-
         ops = {s: "precomputed (read from disk)" for s in PIPELINES[name]}
-        return self._row("offline", name, B, secs, ops, measure)
+        if key in cache:
+            return self._job("offline", name, B, secs, ops, lambda: (None, None), shared=cache, key=key)
 
-    def _offline_measure(self, clips, secs):
+        def make():
+            dl = self._offline_loader(clips, secs)
+            holder = {"dl": dl}
+            return (lambda _i: pam.epoch(holder["dl"])), holder.clear
+
+        note = "16-bit wav copies (page cache warm); one measurement per batch shape, shared by all pipelines"
+        job = self._job("offline", name, B, secs, ops, make, device=torch.device("cpu"), extra={"note": note})
+        cache[key] = job
+        return job
+
+    def _offline_loader(self, clips, secs):
         import soundfile as sf
 
         B = clips.shape[0]
@@ -221,23 +373,18 @@ class Bench:
                 path = folder / f"{k:03d}_{b:04d}.wav"
                 sf.write(str(path), np.clip(w[b, : ln[b]], -1, 1), SR, subtype="PCM_16")
                 files.append(str(path))
-        dl = torch.utils.data.DataLoader(FileDataset(files), batch_size=B, num_workers=self.args.workers,
-                                         collate_fn=pam.pad_collate, persistent_workers=self.args.workers > 0)
-        out = self._timed_epochs(dl, B * self.n, B * self.n * secs)
-        del dl
-        gc.collect()
-        out["note"] = "16-bit wav copies (page cache warm); one measurement per batch shape, shared by all pipelines"
-        return out
+        return torch.utils.data.DataLoader(FileDataset(files), batch_size=B, num_workers=self.args.workers,
+                                           collate_fn=pam.pad_collate, persistent_workers=self.args.workers > 0)
 
     def torch_audiomentations(self, name, clips, secs):
+        """Runs its own (not interleaved) repeats in the peers' interpreter; wall time only."""
         B = clips.shape[0]
         devices = [str(self.device)] if self.device.type == "cpu" else [str(self.device), "cpu"]
         py = self.args.peers_python
         if not py.exists():
             for d in devices:
-                self._row(f"torch_audiomentations[{d}]", name, B, secs, {},
-                          lambda: {"status": "unavailable",
-                                   "reason": f"no peers interpreter at {py} (run benchmarks/setup_peers.sh)"})
+                self._fixed(f"torch_audiomentations[{d}]", name, B, secs, {},
+                            {"status": "unavailable", "reason": f"no peers interpreter at {py} (run benchmarks/setup_peers.sh)"})
             return
         npy = self.workdir / f"batch_{B}x{secs:g}s.npy"
         if not npy.exists():
@@ -254,44 +401,81 @@ class Bench:
         if proc.returncode != 0 or not out_path.exists():
             reason = (proc.stderr.strip().splitlines() or ["no output"])[-1]
             for d in devices:
-                self._row(f"torch_audiomentations[{d}]", name, B, secs, {},
-                          lambda: {"status": "error", "reason": f"peer process failed: {reason}"})
+                self._fixed(f"torch_audiomentations[{d}]", name, B, secs, {},
+                            {"status": "error", "reason": f"peer process failed: {reason}"})
             return
         res = json.loads(out_path.read_text())
         self.peer_env["torch_audiomentations"] = {"python": str(py), "versions": res["versions"],
                                                   "torch_threads": res["torch_threads"], "io_patch": res["io_patch"]}
         for m in res["measurements"]:
             d = m.pop("device")
-            self._row(f"torch_audiomentations[{d}]", name, B, secs, res["ops"], lambda m=m: m)
+            m.setdefault("cpu_note", "not measured: the peer times itself in its own process")
+            self._fixed(f"torch_audiomentations[{d}]", name, B, secs, res["ops"], m)
 
     # ---- the run ------------------------------------------------------------------------
+    def _jobs_of_shape(self, B, secs, offline_cache) -> list:
+        clips = speech_clips(self.data, B, secs)
+        jobs = []
+        for name in self.args.pipelines:
+            for v in self.args.gpuaug:
+                jobs.append(self.gpuaug_loader(name, clips, secs) if v == "loader"
+                            else self.gpuaug_direct(name, clips, secs, v))
+            for peer in self.args.peers:
+                if peer == "offline":
+                    jobs.append(self.offline(name, clips, secs, offline_cache))
+                else:
+                    jobs.append(getattr(self, peer)(name, clips, secs))
+        return [j for j in jobs if isinstance(j, Job)]
+
+    def _time(self, jobs: list) -> None:
+        """Warm up every job, then ``--repeats`` rounds of one repeat per job (or back to back)."""
+        timed_jobs = [j for j in jobs if j.shared is None]
+        load = LoadMonitor().start()
+        groups = [timed_jobs] if self.args.interleave != "none" else [[j] for j in timed_jobs]
+        for group in groups:
+            for w in range(self.args.warmup):
+                for j in group:
+                    j.once(-1 - w, record=False)
+            for i in range(self.args.repeats):
+                for j in group:
+                    j.once(i, record=True)
+        other = load.stop().get("other_busy")
+        for j in timed_jobs:
+            j.finish()
+        gc.collect()  # joins finished DataLoader workers
+        for j in jobs:
+            src = j.shared[j.key] if j.shared is not None else j
+            row = dict(j.row)
+            row.update(src.result())
+            row.setdefault("status", "ok")
+            row["interleaved"] = self.args.interleave != "none" and len(timed_jobs) > 1
+            row["other_busy"] = other  # of the whole timing block (rows are interleaved in it)
+            self.rows.append(row)
+            _print_row(row)
+
     def run(self):
         offline_cache: dict = {}
-        for B in self.args.batch_sizes:
-            for secs in self.args.seconds:
-                clips = speech_clips(self.data, B, secs)
-                for name in self.args.pipelines:
-                    for v in self.args.gpuaug:
-                        if v == "loader":
-                            self.gpuaug_loader(name, clips, secs)
-                        else:
-                            self.gpuaug_direct(name, clips, secs, v)
-                    for peer in self.args.peers:
-                        if peer == "offline":
-                            self.offline(name, clips, secs, offline_cache)
-                        else:
-                            getattr(self, peer)(name, clips, secs)
+        shapes = [(B, secs) for B in self.args.batch_sizes for secs in self.args.seconds]
+        if self.args.interleave == "all":
+            jobs = [j for B, secs in shapes for j in self._jobs_of_shape(B, secs, offline_cache)]
+            self._time(jobs)
+        else:
+            for B, secs in shapes:
+                self._time(self._jobs_of_shape(B, secs, offline_cache))
         add_ratios(self.rows)
 
 
 def add_ratios(rows: list[dict]) -> None:
-    """``gpuaug_speedup``: gpuaug[auto] clips/s over the row's clips/s, same pipeline and shape."""
-    ref = {(r["pipeline"], r["batch_size"], r["seconds"]): r["clips_per_s"]
-           for r in rows if r["peer"] == REFERENCE and r.get("status") == "ok"}
+    """``gpuaug_speedup``: gpuaug[auto] clips/s over the row's clips/s, same pipeline and shape;
+    ``gpuaug_cpu_speedup``: the row's CPU ms per clip over gpuaug[auto]'s (> 1: gpuaug uses less CPU)."""
+    refs = {(r["pipeline"], r["batch_size"], r["seconds"]): r
+            for r in rows if r["peer"] == REFERENCE and r.get("status") == "ok"}
     for r in rows:
-        k = (r["pipeline"], r["batch_size"], r["seconds"])
-        if r.get("status") == "ok" and k in ref:
-            r["gpuaug_speedup"] = ref[k] / r["clips_per_s"]
+        ref = refs.get((r["pipeline"], r["batch_size"], r["seconds"]))
+        if r.get("status") == "ok" and ref is not None:
+            r["gpuaug_speedup"] = ref["clips_per_s"] / r["clips_per_s"]
+            if ref.get("cpu_ms_per_clip") and r.get("cpu_ms_per_clip"):
+                r["gpuaug_cpu_speedup"] = r["cpu_ms_per_clip"] / ref["cpu_ms_per_clip"]
 
 
 def _missing(row) -> str:
@@ -306,24 +490,32 @@ def _missing(row) -> str:
 
 def _print_row(r) -> None:
     if r.get("status") == "ok":
-        speed = f"{r['clips_per_s']:10.1f} {r['x_realtime']:10.1f}"
+        speed = f"{r['clips_per_s']:10.1f} {r['x_realtime']:10.1f} {_cpu_cell(r)}"
     else:
-        speed = f"{r.get('status', '?'):>21}"
+        speed = f"{r.get('status', '?'):>32}"
     print(f"{r['pipeline']:<10} {r['batch_size']:>4} {r['seconds']:>5g} {r['peer']:<30} {speed}  {_missing(r)}"
           + (f"  [{r['reason']}]" if r.get("reason") else ""), flush=True)
 
 
+def _cpu_cell(r) -> str:
+    """CPU ms per clip (``-`` where not measured, e.g. the torch_audiomentations subprocess)."""
+    return f"{r['cpu_ms_per_clip']:10.2f}" if r.get("cpu_ms_per_clip") is not None else f"{'-':>10}"
+
+
 def print_table(rows) -> None:
     print(f"\n{'pipeline':<10} {'B':>4} {'sec':>5} {'peer':<30} {'clips/s':>10} {'x realtime':>10} "
-          f"{'gpuaug x':>9}  steps the peer lacks / approximates")
+          f"{'cpu ms/clip':>11} {'gpuaug x':>9} {'cpu x':>7}  steps the peer lacks / approximates")
     for r in rows:
         if r.get("status") == "ok":
             ratio = f"{r['gpuaug_speedup']:9.2f}" if "gpuaug_speedup" in r else f"{'-':>9}"
-            vals = f"{r['clips_per_s']:10.1f} {r['x_realtime']:10.1f} {ratio}"
+            cpu_ratio = f"{r['gpuaug_cpu_speedup']:7.2f}" if "gpuaug_cpu_speedup" in r else f"{'-':>7}"
+            vals = f"{r['clips_per_s']:10.1f} {r['x_realtime']:10.1f} {_cpu_cell(r):>11} {ratio} {cpu_ratio}"
         else:
-            vals = f"{r.get('status', '?'):>31}"
+            vals = f"{r.get('status', '?'):>51}"
         print(f"{r['pipeline']:<10} {r['batch_size']:>4} {r['seconds']:>5g} {r['peer']:<30} {vals}  {_missing(r)}")
-    print("gpuaug x = clips/s of gpuaug[auto] / clips/s of the row (same pipeline, batch size and length).")
+    print("gpuaug x = clips/s of gpuaug[auto] / clips/s of the row; cpu x = CPU ms per clip of the row / of "
+          "gpuaug[auto] (same pipeline, batch size and length; > 1: gpuaug is faster / uses less CPU). CPU time = "
+          "this process + its DataLoader workers.")
 
 
 def plot(rows, path: Path, title: str) -> str | None:
@@ -369,6 +561,16 @@ def plot(rows, path: Path, title: str) -> str | None:
     return None
 
 
+def _thread_budget() -> int | None:
+    """Threads gpuaug's Numba CPU kernels run on in this process (None: gpuaug too old)."""
+    try:
+        from gpuaug import backend
+
+        return backend.get_num_threads()
+    except Exception:
+        return None
+
+
 def main(argv=None):
     args = parse_args(argv)
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
@@ -388,7 +590,10 @@ def main(argv=None):
                   "rir_clips": len(bench.banks.rir_files), "noise_categories": bench.banks.noise.categories()},
         "sample_rate": SR, "pipelines": {k: PIPELINES[k] for k in args.pipelines}, "step_params": STEP_PARAMS,
         "gpuaug_backends": resolved_backends(torch.device(args.device)), "peer_environments": bench.peer_env,
-        "reference": REFERENCE, "measurements": bench.rows,
+        "reference": REFERENCE,
+        "timing": {"interleave": args.interleave, "cpu_time": CPU_TIME_METHOD,
+                   "gpuaug_threads": _thread_budget()},
+        "measurements": bench.rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))

@@ -92,11 +92,11 @@ def load_banks(data: Path | None, workdir: Path) -> Banks:
     :data:`BANK_MAX_SECONDS`), so no peer pays for resampling 44.1 kHz files.
     """
     from gpuaug.data.layouts import noise_bank_from_folder, rir_bank_from_folder
+    from gpuaug.presets import study_noise
 
     if data is not None and (data / "noise").is_dir() and (data / "rir").is_dir():
         noise = noise_bank_from_folder(data / "noise", SR, layout="prefix", max_seconds=BANK_MAX_SECONDS)
-        cats = [c for c in STUDY_CATEGORIES if c in noise.categories()]
-        noise = noise.select(cats)
+        noise = study_noise(noise)  # the study's categories, without vocal-burst files (laughs: unverified)
         rir = rir_bank_from_folder(data / "rir", SR, max_seconds=BANK_MAX_SECONDS)
         source = f"shared-data:{data}"
     else:

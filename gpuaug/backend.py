@@ -23,6 +23,11 @@ block size that does not fit), ``auto`` resolves to the next kernel or ``torch``
 (``RuntimeWarning``) and records why in :func:`fallback_reasons`; an explicit request raises
 a ``RuntimeError`` naming the op. The verdict is cached per (op, backend, device index), so
 later calls are a dict lookup (no compile, no host-device sync). CPU kernels are not probed.
+
+CPU threads: the Numba CPU kernels use ``torch.get_num_threads()`` threads (set at each
+launch, clamped to Numba's pool ``NUMBA_NUM_THREADS``), so ``torch.set_num_threads`` /
+``OMP_NUM_THREADS`` is the one knob; :func:`set_num_threads` overrides it for the kernels of
+this process only (a forked DataLoader worker follows torch, which gives it one thread).
 """
 from __future__ import annotations
 
@@ -36,7 +41,8 @@ import torch
 
 BACKENDS = ("auto", "torch", "numba", "cupy")
 
-__all__ = ["BACKENDS", "register", "resolve", "available", "kernels_for", "fallback_reasons"]
+__all__ = ["BACKENDS", "register", "resolve", "available", "kernels_for", "fallback_reasons",
+           "set_num_threads", "get_num_threads"]
 
 # (op, backend, device type) -> preference rank for auto (lower is preferred); filled by
 # gpuaug.kernels modules on import.
@@ -48,6 +54,35 @@ _VERDICTS: dict[tuple[str, str, int], str | None] = {}
 # (op, backend, device type) -> why auto did not use that kernel (first failure).
 _REASONS: dict[tuple[str, str, str], str] = {}
 _PROBE_LOCK = threading.Lock()
+# (threads, pid of the process that set it) of set_num_threads, or None: follow torch.
+_CPU_THREADS: tuple[int, int] | None = None
+
+
+def set_num_threads(n: int | None) -> None:
+    """Run gpuaug's Numba CPU kernels on ``n`` threads in this process (``None``: follow
+    ``torch.get_num_threads()``, the default). Requests above Numba's pool
+    (``numba.config.NUMBA_NUM_THREADS``) are clamped at launch. A forked child (e.g. a
+    DataLoader worker) does not inherit the override: it follows torch there."""
+    global _CPU_THREADS
+    if n is None:
+        _CPU_THREADS = None
+        return
+    if isinstance(n, bool) or int(n) != n or n < 1:
+        raise ValueError(f"set_num_threads needs a positive int or None, got {n!r}")
+    _CPU_THREADS = (int(n), os.getpid())
+
+
+def _cpu_threads_override() -> int | None:
+    """The :func:`set_num_threads` override of this process, or ``None``."""
+    ov = _CPU_THREADS
+    return ov[0] if ov is not None and ov[1] == os.getpid() else None
+
+
+def get_num_threads() -> int:
+    """Threads a Numba CPU kernel launched now would use (override or torch's, clamped)."""
+    from gpuaug.kernels._numba_glue import cpu_thread_budget
+
+    return cpu_thread_budget()
 
 
 def register(op: str, backend: str, device_type: str, auto_rank: int | None = 0,

@@ -19,7 +19,7 @@ from .policy.labels import LabelPolicy
 __all__ = [
     "STUDY_SNRS_DB", "SEED002_SNRS_DB", "perception_retaining", "all_noises", "seed000_table1",
     "seed002_noise_levels", "seed003_attacks", "seed003_grid", "SEED003_ATTACKS", "seed004_perturbations",
-    "PRESET_NAMES", "build_preset",
+    "PRESET_NAMES", "build_preset", "study_noise",
 ]
 
 #: SNRs of the perception study's continuous-noise conditions (seeds 000/001).
@@ -35,7 +35,7 @@ def _study_categories(bank: Bank) -> list[str]:
     return cats
 
 
-def _study_noise(bank: Bank) -> Bank:
+def study_noise(bank: Bank) -> Bank:
     """The bank's items of the study's categories, without emotional vocal bursts (files whose
     name says laughter, crying, ...: :func:`~gpuaug.transforms.noise.is_vocal_burst`), which are
     not rated as noise and are the bursts the seeds advise against."""
@@ -64,7 +64,7 @@ def perception_retaining(noise_bank: Bank, rir_bank: Bank | None = None, *, samp
     """
     return Pipeline(
         [
-            AddNoise(_study_noise(noise_bank), snr_db_choices=STUDY_SNRS_DB, placements=("continuous", "start"),
+            AddNoise(study_noise(noise_bank), snr_db_choices=STUDY_SNRS_DB, placements=("continuous", "start"),
                      p=p_noise),
             Reverb(rir_bank, p=p_other),
             Fade(p=p_other),

@@ -4,7 +4,8 @@
 * :func:`kernel_float`: the floating tensor a kernel computes on (float32 / float64; other
   float dtypes such as float16 are computed in float32).
 * :func:`run_numba`: run a CPU ``@njit`` kernel on NumPy views (under
-  :data:`~gpuaug.kernels._numba_glue.CPU_LOCK`) or a CUDA launcher on zero-copy device views
+  :data:`~gpuaug.kernels._numba_glue.CPU_LOCK`, which also sets Numba's thread count to the
+  torch / gpuaug thread budget) or a CUDA launcher on zero-copy device views
   on torch's current stream, by the tensors' device. Kernels write into tensors the caller
   allocated, so nothing is copied back.
 """
@@ -31,7 +32,7 @@ def run_numba(kernel_cpu, launch_cuda, tensors: list[torch.Tensor], *scalars) ->
     views = [kernel_array(t) for t in tensors]
     device = tensors[0].device
     if device.type != "cuda":
-        with CPU_LOCK:  # fork-safe threading layer, see gpuaug.kernels._numba_glue
+        with CPU_LOCK:  # fork-safe threading layer + thread budget, see gpuaug.kernels._numba_glue
             kernel_cpu(*views, *scalars)
         return
     with cuda_device(device):

@@ -8,13 +8,24 @@
 * :func:`cuda_device`: context manager making a tensor's GPU Numba's current device.
 * :func:`grid_1d`: ``(blocks, threads)`` of a 1-D launch covering ``n`` threads;
   :func:`launch_per_sample` launches a kernel with one thread per element of an array.
-* :data:`CPU_LOCK`: held around every parallel ``@njit`` launch (see fork safety below).
+* :data:`CPU_LOCK`: held around every parallel ``@njit`` launch (see fork safety below); entering
+  it also applies the CPU thread budget (:func:`apply_thread_budget`, below).
 
 Fork safety: numba's default CPU threading layer on Linux without TBB is GNU OpenMP, which
 aborts a forked child (e.g. a DataLoader worker) that launches a parallel kernel after its
 parent did. Unless ``NUMBA_THREADING_LAYER`` is set, importing this module selects numba's
 ``forksafe`` layer (TBB if installed, else ``workqueue``); ``workqueue`` rejects concurrent
 launches from several threads, so every CPU kernel of gpuaug runs under :data:`CPU_LOCK`.
+
+Thread budget: one budget for torch and Numba, applied on every CPU kernel launch (entering
+:data:`CPU_LOCK`): ``numba.set_num_threads(cpu_thread_budget())``, where the budget is
+``torch.get_num_threads()`` unless :func:`gpuaug.backend.set_num_threads` set an override in
+this process, clamped to ``[1, NUMBA_NUM_THREADS]`` (the size of Numba's pool). So
+``torch.set_num_threads(n)`` / ``OMP_NUM_THREADS`` govern the ``prange`` kernels too, and a
+DataLoader worker (torch sets one thread there) runs them on one thread. The override is
+per process: a forked child (a worker) ignores its parent's and follows torch. Numba's thread
+count is per Python thread, so it is set in the launching thread, under the lock; the check
+costs a microsecond (``numba.set_num_threads`` only runs when the count changes).
 
 Kernels write into arrays the caller allocated with torch (C-contiguous), so results stay
 in torch's caching allocator and need no copy back. CUDA views are taken without a host
@@ -65,7 +76,10 @@ import numba
 import torch
 from numba import config, cuda
 
+from gpuaug import backend as _backend
+
 __all__ = ["kernel_array", "torch_stream", "cuda_device", "grid_1d", "launch_per_sample", "CPU_LOCK",
+           "cpu_thread_budget", "apply_thread_budget",
            "jit_cpu", "jit_cuda", "kernels_source_stamp", "CudaEntry", "cuda_entry", "cuda_kernel_entries",
            "probe_cuda_op"]
 
@@ -74,8 +88,55 @@ KERNELS_DIR = Path(__file__).resolve().parent
 
 if config.THREADING_LAYER == "default":  # see the module docstring (fork safety)
     config.THREADING_LAYER = "forksafe"
-#: Serialises the parallel CPU kernels (the ``workqueue`` layer rejects concurrent launches).
-CPU_LOCK = threading.Lock()
+
+
+def cpu_thread_budget() -> int:
+    """Threads the CPU kernels launched now use (module docstring, thread budget)."""
+    n = _backend._cpu_threads_override()
+    if n is None:
+        n = torch.get_num_threads()
+    return max(1, min(int(n), config.NUMBA_NUM_THREADS))
+
+
+def apply_thread_budget() -> int:
+    """Set Numba's thread count of the calling thread to :func:`cpu_thread_budget`; returns it."""
+    n = cpu_thread_budget()
+    if numba.get_num_threads() != n:
+        numba.set_num_threads(n)
+    return n
+
+
+class _CpuLaunchLock:
+    """A ``threading.Lock`` whose ``with`` block also applies the thread budget (after acquiring)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def __enter__(self):
+        self._lock.acquire()
+        try:
+            apply_thread_budget()
+        except BaseException:
+            self._lock.release()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._lock.release()
+
+    def acquire(self, *args, **kwargs) -> bool:
+        return self._lock.acquire(*args, **kwargs)
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def locked(self) -> bool:
+        return self._lock.locked()
+
+
+#: Serialises the parallel CPU kernels (the ``workqueue`` layer rejects concurrent launches) and
+#: applies the thread budget on entry: every CPU kernel launch of gpuaug runs inside it.
+CPU_LOCK = _CpuLaunchLock()
 
 
 def kernel_array(t: torch.Tensor):
@@ -186,6 +247,7 @@ def _cache_classes():
         def from_function(cls, py_func, py_file):
             for path in _cache_dirs(py_file):
                 self = cls(py_func, path)
+                self._py_file = py_file  # numba's "cannot cache" warning reads it
                 try:
                     self.ensure_cache_path()
                 except OSError:  # not writable: next candidate

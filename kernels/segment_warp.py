@@ -7,28 +7,87 @@ the per-clip segment ``(s, n, m)`` instead and evaluates the piecewise-linear ti
 :func:`~gpuaug.functional.speed.speed_segment` on the fly, with the same float64 arithmetic:
 
 * ``j < s`` and ``j >= s + m``: a copy of input sample ``j`` / ``j - m + n`` (bit for bit,
-  as the warp's unit impulse at cutoff 1 and integer positions);
-* ``s <= j < s + m``: :func:`~gpuaug.kernels.warp_sinc._warp_point` at
-  ``p = s + (j - s) * (n / max(m, 1))`` with cutoff ``rolloff * min(1, 1 / (n / max(m, 1)))``.
+  as the warp's unit impulse at cutoff 1 and integer positions), on every path below;
+* ``s <= j < s + m``: the windowed sinc of :mod:`gpuaug.functional.resample` at
+  ``p = s + (j - s) * slope``, ``slope = n / max(m, 1)``, with the clip's cutoff
+  ``f = rolloff * min(1, 1 / slope)``, evaluated in one of two ways:
 
-So it reproduces the torch path's ``warp`` of those positions exactly as the general kernel
-does. CPU: ``prange`` over clips x chunks of :data:`~gpuaug.kernels.warp_sinc.CPU_CHUNK`
-output samples; CUDA: one output sample per thread. Selected by ``speed_segment`` whenever
-the ``warp`` op resolves to ``numba`` (no separate registration).
+  - **exact** (:func:`~gpuaug.kernels.warp_sinc._warp_point`, float64, sin/cos recurrences
+    per tap): reproduces the torch path's ``warp`` of those positions as the general kernel
+    does (bit for bit on the CPU). The CUDA kernel always runs this one.
+  - **tabulated** (CPU only, the default for float32 / float16 / bfloat16 input): the same
+    filter tabulated once per distinct cutoff at ``K = TABLE_PHASES`` phases of the unit
+    interval. Row ``q`` holds the weights of the ``2 h`` taps ``i = floor(p) - h + 1 + t``
+    (``h = ceil(zeros / f)``; the tap ``floor(p) - h`` of the exact kernel always has
+    ``|u| >= zeros``, i.e. weight 0) for the fractional position ``q / K``, normalised by
+    their sum (the exact kernel's denominator over all taps, inside the clip or not). An
+    output sample with fractional position ``phi`` reads rows ``q = floor(phi K)`` and
+    ``q + 1`` and interpolates them linearly (``a = phi K - q``), then takes the dot
+    product with the taps inside ``[0, L)`` (zero padding, as the exact kernel). Table and
+    accumulation are in the compute dtype (float32 for float32 input, float64 for float64
+    input with ``exact=False``); a cutoff of 1 at an integer position still copies the sample
+    (the exact kernel's unit impulse). Segments of fewer than :data:`TABLE_MIN_SAMPLES` output
+    samples x channels run exact (a table would cost more than it saves).
+
+Error bound of the tabulated path (``K = 512``, any cutoff ``f <= 1``, i.e. any factor in
+``[0.5, 2]`` and any rolloff): ``|y_tab - y_exact| <= E * max|x|`` over the taps, where ``E``,
+the largest L1 norm over all phases of the difference between the interpolated and the exact
+normalised weights, is -102.1 dB at ``f = 1`` (rolloff 1, factor <= 1), -104.3 dB at the
+default ``f = 0.945`` (factor <= 1), -108.4 dB at factor 1.25 and -116.6 dB at factor 2
+(computed in float64 over all mid-phases, where linear interpolation errs most; ``E`` falls as
+``1 / K**2`` and with ``f``). The float32 table entries (-141 dB) and float32 accumulation add
+rounding of the order ``2**-24 * sqrt(taps)``. **Stated bound** (:data:`TABLE_ERROR_DB`): every
+output sample is within -100 dB of the clip's peak absolute value (``1e-5 * peak``) of the
+exact kernel. Measured (``tests/test_kernels_segment_warp.py``): white noise over random
+clips, segments and factors in ``[0.5, 2]``: worst -109.1 dB (rolloff 0.945), -107.7 dB
+(rolloff 1); the sign-aligned worst-case signal at ``f = 0.945``: -104.8 / -105.3 dB; with
+a coarse ``K = 4`` table: -25 dB (the tests check that it fails the bound).
+
+The CUDA kernel keeps the exact sinc (one output sample per thread, all float64): a table there
+needs a second kernel building it on the device, and neither its speed nor its error could be
+measured on a machine without a GPU.
+
+CPU: ``prange`` over clips x chunks of :data:`~gpuaug.kernels.warp_sinc.CPU_CHUNK` output
+samples (the untouched parts as slice copies), tables: ``prange`` over the distinct cutoffs,
+built per launch (no cache across calls; batches whose tables exceed :data:`_TABLE_BYTES` run
+in groups of clips); CUDA: one output sample per thread. Selected by ``speed_segment``
+whenever the ``warp`` op resolves to ``numba`` (no separate registration). Measured on this
+shared 2-core machine (``benchmarks/segment_speed.py``: 1 thread, 32 clips x 8 s at 16 kHz,
+segment 25 %, factor 1.25; CPU time per clip, ``benchmarks/results/cpu-2core-segment-speed.json``):
+this kernel 0.41 ms tabulated vs 6.8 ms exact (16x; 0.46 vs 6.7 ms, 14x, when every clip has
+its own cutoff and table, ~80 us per table); ``speed_segment`` 0.75 vs 7.1 ms (9x; 0.3 ms of
+the 0.75 is its NaN / Inf scan of the input, which a Pipeline does once per call).
 """
 from __future__ import annotations
 
 import math
 
 import numba
+import numpy as np
 import torch
 from numba import cuda, prange
 
+from gpuaug._sync import host_of
 from gpuaug.kernels._launch import kernel_float, run_numba
-from gpuaug.kernels._numba_glue import cuda_entry, jit_cpu, jit_cuda, launch_per_sample
+from gpuaug.kernels._numba_glue import CPU_LOCK, cuda_entry, jit_cpu, jit_cuda, launch_per_sample
 from gpuaug.kernels.warp_sinc import CPU_CHUNK, CUDA_THREADS, _point_cpu, _point_cuda
 
-__all__ = ["segment_warp_kernel"]
+__all__ = ["segment_warp_kernel", "TABLE_PHASES", "TABLE_ERROR_DB", "TABLE_MIN_SAMPLES", "sinc_table"]
+
+#: Phases ``K`` of the tabulated windowed sinc per unit interval (rows ``0 .. K`` of a table).
+TABLE_PHASES = 512
+#: Stated worst error of the tabulated path against the exact kernel, in dB of the clip's peak
+#: (module docstring; ``tests/test_kernels_segment_warp.py`` measures it).
+TABLE_ERROR_DB = -100.0
+#: Segments of fewer output samples x channels use the exact kernel even where the table is
+#: asked for: building a table (a ``h K`` grid of the kernel, then ``K + 1`` rows of ``2 h``
+#: taps; ~70 us at ``f = 0.756`` on this machine) costs as much as ~300 exact output samples
+#: (the break-even measured at ``f = 0.756`` and ``0.4725``: 290 and 350 samples).
+TABLE_MIN_SAMPLES = 512
+#: Memory for the tables of one launch: larger batches of distinct cutoffs run in groups of clips.
+_TABLE_BYTES = 32 << 20
+#: Grid points per block of :func:`_sinc_grid` (one direct evaluation of sin / cos per block).
+_BLOCK = 128
 
 
 def _segment_sample(x, b, c, j, L, s, n, m, zeros, rolloff):
@@ -57,9 +116,112 @@ def _segment_sample(x, b, c, j, L, s, n, m, zeros, rolloff):
 _sample_cuda = cuda.jit(device=True)(_segment_sample)
 
 
+# ------------------------------------------------------------------------------- tabulated sinc (CPU)
+
+
+@jit_cpu
+def _sinc_grid(f, zeros, K, g):
+    """``g[r] = k(r f / K)`` for ``r = 0 .. len(g) - 1`` (``k``: the Hann-windowed sinc of
+    :mod:`gpuaug.functional.resample`, 0 for ``|u| >= zeros``), in float64.
+
+    In blocks of :data:`_BLOCK` points: ``sin(pi u)`` and the window's ``cos(pi u / zeros)``
+    at the block's first point are evaluated directly (``sin(pi u)`` as
+    ``(-1)^n sin(pi (u - n))``), the others by one rotation each from there (angle addition
+    with directly evaluated offsets: no recurrence, independent points, vectorised). Below
+    ``|u| < 0.5`` ``sin`` is evaluated directly (there ``1 / u`` would amplify rounding), as in
+    :func:`~gpuaug.kernels.warp_sinc._warp_point`.
+    """
+    step = f / K
+    N = g.shape[0]
+    rs = np.empty(_BLOCK)  # sin / cos of the offsets k * step (times pi, pi / zeros)
+    rc = np.empty(_BLOCK)
+    rws = np.empty(_BLOCK)
+    rwc = np.empty(_BLOCK)
+    for k in range(_BLOCK):
+        rs[k], rc[k] = math.sin(math.pi * k * step), math.cos(math.pi * k * step)
+        rws[k], rwc[k] = math.sin(math.pi * k * step / zeros), math.cos(math.pi * k * step / zeros)
+    for r0 in range(0, N, _BLOCK):
+        u0 = r0 * step
+        n = math.floor(u0 + 0.5)
+        s0, c0 = math.sin(math.pi * (u0 - n)), math.cos(math.pi * (u0 - n))
+        if n % 2 != 0:
+            s0, c0 = -s0, -c0
+        ws0, wc0 = math.sin(math.pi * u0 / zeros), math.cos(math.pi * u0 / zeros)
+        for k in range(min(_BLOCK, N - r0)):
+            u = (r0 + k) * step
+            g[r0 + k] = ((s0 * rc[k] + c0 * rs[k]) / (math.pi * max(u, 0.5))
+                         * (0.5 + 0.5 * (wc0 * rwc[k] - ws0 * rws[k])))
+    for r in range(N):  # the core (direct sin) and the end of the window
+        u = r * step
+        if u >= 0.5:
+            break
+        g[r] = 1.0 if r == 0 else math.sin(math.pi * u) / (math.pi * u) * (0.5 + 0.5 * math.cos(math.pi * u / zeros))
+    for r in range(max(int(zeros / step) - 1, 0), N):
+        if r * step >= zeros:
+            g[r] = 0.0
+
+
 @jit_cpu(parallel=True)
-def _segment_cpu(x, lengths, seg, new_lengths, out, zeros, rolloff):
+def _build_tables(cutoffs, half, zeros, tables):
+    """Fill ``tables[v, q, :2 h]`` (``h = half[v]``) with the normalised weights of phase
+    ``q / K`` at cutoff ``cutoffs[v]`` (module docstring); the rest of each row is left as it is
+    (zero). Tap ``t`` (offset ``o = t - h + 1`` from ``floor(p)``) at phase ``q / K`` is
+    ``g[|o K - q|]`` of :func:`_sinc_grid`: a contiguous run of the grid per tap."""
+    U, K1, _ = tables.shape
+    K = K1 - 1
+    for v in prange(U):
+        h = half[v]
+        g = np.empty(h * K + 1)
+        _sinc_grid(cutoffs[v], zeros, K, g)
+        sums = np.zeros(K1)
+        for t in range(2 * h):
+            run = _tap_run(g, t - h + 1, K)
+            for q in range(K1):
+                sums[q] += run[q]
+        inv = 1.0 / sums
+        for t in range(2 * h):
+            run = _tap_run(g, t - h + 1, K)
+            for q in range(K1):
+                tables[v, q, t] = run[q] * inv[q]
+
+
+@jit_cpu
+def _tap_run(g, o, K):
+    """``g[|o K - q|]`` for ``q = 0 .. K`` (a view, reversed for ``o > 0``)."""
+    if o <= 0:
+        return g[-o * K:-o * K + K + 1]
+    return g[o * K - K:o * K + 1][::-1]
+
+
+@jit_cpu(fastmath={"reassoc", "contract"})
+def _lerp_dot(w0, w1, a, xs):
+    """``sum_t (w0[t] + a (w1[t] - w0[t])) xs[t]`` in the rows' dtype (vectorised: the sum is
+    reassociated, which changes only its rounding)."""
+    acc = numba.float32(0.0)
+    for t in range(xs.shape[0]):
+        acc += (w0[t] + a * (w1[t] - w0[t])) * xs[t]
+    return acc
+
+
+def sinc_table(cutoff: float, zeros: int, phases: int = TABLE_PHASES, dtype=np.float32) -> np.ndarray:
+    """The ``(phases + 1, 2 ceil(zeros / cutoff))`` table of the tabulated path for one cutoff
+    (row ``q``: the normalised tap weights at fractional position ``q / phases``)."""
+    h = math.ceil(zeros / cutoff)
+    tables = np.zeros((1, phases + 1, 2 * h), dtype=dtype)
+    with CPU_LOCK:
+        _build_tables(np.array([cutoff], dtype=np.float64), np.array([h], dtype=np.int64), int(zeros), tables)
+    return tables[0]
+
+
+# ------------------------------------------------------------------------------- CPU kernel
+
+
+@jit_cpu(parallel=True)
+def _segment_cpu(x, lengths, seg, new_lengths, out, zeros, rolloff, table_of, half, tables):
+    """``table_of[b]``: the table of clip ``b`` (``-1``: the exact kernel); ``half[v]``: ``h``
+    of table ``v``."""
     B, C, t_out = out.shape
+    K = tables.shape[1] - 1
     n_chunks = (t_out + CPU_CHUNK - 1) // CPU_CHUNK
     for q in prange(B * n_chunks):
         b = q // n_chunks
@@ -68,17 +230,40 @@ def _segment_cpu(x, lengths, seg, new_lengths, out, zeros, rolloff):
         s64, n64, m64 = numba.float64(s), numba.float64(n), numba.float64(m)
         slope = n64 / max(m64, 1.0)
         f = rolloff * min(1.0 / slope, 1.0)
+        v = table_of[b]
+        h = half[max(v, 0)]
         ds, dc = math.sin(math.pi * f), math.cos(math.pi * f)
         wds, wdc = math.sin(math.pi * f / zeros), math.cos(math.pi * f / zeros)
-        for j in range((q % n_chunks) * CPU_CHUNK, min((q % n_chunks + 1) * CPU_CHUNK, new_lengths[b])):
-            if j < s or j >= s + m:
-                src = j if j < s else j - m + n
-                for c in range(C):
-                    out[b, c, j] = x[b, c, src] if src < L else 0.0
-            else:
-                p = s64 + (j - s64) * slope
+        j0 = (q % n_chunks) * CPU_CHUNK
+        j1 = min(j0 + CPU_CHUNK, new_lengths[b])
+        # the untouched parts: copies of [j0, s) and of [s + m, j1) from j - m + n (all < L)
+        head, tail = min(j1, s), max(j0, s + m)
+        for c in range(C):
+            if j0 < head:
+                out[b, c, j0:head] = x[b, c, j0:head]
+            if tail < j1:
+                out[b, c, tail:j1] = x[b, c, tail - m + n:j1 - m + n]
+        for j in range(max(j0, s), min(j1, s + m)):
+            p = s64 + (j - s64) * slope
+            if v < 0:
                 for c in range(C):
                     out[b, c, j] = _point_cpu(x, b, c, L, p, f, zeros, ds, dc, wds, wdc)
+                continue
+            base = math.floor(p)
+            centre = int(base)
+            if f == 1.0 and p == base:  # the exact kernel's unit impulse
+                for c in range(C):
+                    out[b, c, j] = x[b, c, centre]
+                continue
+            phase = (p - base) * K  # exact: p - base in [0, 1), K a power of 2
+            row = min(int(phase), K - 1)
+            a = numba.float32(phase - row)
+            first = centre - h + 1
+            lo, hi = max(first, 0), min(centre + h + 1, L)
+            w0 = tables[v, row, lo - first:hi - first]
+            w1 = tables[v, row + 1, lo - first:hi - first]
+            for c in range(C):
+                out[b, c, j] = _lerp_dot(w0, w1, a, x[b, c, lo:hi])
 
 
 @jit_cuda
@@ -110,18 +295,54 @@ def _launch_cuda(x, lengths, seg, new_lengths, out, zeros, rolloff, stream=0) ->
     launch_per_sample(_segment_cuda, out.shape, CUDA_THREADS, stream, x, lengths, seg, new_lengths, out, zeros, rolloff)
 
 
+def _plan_tables(n: torch.Tensor, m: torch.Tensor, channels: int, zeros: int, rolloff: float, exact: bool):
+    """``(table_of, half, cutoffs)`` of a CPU launch from the host ``n``, ``m`` (``(B,)`` int64):
+    one table per distinct cutoff among the clips whose segment has at least
+    :data:`TABLE_MIN_SAMPLES` output samples x channels (the others, and all clips when
+    ``exact``, get ``-1``: the exact kernel); ``half[v]``: ``h = ceil(zeros / f)`` of table ``v``."""
+    B = n.shape[0]
+    slope = n.to(torch.float64) / m.to(torch.float64).clamp(min=1.0)
+    cutoff = rolloff * torch.clamp(1.0 / slope, max=1.0)  # as the kernel computes it
+    use = m * channels >= TABLE_MIN_SAMPLES
+    table_of = torch.full((B,), -1, dtype=torch.int64)
+    if exact or not bool(use.any()):
+        return table_of.numpy(), np.zeros(1, dtype=np.int64), np.zeros(0)
+    cutoffs, inverse = torch.unique(cutoff[use], return_inverse=True)
+    table_of[use] = inverse
+    cutoffs = cutoffs.numpy()
+    half = np.array([math.ceil(zeros / float(fc)) for fc in cutoffs], dtype=np.int64)
+    return table_of.numpy(), half, cutoffs
+
+
+def _table_groups(n: torch.Tensor, m: torch.Tensor, zeros: int, rolloff: float, row_bytes: int) -> list[slice]:
+    """Consecutive groups of clips whose tables (at most one per clip) fit in
+    :data:`_TABLE_BYTES` (``row_bytes``: bytes of one table row per tap)."""
+    B = n.shape[0]
+    slope = n.to(torch.float64) / m.to(torch.float64).clamp(min=1.0)
+    widest = 2 * math.ceil(zeros / (rolloff * float(torch.clamp(1.0 / slope, max=1.0).min()))) if B else 0
+    size = max(1, _TABLE_BYTES // max(widest * row_bytes, 1))
+    return [slice(b, min(b + size, B)) for b in range(0, B, size)]
+
+
 def segment_warp_kernel(x: torch.Tensor, lengths: torch.Tensor, start: torch.Tensor, n: torch.Tensor,
                         m: torch.Tensor, new_lengths: torch.Tensor, zeros: int, rolloff: float,
-                        t_out: int | None = None) -> torch.Tensor:
+                        t_out: int | None = None, exact: bool | None = None,
+                        phases: int = TABLE_PHASES) -> torch.Tensor:
     """Numba segment speed-up of checked inputs; returns the ``(B, C, max(new_lengths))`` output.
 
     Args:
         x: ``(B, C, T)`` float input (not modified; no autograd; float16/bfloat16 computed in
             float32 and cast back).
         lengths, new_lengths: ``(B,)`` int64 valid input / output samples.
-        start, n, m: ``(B,)`` int64 segment start (``<= L``), input length and output length.
+        start, n, m: ``(B,)`` int64 segment start (``<= L``), input length and output length
+            (``n`` and ``m`` need host mirrors on a device: they are read on the host).
         zeros: sinc zero crossings per side; rolloff: anti-aliasing margin in ``(0, 1]``.
         t_out: ``max(new_lengths)`` when the caller knows it on the host (else read back).
+        exact: ``True``: the exact float64 windowed sinc inside the segments; ``False``: the
+            tabulated one (module docstring; error <= :data:`TABLE_ERROR_DB` of the clip's
+            peak); ``None``: exact for float64 input, tabulated otherwise. CUDA always runs the
+            exact kernel.
+        phases: ``K`` of the tables (a power of 2; tests use coarse ones).
 
     Output padding is zero; everything stays on ``x``'s device.
     """
@@ -129,8 +350,30 @@ def segment_warp_kernel(x: torch.Tensor, lengths: torch.Tensor, start: torch.Ten
     if t_out is None:  # the caller knows it from the host lengths (no device read)
         t_out = int(new_lengths.max()) if new_lengths.numel() else 0
     out = xf.new_zeros(xf.shape[0], xf.shape[1], t_out)
-    if out.numel():
-        seg = torch.stack([start, n, m], dim=1).to(torch.int64).contiguous()
-        run_numba(_segment_cpu, _launch_cuda, [xf, lengths.contiguous(), seg, new_lengths.contiguous(), out],
-                  int(zeros), float(rolloff))
+    if not out.numel():
+        return out.to(x.dtype)
+    seg = torch.stack([start, n, m], dim=1).to(torch.int64).contiguous()
+    tensors = [xf, lengths.contiguous(), seg, new_lengths.contiguous(), out]
+    if xf.is_cuda:  # always the exact kernel
+        run_numba(None, _launch_cuda, tensors, int(zeros), float(rolloff))
+        return out.to(x.dtype)
+    if phases < 1 or phases & (phases - 1):
+        raise ValueError(f"phases must be a power of 2, got {phases}")
+    if exact is None:
+        exact = xf.dtype == torch.float64
+    dtype = np.float64 if xf.dtype == torch.float64 else np.float32
+    n_host, m_host = host_of(n), host_of(m)  # the tables are planned on the host (mirrors: no device read)
+    groups = [slice(0, xf.shape[0])] if exact else _table_groups(n_host, m_host, int(zeros), float(rolloff),
+                                                                   (phases + 1) * np.dtype(dtype).itemsize)
+    for rows in groups:  # consecutive clips (views of contiguous rows), tables within _TABLE_BYTES
+        table_of, half, cutoffs = _plan_tables(n_host[rows], m_host[rows], xf.shape[1], int(zeros), float(rolloff),
+                                               bool(exact))
+        tables = np.zeros((max(len(cutoffs), 1), phases + 1, 2 * int(half.max())), dtype=dtype)
+
+        def run_cpu(*args, table_of=table_of, half=half, cutoffs=cutoffs, tables=tables):  # under CPU_LOCK
+            if len(cutoffs):
+                _build_tables(cutoffs, half, int(zeros), tables)
+            _segment_cpu(*args, table_of, half, tables)
+
+        run_numba(run_cpu, _launch_cuda, [t[rows] for t in tensors], int(zeros), float(rolloff))
     return out.to(x.dtype)

@@ -13,7 +13,7 @@ from hypothesis import given, settings, strategies as st
 import gpuaug.kernels.snr_mix as sm
 from gpuaug import backend as gb
 from gpuaug.banks import Bank
-from gpuaug.functional.noise import _placement, _snr_gain, mix_noise, mix_noise_from_bank
+from gpuaug.functional.noise import _placement, _snr_gain, _snr_scale, mix_noise, mix_noise_from_bank, valid_power
 from gpuaug.transforms import AddNoise, Pipeline
 from conftest import load_real
 from harness import check_op, mixed_batch
@@ -290,6 +290,170 @@ def test_real_noise_numba_matches_torch(shared_data, emodb_speech):
     assert float((out - wave).abs().max()) > 1e-3
 
 
+# ---------------------------------------------------------------- fused CPU pass vs the previous kernels
+
+
+import numba  # noqa: E402
+
+
+@numba.njit
+def _prev_index(offset, t, start, nlen):
+    i = (offset + t - start) % nlen
+    return i + nlen if i < 0 else i
+
+
+@numba.njit
+def _prev_shaped(noise, base, cn, i, t, end, fade):
+    env = 1.0
+    if fade > 0 and end - 1 - t < fade:
+        env = (end - 1 - t) / fade
+    return env * numba.float64(noise[cn, base + i])
+
+
+@numba.njit
+def _prev_powers(w, lengths, noise, base, nlen, offset, start, begin, end, fade, p_signal, p_noise):
+    B, C, _ = w.shape
+    Cn = noise.shape[0]
+    for b in range(B):
+        acc = 0.0
+        for c in range(C):
+            for t in range(lengths[b]):
+                v = numba.float64(w[b, c, t])
+                acc += v * v
+        p_signal[b] = acc / max(lengths[b] * C, 1)
+        acc = 0.0
+        for cn in range(Cn):
+            i = _prev_index(offset[b], begin[b], start[b], nlen[b])
+            for t in range(begin[b], end[b]):
+                v = _prev_shaped(noise, base[b], cn, i, t, end[b], fade[b])
+                acc += v * v
+                i += 1
+                if i == nlen[b]:
+                    i = 0
+        p_noise[b] = acc / max((end[b] - begin[b]) * Cn, 1)
+
+
+@numba.njit
+def _prev_mix(w, lengths, noise, base, nlen, offset, start, begin, end, fade, gain, ok, out):
+    B, C, T = w.shape
+    Cn = noise.shape[0]
+    for q in range(B * C):
+        b, c = q // C, q % C
+        L = lengths[b]
+        lo = begin[b] if ok[b] != 0 else L
+        hi = end[b] if ok[b] != 0 else L
+        for t in range(lo):
+            out[b, c, t] = w[b, c, t]
+        cn = c if Cn > 1 else 0
+        i = _prev_index(offset[b], lo, start[b], nlen[b])
+        for t in range(lo, hi):
+            out[b, c, t] = gain[b] * _prev_shaped(noise, base[b], cn, i, t, hi, fade[b])
+            out[b, c, t] += w[b, c, t]
+            i += 1
+            if i == nlen[b]:
+                i = 0
+        for t in range(hi, L):
+            out[b, c, t] = w[b, c, t]
+        for t in range(L, T):
+            out[b, c, t] = 0.0
+
+
+def previous_kernel(w3, lengths, flat, base, nlen, snr, placement):
+    """The CPU path before the fusion (issue 11 item 3), copied from ``kernels/snr_mix.py`` at
+    065f858: one-accumulator powers kernel, torch ``_snr_gain``, mixing kernel."""
+    arr = [w3.numpy(), lengths.numpy(), flat.numpy(), base.numpy(), nlen.numpy(), *[p.numpy() for p in placement]]
+    p_signal, p_noise = np.zeros(w3.shape[0]), np.zeros(w3.shape[0])
+    _prev_powers(*arr, p_signal, p_noise)
+    gain, ok = _snr_gain(torch.from_numpy(p_signal), torch.from_numpy(p_noise), snr)
+    out = np.empty_like(arr[0])
+    _prev_mix(*arr, gain.numpy(), ok.to(torch.uint8).numpy(), out)
+    return torch.from_numpy(out), torch.from_numpy(p_signal)
+
+
+#: The documented bound (kernels/snr_mix.py): per sample, |fused - previous| and |fused -
+#: float64 torch| <= BOUND[dtype] * (|noise term| + |out|), the noise term from the float64 torch path.
+BOUND = {torch.float32: 2.0**-23, torch.float64: 1e-13}
+
+
+def _bound_excess(out, ref, wave, ref64):
+    """max of |out - ref| / (BOUND * (|noise term| + |ref|)) over the valid samples (<= 1: within)."""
+    term = (ref64 - wave.to(torch.float64)).abs()
+    scale = BOUND[out.dtype] * (term + ref.to(torch.float64).abs()) + 1e-300
+    return float(((out.to(torch.float64) - ref.to(torch.float64)).abs() / scale).max())
+
+
+def _fused_case(dtype, C, seed, B=6, T=24000, Tb=7000):
+    """Long clips from a flat bank with short items (many wraps), fades crossing wraps, negative
+    starts, offsets beyond the item, a silent clip and a 1-sample item."""
+    wave, lengths = mixed_batch(B=B, T=T, C=C, dtype=dtype, seed=seed)
+    wave[2] = 0.0
+    bank, bank_lengths = bank_of(N=5, Tb=Tb, seed=seed + 1)
+    bank_lengths[2] = 333
+    flat, offsets = ragged_of(bank, bank_lengths)
+    g = torch.Generator().manual_seed(seed + 2)
+    index = torch.tensor([0, 1, 2, 3, 4, 2])[:B]
+    kw = dict(snr_db=torch.rand(B, generator=g, dtype=torch.float64) * 40 - 10,
+              noise_offset=torch.randint(0, 20000, (B,), generator=g),
+              span_start=torch.randint(-3000, 8000, (B,), generator=g),
+              span_length=torch.randint(0, T, (B,), generator=g),
+              fade_out=torch.randint(0, 9000, (B,), generator=g))
+    kw["span_length"][0], kw["fade_out"][5] = T, 4000
+    return wave, lengths, flat, offsets, bank_lengths, index, kw
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("C", [None, 2])
+def test_fused_pass_matches_previous_kernel_and_float64_torch(dtype, C):
+    """The fused CPU pass against the previous two kernels and the float64 torch path, within
+    the bound of the kernel docstring; the silent flag equals valid_power == 0; padding zero."""
+    wave, lengths, flat, offsets, bank_lengths, index, kw = _fused_case(dtype, C, seed=31)
+    out, _, p_signal = mix_noise_from_bank(wave, lengths, flat, bank_lengths, index, bank_offsets=offsets,
+                                           backend="numba", return_signal_power=True, **kw)
+    w3 = wave if C else wave[:, None]
+    placement = _placement(lengths, kw["noise_offset"], kw["span_start"], kw["span_length"], kw["fade_out"])
+    prev, prev_ps = previous_kernel(w3, lengths, flat[None], offsets[index], bank_lengths[index], kw["snr_db"],
+                                    placement)
+    prev = prev.reshape(out.shape)
+    ref64, _, ref_ps = mix_noise_from_bank(wave.double(), lengths, flat.double(), bank_lengths, index,
+                                           bank_offsets=offsets, backend="torch", return_signal_power=True, **kw)
+    mask = torch.arange(wave.shape[-1]) < lengths[:, None]
+    mask = mask if C is None else mask[:, None, :].expand_as(wave)
+    assert out.dtype == dtype and bool((out[~mask] == 0).all())
+    assert _bound_excess(out[mask], prev[mask], wave[mask], ref64[mask]) <= 1.0
+    assert _bound_excess(out[mask], ref64[mask].to(dtype), wave[mask], ref64[mask]) <= 1.0 if dtype == torch.float64 \
+        else _bound_excess(out[mask], ref64[mask], wave[mask], ref64[mask]) <= 1.0
+    torch.testing.assert_close(p_signal, prev_ps, rtol=1e-11, atol=0)  # one accumulator: ~n * eps worst case
+    torch.testing.assert_close(p_signal, ref_ps, rtol=1e-11, atol=0)
+    assert torch.equal(p_signal == 0, valid_power(wave, lengths) == 0) and bool(p_signal[2] == 0)
+    assert torch.equal(out[2], wave[2])
+    # the check can fail: a gain off by 1e-6 (or an envelope off by one sample) is far outside the bound
+    bad = wave + (out - wave) * (1 + 1e-6)
+    assert _bound_excess(bad[mask], prev[mask], wave[mask], ref64[mask]) > 1.0
+
+
+def test_fused_pass_tolerance_on_8s_clips():
+    """8 s float32 clips at 16 kHz, continuous / start / span placements: fused vs previous kernel
+    at most 1 float32 ulp-level difference (the docstring's measured figure: <= 6e-8 of the peak)."""
+    g = torch.Generator().manual_seed(41)
+    B, T = 4, 128000
+    wave = torch.randn(B, T, generator=g) * 0.1
+    lengths = torch.tensor([T, 100000, 64000, T])
+    wave[torch.arange(T) >= lengths[:, None]] = 0.0
+    clips = [torch.randn(n, generator=g) * 0.05 for n in (48000, 16000, 160000)]
+    bank = Bank(clips, ["natural"] * 3, 16000)
+    index = torch.tensor([0, 1, 2, 1])
+    covered = torch.tensor([T, 50000, 16000, 64000])
+    kw = dict(snr_db=torch.tensor([0.0, 5.0, 10.0, 20.0], dtype=torch.float64), noise_offset=torch.tensor([0, 999, 5, 0]),
+              span_start=torch.tensor([0, 0, 30000, 0]), span_length=covered, fade_out=torch.tensor([0, 25000, 0, 32000]))
+    out, _ = mix_noise_from_bank(wave, lengths, bank.audio, bank.lengths, index, bank_offsets=bank.offsets,
+                                 backend="numba", **kw)
+    placement = _placement(lengths, kw["noise_offset"], kw["span_start"], kw["span_length"], kw["fade_out"])
+    prev, _ = previous_kernel(wave[:, None], lengths, bank.audio[None], bank.offsets[index], bank.lengths[index],
+                              kw["snr_db"], placement)
+    rel = ((out - prev[:, 0]).abs().amax(dim=1) / prev[:, 0].abs().amax(dim=1)).max()
+    assert float(rel) <= 6e-8
+
+
 # ---------------------------------------------------------------- CUDA kernels (simulator)
 
 
@@ -314,14 +478,30 @@ def test_cuda_kernels_match_torch(dtype, C, Cn):
     p_signal, p_noise = np.zeros(B), np.zeros(B)
     sm.launch_powers_cuda(*args, p_signal, p_noise)
     assert np.isfinite(p_noise).all()  # no NaN between the items was read
-    cpu_p = sm.clip_powers("numba", w3, lengths, flat[None], base, bank_lengths[index], offset, start, begin,
-                           end, fade)
-    np.testing.assert_allclose(p_signal, cpu_p[0].numpy(), rtol=1e-12)
-    np.testing.assert_allclose(p_noise, cpu_p[1].numpy(), rtol=1e-12)
-    gain, ok = _snr_gain(torch.from_numpy(p_signal), torch.from_numpy(p_noise), kw["snr_db"])
+    scale = _snr_scale(kw["snr_db"])
+    cpu_out, cpu_ps, cpu_pn, _ = sm.mix_fused("numba", w3, lengths, flat[None], base, bank_lengths[index], offset, start,
+                                           begin, end, fade, scale)
+    np.testing.assert_allclose(p_signal, cpu_ps.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(p_noise, cpu_pn.numpy(), rtol=1e-12)
     out = np.full(w3.shape, 5.0, dtype=w3.numpy().dtype)  # every sample, padding included, is written
-    sm.launch_mix_cuda(*args, gain.numpy(), ok.to(torch.uint8).numpy(), out)
+    sm.launch_mix_cuda(*args, p_signal, p_noise, scale.numpy(), out)
     torch.testing.assert_close(torch.from_numpy(out).reshape(ref.shape), ref, **TOL[dtype])
+    torch.testing.assert_close(torch.from_numpy(out), cpu_out, **TOL[dtype])
+    out2 = np.full(w3.shape, 5.0, dtype=w3.numpy().dtype)  # both passes through the fused entry point
+    sm.launch_cuda(*args, scale.numpy(), np.zeros(B), np.zeros(B), out2)
+    assert np.array_equal(out2, out)
+
+
+def test_cuda_mix_passes_undefined_snr_through():
+    """The CUDA mix derives the gain from the powers: a silent signal or noise copies the clip."""
+    w = np.array([[[0.0, 0.0, 0.0, 0.0]], [[0.5, -0.25, 0.0, 9.0]]], dtype=np.float32)
+    lengths = np.array([4, 3])
+    noise = np.ones((1, 8), dtype=np.float32)
+    per_clip = [np.array(v) for v in ([0, 4], [4, 4], [0, 0], [0, 0], [0, 0], [4, 3], [0, 0])]
+    out = np.full(w.shape, 5.0, dtype=np.float32)
+    sm.launch_mix_cuda(w, lengths, noise, *per_clip, np.array([0.0, 0.1]), np.array([1.0, 0.0]),
+                       np.ones(2), out)
+    assert np.array_equal(out[0], w[0]) and np.array_equal(out[1, 0], [0.5, -0.25, 0.0, 0.0])
 
 
 # ---------------------------------------------------------------- dispatch and records
@@ -360,3 +540,17 @@ def test_add_noise_records_backend(monkeypatch):
                {k: v for k, v in eb.items() if not k.startswith("backend")}
     with pytest.raises(ValueError, match="backend"):
         AddNoise(_bank(), backend="opencl")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_fused_pass_overflow_raises(dtype):
+    """The fused pass flags non-finite mixed samples itself (float32 / float64: no scan of the
+    output; float16: the float32 result cast back is scanned): a huge gain raises."""
+    level, snr = (1e30, -200.0) if dtype == torch.float32 else (1e3, -40.0)  # noise term ~1e40 / ~1e5
+    wave, lengths = torch.full((2, 50), level).to(dtype), torch.tensor([50, 40])
+    bank = torch.rand(2, 30, generator=torch.Generator().manual_seed(0)) - 0.5
+    args = (wave, lengths, bank, torch.tensor([30, 30]), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match=r"mix_noise: the output of clip\(s\) \[0\] is not finite"):
+        mix_noise_from_bank(*args, snr_db=torch.tensor([snr, 0.0]), backend="numba")
+    out, _ = mix_noise_from_bank(*args, snr_db=torch.tensor([0.0, 0.0]), backend="numba")
+    assert bool(torch.isfinite(out).all())

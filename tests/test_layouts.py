@@ -145,7 +145,7 @@ def test_rir_bank_first_channel(tmp_path):
     rir[10:, 0] += 0.05 * np.exp(-np.arange(790) / 100)
     sf.write(tmp_path / "room_a.wav", rir, SR, subtype="FLOAT")
     _write(tmp_path / "sub" / "room_b.flac", sr=44100, seconds=0.3)
-    bank = rir_bank_from_folder(tmp_path, SR)
+    bank = rir_bank_from_folder(tmp_path, SR, trim_db=None)  # the files as they are
     assert bank.categories() == ["room"] and bank.names == ["room_a", "room_b"]
     assert torch.equal(bank.clip(0), torch.from_numpy(rir[:, 0]).float())
     assert bank.lengths.tolist() == [800, 4800]
@@ -199,6 +199,7 @@ def test_real_noise_and_rir_folders(shared_data):
     rirs = rir_bank_from_folder(shared_data / "rir", SR)
     assert len(rirs) == 7 and rirs.categories() == ["room"]
     # the shortest file is the 1.0 s mono seminar-room RIR at 44.1 kHz
-    assert int(rirs.lengths.min()) == SR
+    assert int(rirs.untrimmed_lengths.min()) == SR
+    assert int(rirs.lengths.min()) == 15881 and int(rirs.lengths.max()) == 52452  # trimmed at -60 dB
     peaks = torch.stack([rirs.clip(i).abs().argmax() for i in range(len(rirs))])
     assert bool((peaks < rirs.lengths).all()) and bool(torch.isfinite(rirs.audio).all())

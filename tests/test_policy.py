@@ -412,3 +412,20 @@ def test_fillers_come_from_the_clips_own_speaker():
     assert set(out.tags) == {UNVERIFIED}
     with pytest.raises(ValueError, match="speakers has 2 entries"):
         InsertClip(bank, speakers=["a", "b"])
+
+
+def test_insert_bank_folders_name_the_speakers(tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    from gpuaug.data import insert_bank_from_folder
+
+    for spk in ("spk01", "spk02"):
+        (tmp_path / "filler" / spk).mkdir(parents=True)
+        sf.write(tmp_path / "filler" / spk / "uhm.wav", 0.3 * np.sin(np.arange(3200) / 7.0), SR)
+    ins = InsertClip(insert_bank_from_folder(tmp_path, SR), categories=["filler"])
+    assert ins.item_speakers == ["spk01", "spk02"]
+    wave = torch.randn(4, 8000, generator=torch.Generator().manual_seed(0)) * 0.1
+    out = Pipeline([ins], sample_rate=SR)(wave, speakers=["spk02", "spk01", "spk02", "spk01"], seed=0)
+    assert [r[0]["insert_name"] for r in out.record] == ["spk02/uhm", "spk01/uhm", "spk02/uhm", "spk01/uhm"]
+    assert out.tags == [ALTERING] * 4

@@ -61,6 +61,26 @@ def test_speed_segment_vs_reference():
         np.testing.assert_allclose(out[b, :n].numpy(), ref[0], rtol=0, atol=1e-12)
 
 
+def test_speed_segment_tabulated_vs_reference():
+    """float32 input: the numba backend's default tabulated sinc (segment_warp.TABLE_ERROR_DB,
+    -100 dB of the peak) against the float64 reference; exact=True is float32 rounding away."""
+    from gpuaug.kernels.segment_warp import TABLE_ERROR_DB
+
+    wave, lengths = mixed_batch(B=4, T=3000, dtype=torch.float64, seed=12)
+    start, length = torch.tensor([50, 700, 0, 1200]), torch.tensor([1500, 5000, 3000, 1000])
+    factor = torch.tensor([1.25, 0.75, 0.53, 1.9])
+    x32 = wave.float()
+    tab, out_len = speed_segment(x32, lengths, start=start, length=length, factor=factor, backend="numba")
+    exact, _ = speed_segment(x32, lengths, start=start, length=length, factor=factor, backend="numba", exact=True)
+    assert not torch.equal(tab, exact)
+    for b in range(4):
+        L, n = int(lengths[b]), int(out_len[b])
+        ref = speed_segment_ref(x32[b, :L].double().numpy(), int(start[b]), int(length[b]), float(factor[b]))
+        peak = float(x32[b, :L].abs().max())
+        np.testing.assert_allclose(tab[b, :n].double().numpy(), ref[0], rtol=0, atol=10 ** (TABLE_ERROR_DB / 20) * peak)
+        np.testing.assert_allclose(exact[b, :n].double().numpy(), ref[0], rtol=0, atol=1e-6 * peak)
+
+
 # ---------------------------------------------------------------- signal properties
 
 

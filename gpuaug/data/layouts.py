@@ -22,15 +22,20 @@ name for ESC-50's interior/domestic sounds); other names are kept.
 from __future__ import annotations
 
 import csv
+import math
 import re
 from pathlib import Path
 from typing import Iterable, Sequence
+
+import torch
+from torch import Tensor
 
 from ..audio_io import load_resampled
 from ..banks import AUDIO_SUFFIXES, Bank
 
 __all__ = ["NOISE_LAYOUTS", "ESC50_GROUPS", "MUSAN_CATEGORIES", "CATEGORY_ALIASES", "INSERT_CATEGORIES",
-           "detect_noise_layout", "noise_bank_from_folder", "rir_bank_from_folder", "insert_bank_from_folder"]
+           "detect_noise_layout", "noise_bank_from_folder", "rir_bank_from_folder", "insert_bank_from_folder",
+           "rir_trim_length", "trim_rir", "RIR_TRIM_MARGIN_S"]
 
 NOISE_LAYOUTS = ("auto", "esc50", "musan", "prefix", "subfolder")
 #: ESC-50 category of target ``t`` is ``ESC50_GROUPS[t // 10]``.
@@ -202,7 +207,7 @@ def noise_bank_from_folder(root: str | Path, sample_rate: int, layout: str = "au
 
 
 def rir_bank_from_folder(root: str | Path, sample_rate: int, *, category: str = "room",
-                         max_seconds: float | None = None) -> Bank:
+                         max_seconds: float | None = None, trim_db: float | None = 60.0) -> Bank:
     """A room-impulse-response bank from every audio file under ``root``.
 
     Multi-channel RIRs keep their first channel (channels of a binaural or array RIR have
@@ -214,9 +219,64 @@ def rir_bank_from_folder(root: str | Path, sample_rate: int, *, category: str = 
         sample_rate: the bank's rate in Hz.
         category: the category name of every RIR.
         max_seconds: keep only the first ``max_seconds`` seconds of each RIR.
+        trim_db: cut each RIR (after resampling and ``max_seconds``) where its energy decay
+            has fallen ``trim_db`` dB (default 60, the RT60 criterion): the Schroeder backward
+            integral ``E(t) = sum_{k >= t} h[k]^2`` is cut at the first ``t`` with
+            ``E(t) < 10^(-trim_db / 10) * E(0)`` (the dropped tail holds less than that share of
+            the energy), but never before the direct path (the first absolute maximum) plus
+            5 ms (see :func:`trim_rir`). Measured RIRs end in seconds of noise floor the
+            convolution would otherwise pay for (the FFT size follows the longest RIR in a
+            batch). ``None`` keeps the files' full length.
+
+    The bank holds the trimmed clips, so each item's identity (content hash,
+    :attr:`~gpuaug.banks.Bank.hashes`, and the bank's fingerprint) is that of the
+    *trimmed* RIR: a record made with one ``trim_db`` replays only on a bank built with the
+    same one (another raises :class:`~gpuaug.banks.MissingBankItem`). The setting is kept as
+    the bank's ``trim_db`` attribute and the untrimmed lengths as ``untrimmed_lengths``.
     """
     files = _audio_files(Path(root))
-    return _bank([(f, category, f.stem) for f in files], sample_rate, max_seconds, channel=0)
+    clips = [load_resampled(f, sample_rate, channel=0, max_seconds=max_seconds) for f in files]
+    full = [int(c.shape[-1]) for c in clips]
+    if trim_db is not None:
+        clips = [trim_rir(c, sample_rate, trim_db) for c in clips]
+    bank = Bank(clips, [category] * len(files), sample_rate, [f.stem for f in files])
+    bank.trim_db = None if trim_db is None else float(trim_db)
+    bank.untrimmed_lengths = torch.tensor(full, dtype=torch.int64)
+    return bank
+
+
+#: Samples (in seconds) always kept after an RIR's direct path by :func:`trim_rir`.
+RIR_TRIM_MARGIN_S = 0.005
+
+
+def rir_trim_length(rir: Tensor, sample_rate: int, trim_db: float = 60.0) -> int:
+    """Samples of a 1-D RIR to keep so that the dropped tail holds less than
+    ``10^(-trim_db / 10)`` of its energy (Schroeder backward integral, float64), at least
+    the direct path (first absolute maximum) + :data:`RIR_TRIM_MARGIN_S` (capped at the
+    RIR's length)."""
+    trim_db = float(trim_db)
+    if not (trim_db > 0 and math.isfinite(trim_db)):
+        raise ValueError(f"trim_db must be a finite number > 0 (or None), got {trim_db}")
+    h = rir.detach().to("cpu", torch.float64).reshape(-1)
+    n = h.shape[0]
+    if n == 0:
+        return 0
+    e = h.square()
+    # remaining energy E(t) = sum_{k >= t} e[k], from the back (flip + cumsum: exact order)
+    remaining = torch.flip(torch.cumsum(torch.flip(e, [0]), 0), [0])
+    total = float(remaining[0])
+    if total <= 0:
+        return n
+    below = remaining < total * 10.0 ** (-trim_db / 10.0)
+    cut = int(below.to(torch.int8).argmax()) if bool(below.any()) else n
+    keep = int(h.abs().argmax()) + 1 + int(round(RIR_TRIM_MARGIN_S * sample_rate))
+    return min(n, max(cut, keep))
+
+
+def trim_rir(rir: Tensor, sample_rate: int, trim_db: float = 60.0) -> Tensor:
+    """The first :func:`rir_trim_length` samples of a 1-D RIR (a copy, so the untrimmed
+    tensor is not kept alive)."""
+    return rir[..., :rir_trim_length(rir, sample_rate, trim_db)].clone()
 
 
 def insert_bank_from_folder(root: str | Path, sample_rate: int, *, max_seconds: float | None = None) -> Bank:

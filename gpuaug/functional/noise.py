@@ -64,10 +64,15 @@ def _power(w: Tensor, lengths: Tensor) -> Tensor:
     return energy / count.clamp_min(1.0)
 
 
+def _snr_scale(snr_db: Tensor) -> Tensor:
+    """``10 ** (snr_db / 10)``: the power ratio of the SNR (float64, as the kernels take it)."""
+    return 10.0 ** (snr_db / 10.0)
+
+
 def _snr_gain(p_signal: Tensor, p_noise: Tensor, snr_db: Tensor) -> tuple[Tensor, Tensor]:
     """float64 gains and a bool "mix this clip" mask (False where the SNR is undefined)."""
     ok = (p_signal > 0) & (p_noise > 0)
-    ratio = p_signal / (p_noise.clamp_min(torch.finfo(torch.float64).tiny) * 10.0 ** (snr_db / 10.0))
+    ratio = p_signal / (p_noise.clamp_min(torch.finfo(torch.float64).tiny) * _snr_scale(snr_db))
     return torch.where(ok, ratio.sqrt(), torch.zeros_like(ratio)), ok
 
 
@@ -105,27 +110,26 @@ def _placement(lengths: Tensor, noise_offset, span_start, span_length, fade_out)
 
 
 def _mix_kernel(name: str, w: Tensor, lengths: Tensor, noise: Tensor, base: Tensor, row_lengths: Tensor,
-                snr: Tensor, placement) -> Tensor:
-    """The two kernel passes (powers, then mixing) of clip ``b`` with the noise
-    ``noise[:, base[b] : base[b] + row_lengths[b]]``.
+                snr: Tensor, placement) -> tuple[Tensor, Tensor]:
+    """The fused kernel (powers, gain and mix in one call) of clip ``b`` with the noise
+    ``noise[:, base[b] : base[b] + row_lengths[b]]``; returns ``(out, p_signal)``.
 
     ``w``: checked ``(B, C, T)``; ``noise``: ``(Cn, S)`` flat noise store on ``w``'s device
     (``Cn`` 1 or ``C``); ``base`` / ``row_lengths``: ``(B,)`` int64 on ``w``'s device, first
-    sample and valid length of each clip's noise in it.
+    sample and valid length of each clip's noise in it. ``p_signal``: float64 ``(B,)``, what
+    :func:`valid_power` gives (up to the order of the float64 additions).
     """
-    from gpuaug.kernels.snr_mix import clip_powers, mix
+    from gpuaug.kernels.snr_mix import mix_fused
 
     if w.numel() == 0:
-        return w.clone()
+        return w.clone(), torch.zeros(w.shape[0], dtype=torch.float64, device=w.device)
     offset, start, begin, end, fade = placement
-    span = (base, row_lengths, offset, start, begin, end, fade)
-    p_signal, p_noise = clip_powers(name, w, lengths, noise, *span)
+    out, p_signal, p_noise, finite = mix_fused(name, w, lengths, noise, base, row_lengths, offset, start, begin, end,
+                                               fade, _snr_scale(snr))
     check_later(torch.isfinite(p_noise), lambda ok: "noise contains NaN or Inf samples in the span of clip(s) "
                 f"{(~ok).nonzero().flatten().tolist()}")
-    gain, ok = _snr_gain(p_signal, p_noise, snr)
-    out = mix(name, w, lengths, noise, *span, gain, ok)
-    _check_mixed(out, "mix_noise", snr)
-    return out
+    _check_mixed(out if finite is None else finite[:, None], "mix_noise", snr)  # CPU: the kernel's flag, no scan
+    return out, p_signal
 
 
 def _check_mixed(out: Tensor, op: str, snr: Tensor) -> None:
@@ -197,13 +201,15 @@ def mix_noise(
         Cn, Tn = n.shape[1], n.shape[2]
         flat = n.transpose(0, 1).reshape(Cn, B * Tn)
         base = torch.arange(B, device=dev) * Tn
-        return restore_rank(_mix_kernel(name, w, lengths, flat, base, noise_lengths, snr, placement), was_2d), lengths
-    return _mix_torch(w, was_2d, lengths, n.to(torch.float64), noise_lengths, snr, placement)
+        return restore_rank(_mix_kernel(name, w, lengths, flat, base, noise_lengths, snr, placement)[0],
+                            was_2d), lengths
+    return _mix_torch(w, was_2d, lengths, n.to(torch.float64), noise_lengths, snr, placement)[:2]
 
 
 def _mix_torch(w: Tensor, was_2d: bool, lengths: Tensor, n: Tensor, noise_lengths: Tensor, snr: Tensor,
-               placement) -> tuple[Tensor, Tensor]:
-    """torch path of :func:`mix_noise` on checked inputs (``n``: float64 ``(B, Cn, Tn)``)."""
+               placement) -> tuple[Tensor, Tensor, Tensor]:
+    """torch path of :func:`mix_noise` on checked inputs (``n``: float64 ``(B, Cn, Tn)``);
+    returns ``(out, lengths, p_signal)``."""
     B, C, T = w.shape
     dev = w.device
     offset, start, begin, end, fade = placement
@@ -218,12 +224,13 @@ def _mix_torch(w: Tensor, was_2d: bool, lengths: Tensor, n: Tensor, noise_length
 
     count = (end - begin).to(torch.float64) * n.shape[1]
     p_noise = shaped.square().sum(dim=(1, 2)) / count.clamp_min(1.0)
-    gain, ok = _snr_gain(_power(w, lengths), p_noise, snr)
+    p_signal = _power(w, lengths)
+    gain, ok = _snr_gain(p_signal, p_noise, snr)
 
     mixed = w + (gain[:, None, None] * shaped).to(w.dtype)
     out = zero_padding(torch.where(ok[:, None, None], mixed, w), lengths)
     _check_mixed(out, "mix_noise", snr)
-    return restore_rank(out, was_2d), lengths
+    return restore_rank(out, was_2d), lengths, p_signal
 
 
 def mix_noise_from_bank(
@@ -240,7 +247,8 @@ def mix_noise_from_bank(
     span_length=None,
     fade_out=0,
     backend: str | None = None,
-) -> tuple[Tensor, Tensor]:
+    return_signal_power: bool = False,
+):
     """:func:`mix_noise` with clip ``b``'s noise being the mono bank item ``index[b]``.
 
     The bank is either ragged (what :class:`~gpuaug.banks.Bank` holds): a flat ``(S,)``
@@ -269,9 +277,13 @@ def mix_noise_from_bank(
             sum(bank_lengths)``). Must be ``None`` for a padded bank.
         snr_db, noise_offset, span_start, span_length, fade_out: as :func:`mix_noise`.
         backend: ``"auto"`` | ``"torch"`` | ``"numba"`` | ``"cupy"`` or None (op ``"mix_noise"``).
+        return_signal_power: also return the float64 ``(B,)`` signal power ``P_signal`` (on
+            ``wave``'s device, no sync): :func:`valid_power` of ``wave`` as measured by the mix
+            itself (0 exactly for the silent clips that pass through), without another pass.
 
     Shapes:
-        returns ``wave`` with the input's shape, dtype and device and ``lengths`` unchanged.
+        returns ``(wave, lengths)``: ``wave`` with the input's shape, dtype and device and
+        ``lengths`` unchanged; ``(wave, lengths, p_signal)`` with ``return_signal_power``.
 
     Raises:
         ValueError: bad bank shapes, lengths or offsets, ``index`` out of range, bank on another
@@ -329,11 +341,16 @@ def mix_noise_from_bank(
     if name == "torch":  # the reference: the picked items zero-padded, then mix_noise
         t_noise = int(host_rows.max()) if B else 1
         noise = gather_ragged(flat[0], base, row_lengths, t_noise)
-        return mix_noise(wave, lengths, noise, row_lengths, snr_db=snr_db, noise_offset=noise_offset,
-                         span_start=span_start, span_length=span_length, fade_out=fade_out, backend="torch")
-    snr = per_clip(snr_db, B, name="snr_db", device=dev, dtype=torch.float64)
-    placement = _placement(lengths, noise_offset, span_start, span_length, fade_out)
-    return restore_rank(_mix_kernel(name, w, lengths, flat, base, row_lengths, snr, placement), was_2d), lengths
+        n, noise_lengths = _noise_3d(noise, row_lengths, B, w.shape[1], dev)
+        snr = per_clip(snr_db, B, name="snr_db", device=dev, dtype=torch.float64)
+        placement = _placement(lengths, noise_offset, span_start, span_length, fade_out)
+        out, _, p_signal = _mix_torch(w, was_2d, lengths, n.to(torch.float64), noise_lengths, snr, placement)
+    else:
+        snr = per_clip(snr_db, B, name="snr_db", device=dev, dtype=torch.float64)
+        placement = _placement(lengths, noise_offset, span_start, span_length, fade_out)
+        out, p_signal = _mix_kernel(name, w, lengths, flat, base, row_lengths, snr, placement)
+        out = restore_rank(out, was_2d)
+    return (out, lengths, p_signal) if return_signal_power else (out, lengths)
 
 
 def _host_ints(v) -> Tensor:

@@ -8,7 +8,7 @@ import math
 import torch
 from torch import Tensor
 
-from gpuaug._sync import check_later, host_of, mirrored
+from gpuaug._sync import check_later, host_of, mirrored, upload
 from gpuaug.functional._batch import (
     NARROW_FLOATS,
     as_3d,
@@ -22,6 +22,7 @@ from gpuaug.functional._batch import (
     valid_mask,
     zero_padding,
 )
+from gpuaug.functional.fft_sizes import fast_fft_size
 from gpuaug.random import normal, stream_id
 
 __all__ = ["reverb", "synthetic_rir"]
@@ -31,17 +32,19 @@ _RIR_STREAM = stream_id("gpuaug.functional.synthetic_rir")
 
 
 def _next_fast_len(n: int) -> int:
-    """Smallest 5-smooth integer (2^a 3^b 5^c) >= ``n`` (>= 1): a fast FFT size."""
-    best = 1 << max(0, (n - 1).bit_length())
-    p5 = 1
-    while p5 < best:
-        p35 = p5
-        while p35 < best:
-            q = -(-n // p35)
-            best = min(best, p35 << max(0, (q - 1).bit_length()))
-            p35 *= 3
-        p5 *= 5
-    return best
+    """The FFT size for a linear convolution of length ``n`` (:func:`~gpuaug.functional.fft_sizes.fast_fft_size`)."""
+    return fast_fft_size(n)
+
+
+def _pow2_scale(peak: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """Per-clip exact powers of two ``(s1, s2)`` in ``dtype`` with ``peak * s1 * s2`` in
+    [0.5, 1) (1 where ``peak`` is 0); two factors so that each stays in range for denormal
+    or huge peaks. Multiplying by them is exact (barring underflow of tiny samples)."""
+    p = peak.to(torch.float64)
+    _, e = torch.frexp(torch.where(p > 0, p, torch.ones_like(p)))
+    e = -e.to(torch.float64)  # scale 2**e
+    e1 = torch.trunc(e / 2)
+    return torch.exp2(e1).to(dtype), torch.exp2(e - e1).to(dtype)
 
 
 def reverb(
@@ -74,15 +77,19 @@ def reverb(
         returns ``wave`` with the input's shape, dtype and device and ``lengths`` unchanged.
 
     Notes:
-        The FFT size is the next 5-smooth size >= ``n_w + n_h - 1`` with ``n_w =
-        max(lengths)`` and ``n_h = min(max(rir_lengths), n_w + max(d))`` (RIR samples past
-        that never reach the kept output), computed in the wave's dtype, so batched and
-        single-clip results differ only by FFT rounding (~1e-6 relative in float32).
-        With ``normalize`` "energy" or "peak" the RIR is first scaled to peak 1 in float64
-        (the result does not depend on its scale), so a denormal or huge RIR does not
-        underflow or overflow; normalisation energies are computed in float64 and the gains
-        applied in the wave's dtype. float16 / bfloat16 waves are computed in float32 and
-        returned in their dtype.
+        The FFT size is the smallest measured-fast size (:mod:`gpuaug.functional.fft_sizes`)
+        >= ``n_w + n_h - 1`` with ``n_w = max(lengths)`` and ``n_h = min(max(rir_lengths),
+        n_w + max(d))`` (RIR samples past that never reach the kept output), computed in the
+        wave's dtype (float32 FFTs for float32 waves), so batched and single-clip results
+        differ only by FFT rounding (~1e-6 relative in float32). The direct-path alignment is
+        a circular shift of each RIR by ``-d_b`` before its FFT (exact: the FFT is long
+        enough that nothing wraps into the kept output), so the output is a plain slice.
+        With ``normalize`` "energy" or "peak" the RIR and the clip are first scaled by exact
+        powers of two to peak in [0.5, 1) (the result does not depend on their scale), so a
+        denormal or huge RIR or clip does not underflow or overflow; the energies are then
+        summed in the wave's dtype (float32: ~1e-6 relative), and the gain applied in one
+        multiply. float16 / bfloat16 waves are computed in float32 and returned in their
+        dtype.
 
     Raises:
         ValueError: unknown ``normalize``, mismatched batch / channel counts,
@@ -101,44 +108,84 @@ def reverb(
                           name="reverb")
     if B == 0:
         return wave.clone(), lengths
-    h_lengths = rir_lengths if rir_lengths.device == w.device else mirrored(host_of(rir_lengths), w.device)
-    h = zero_padding(h.to(device=w.device), h_lengths)  # still in the RIR's dtype
-    peak = h.abs().amax(dim=1)  # (B, Tr)
-    h_peak = peak.amax(dim=1)
-    check_later(h_peak > 0, lambda ok: f"reverb: rir of clip(s) {(~ok).nonzero().flatten().tolist()} is all zero")
+    dev, dt = w.device, w.dtype
+    len_host, hl_host = host_of(lengths), host_of(rir_lengths)
+    n_w = int(len_host.max())
+    h = h.to(device=dev)
     if direct is None:
-        direct = peak.argmax(dim=1)  # first maximum; padding is zero and never wins
+        if int(hl_host.min()) < h.shape[-1]:  # samples past rir_lengths are not part of the RIR
+            h_lengths = rir_lengths if rir_lengths.device == dev else mirrored(hl_host, dev)
+            h = zero_padding(h, h_lengths)
+        direct = h.abs().amax(dim=1).argmax(dim=1)  # first maximum; padding is zero and never wins
         direct_host = host_of(direct)  # a sync on CUDA: pass direct= to avoid it
     else:
         direct_host = host_of(direct).to(torch.int64)
-        direct = mirrored(direct_host, w.device)
-    if normalize != "none":  # scale-free: convolve the RIR scaled to peak 1 (denormal / huge RIRs do not underflow)
-        h_scale = torch.where(h_peak > 0, h_peak, torch.ones_like(h_peak)).to(torch.float64)
-        h = (h.to(torch.float64) / h_scale[:, None, None]).to(w.dtype)
-    else:
-        h = h.to(w.dtype)
-
-    n_w = int(host_of(lengths).max())
+    R = int(hl_host.max())
+    h = h[..., :R]
+    if int(hl_host.min()) < R:  # samples past rir_lengths are not part of the RIR
+        h = h * valid_mask(rir_lengths if rir_lengths.device == dev else mirrored(hl_host, dev), R)[:, None, :].to(h.dtype)
+    h_peak = h.abs().amax(dim=(1, 2))
+    check_later(h_peak > 0, lambda ok: f"reverb: rir of clip(s) {(~ok).nonzero().flatten().tolist()} is all zero")
     if n_w == 0:  # only empty clips: nothing to convolve
         return zero_padding(wave, lengths), lengths
-    # output t < L reads full_conv[t + d]: RIR samples past n_w + max(d) never reach it
-    n_h = min(int(host_of(rir_lengths).max()), n_w + int(direct_host.max()))
-    n_fft = _next_fast_len(max(1, n_w + n_h - 1))
-    x = zero_padding(w, lengths)[..., :n_w]
-    spec = torch.fft.rfft(x, n=n_fft) * torch.fft.rfft(h[..., :n_h], n=n_fft)
-    full = torch.fft.irfft(spec, n=n_fft)
-    idx = (torch.arange(T, device=w.device) + direct[:, None]).clamp(max=n_fft - 1)
-    out = zero_padding(torch.gather(full, 2, idx[:, None, :].expand(B, C, T)), lengths)
 
-    if normalize != "none":
-        if normalize == "energy":  # root energies, accumulated in float64
-            ref, got = (torch.linalg.vector_norm(v, dim=(1, 2), dtype=torch.float64) for v in (x, out))
+    # Every RIR is delayed by D - d_b so that all direct paths sit at D = max(d): output
+    # t < L is then full_conv[t + D] for every clip (one uniform slice). Delayed RIR samples
+    # past n_w + D never reach the output.
+    D = int(direct_host.max())
+    n_h = min(int((hl_host + D - direct_host).max()), n_w + D)
+    n_fft = _next_fast_len(max(1, n_w + n_h - 1))
+    scaled = normalize != "none"
+    if scaled:  # scale-free: the RIR scaled to peak in [0.5, 1) by exact powers of two
+        s1, s2 = _pow2_scale(h_peak, dt)
+        h = h.to(dt) * s1[:, None, None]
+        h.mul_(s2[:, None, None])
+    else:
+        h = h.to(dt)
+    # delayed RIRs in one gather: hs[b, k] = h[b, k - (D - d_b)] (zero outside the RIR)
+    src = torch.arange(n_h)[None, :] - (D - direct_host)[:, None]  # host index table
+    keep = (src >= 0) & (src < R)
+    src_dev, keep_dev = upload([src.clamp(0, R - 1), keep], dev)
+    hs = torch.gather(h, 2, src_dev[:, None, :].expand(B, h.shape[1], n_h)) * keep_dev[:, None, :].to(dt)
+    H = torch.fft.rfft(hs, n=n_fft)
+    del hs
+    # the clip, zero past its length (and scaled to peak in [0.5, 1)), written into the padded FFT input
+    x = w[..., :n_w]
+    masked = int(len_host.min()) < n_w
+    mask = valid_mask(lengths, n_w)[:, None, :].to(dt) if masked else None  # multiplied: cheaper than where
+    if scaled:
+        x_peak = torch.maximum(x.amax(dim=(1, 2)), -x.amin(dim=(1, 2)))  # padding may be nonzero: an upper bound
+        x1, x2 = _pow2_scale(x_peak, dt)
+        xs = x * x1[:, None, None]
+        xs.mul_(mask * x2[:, None, None] if masked else x2[:, None, None])
+    else:
+        xs = x * mask if masked else x
+    X = torch.fft.rfft(xs, n=n_fft)
+    X.mul_(H)
+    y = torch.fft.irfft(X, n=n_fft)[..., D:D + n_w]
+    del X, H
+
+    out = w.new_empty(B, C, T)
+    if T > n_w:
+        out[..., n_w:] = 0
+    o = out[..., :n_w]
+    if masked:
+        torch.mul(y, mask, out=o)
+    else:
+        o.copy_(y)
+    del y
+    if scaled:
+        if normalize == "energy":  # values <= 1 (x) and <= n_h (y): float32 sums neither overflow nor lose range
+            ref, got = torch.linalg.vector_norm(xs, dim=(1, 2)), torch.linalg.vector_norm(o, dim=(1, 2))
         else:
-            ref, got = (v.abs().amax(dim=(1, 2)).to(torch.float64) for v in (x, out))
-        gain = ref / got.clamp_min(torch.finfo(torch.float64).tiny)
-        gain = torch.where(got > 0, gain, torch.zeros_like(gain))
-        out = out * gain.to(w.dtype)[:, None, None]  # an overflowing gain is caught just below
-    check_finite_output(out, "reverb", lambda: f"normalize={normalize!r} overflows {w.dtype}")
+            ref = torch.maximum(xs.amax(dim=(1, 2)), -xs.amin(dim=(1, 2)))
+            got = torch.maximum(o.amax(dim=(1, 2)), -o.amin(dim=(1, 2)))
+        # the gain restores the clip's scale: (ref / got) / (x1 * x2), in float64
+        ref64, got64 = ref.to(torch.float64), got.to(torch.float64)
+        gain = ref64 / got64.clamp_min(torch.finfo(torch.float64).tiny) / (x1.to(torch.float64) * x2.to(torch.float64))
+        gain = torch.where(got64 > 0, gain, torch.zeros_like(gain))
+        out.mul_(gain.to(dt)[:, None, None])  # an overflowing gain is caught just below
+    check_finite_output(out, "reverb", lambda: f"normalize={normalize!r} overflows {dt}")
     return restore_rank(out, was_2d), lengths
 
 

@@ -69,6 +69,7 @@ def speed_segment(
     zeros: int = DEFAULT_ZEROS,
     rolloff: float = DEFAULT_ROLLOFF,
     backend: str | None = None,
+    exact: bool | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Play the segment ``[start, start + length)`` of each clip ``factor`` times faster.
 
@@ -86,6 +87,13 @@ def speed_segment(
     segment is resampled: with the ``warp`` op resolved to ``numba`` the fused kernel
     :mod:`gpuaug.kernels.segment_warp` evaluates this map on the fly; the torch / cupy
     paths gather the untouched parts and warp the ``(B, max(m))`` segment positions only.
+    On the CPU the fused kernel evaluates the sinc from a table by default for float32 (and
+    float16 / bfloat16) input: the same filter tabulated at 512 phases per sample, linearly
+    interpolated, within -100 dB of the clip's peak of the exact sinc (see
+    :mod:`gpuaug.kernels.segment_warp`; the kernel is ~15x faster on one thread);
+    ``exact=True`` evaluates the exact float64 sinc there too, as the torch / cupy / CUDA paths
+    always do (and the CPU kernel for segments under 512 output samples). The untouched parts
+    are bit-exact copies on every path.
     Clips whose segment keeps its length (``m == n``, e.g. an empty segment) pass through
     unchanged.
 
@@ -98,6 +106,9 @@ def speed_segment(
         zeros: sinc zero crossings per side.
         rolloff: anti-aliasing margin in ``(0, 1]`` (applied inside the segment only).
         backend: backend of the :func:`~gpuaug.functional.resample.warp` core (op ``"warp"``).
+        exact: numba CPU kernel only (ignored elsewhere, which is always exact): ``True`` the
+            exact float64 sinc in the segment, ``False`` the tabulated one, ``None`` (default)
+            exact for float64 input and tabulated otherwise.
 
     Shapes:
         ``(B, T)`` / ``(B, C, T)`` -> ``(B, T_out)`` / ``(B, C, T_out)``; new lengths
@@ -128,7 +139,7 @@ def speed_segment(
     if name == "numba":
         from gpuaug.kernels.segment_warp import segment_warp_kernel
 
-        out = segment_warp_kernel(x3, lengths, s, n, m, new_lengths, zeros, rolloff, t_out)
+        out = segment_warp_kernel(x3, lengths, s, n, m, new_lengths, zeros, rolloff, t_out, exact=exact)
     else:
         out = _splice_segments(x3, lengths, s, n, m, new_lengths, zeros=zeros, rolloff=rolloff, backend=name)
     return pass_through(restore_rank(out, was_2d), new_lengths, wave, lengths, keep)

@@ -48,7 +48,8 @@ class InsertClip(Transform):
             seeds' long-pause fillers use a pause; short fillers none).
         level_db: the insert's RMS relative to the clip's speech RMS (dB).
         speakers: the speaker of each bank item: a sequence aligned with the bank's items, or a
-            function of the item name (``None`` for unknown); default: unknown.
+            function of the item name (``None`` for unknown); default: the folder of
+            :func:`~gpuaug.data.insert_bank_from_folder`'s ``<speaker>/<file>`` names, else unknown.
         speaker: ``same`` (default): when the items' and the clips' speakers are known (the
             pipeline's ``speakers=``, which :class:`~gpuaug.data.AugmentCollate` fills from the
             items' ``speaker``), draw each clip's insert from its own speaker's items (category
@@ -85,7 +86,9 @@ class InsertClip(Transform):
         if speakers is not None and len(speakers) != len(bank):
             raise ValueError(f"InsertClip: speakers has {len(speakers)} entries for a bank of {len(bank)} items")
         #: Speaker of each bank item (None: unknown).
-        self.item_speakers = [None] * len(bank) if speakers is None else [None if x is None else str(x) for x in speakers]
+        if speakers is None:  # insert_bank_from_folder names items "<speaker>/<file>" below a category folder
+            speakers = [n.split("/", 1)[0] if "/" in n else None for n in bank.names]
+        self.item_speakers = [None if x is None else str(x) for x in speakers]
         self.declare("position_kind", choices=positions, stream="position", args="positions")
         self.declare("silence_before_s", choices=silence_before_s, stream="before")
         self.declare("silence_after_s", choices=silence_after_s, stream="after")

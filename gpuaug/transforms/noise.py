@@ -7,7 +7,7 @@ import torch
 
 from .._sync import host_of
 from ..banks import Bank
-from ..functional.noise import mix_noise_from_bank, valid_power, white_noise
+from ..functional.noise import mix_noise_from_bank, white_noise
 from ..policy.evaluate import Cat
 from ..policy.rules import STUDY_NOISE, VOCAL_BURST_PATTERN
 from .base import Draw, Transform
@@ -103,10 +103,10 @@ class AddNoise(Transform):
         covered = torch.where(placement == 0, L, (params["span_fraction"] * L).round().long())
         start = torch.where(placement == 2, (params["u_span_start"] * (L - covered + 1)).long(), 0)
         fade_out = torch.where(placement == 1, covered // 2, 0)
-        silent = valid_power(wave, lengths) == 0  # device-only: read back at the end of the call
-        out, out_len = mix_noise_from_bank(wave, lengths, audio, bank_lengths, rows, snr_db=params["snr_db"],
-                                           noise_offset=offset, span_start=start, span_length=covered,
-                                           fade_out=fade_out, bank_offsets=offsets, backend=backend)
+        out, out_len, p_signal = mix_noise_from_bank(
+            wave, lengths, audio, bank_lengths, rows, snr_db=params["snr_db"], noise_offset=offset, span_start=start,
+            span_length=covered, fade_out=fade_out, bank_offsets=offsets, backend=backend, return_signal_power=True)
+        silent = p_signal == 0  # the mix's own signal power (no extra pass); device-only, read at the call's end
         resolved = {"noise_index": index, "noise_id": self.bank.item_keys[index],
                     "noise_category": self.bank.category_ids[index], "noise_offset": offset,
                     "span_start": start, "span_length": covered, "fade_out": fade_out, "silent_passthrough": silent}

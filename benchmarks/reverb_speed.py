@@ -1,0 +1,130 @@
+"""Reverb speed: before (the algorithm at git HEAD, untrimmed RIR bank) vs after (this tree,
+RIRs trimmed at -60 dB) vs the FFT floor (rfft of the clips + rfft of the RIRs + irfft at the
+size `after` chooses, nothing else), on 32 clips of 8 s at 16 kHz with RIRs drawn from the
+real folder /work/shared/data/rir. One thread; per-clip CPU (time.process_time) and wall ms,
+repeats interleaved, min and median over repeats. Also the float32 error against a float64
+reference (the HEAD algorithm in float64 on the same trimmed RIRs).
+
+    .venv/bin/python benchmarks/reverb_speed.py [--repeats 7] [--rir-dir DIR]
+Writes benchmarks/results/cpu-2core-reverb-speed.json.
+"""
+from __future__ import annotations
+
+import argparse, json, platform, statistics, subprocess, sys, time, types
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+B, SECONDS, SR = 32, 8.0, 16000
+
+
+def head_reverb():
+    """The reverb function as committed at git HEAD (the 'before' algorithm)."""
+    src = subprocess.run(["git", "show", "HEAD:gpuaug/functional/reverb.py"], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout
+    mod = types.ModuleType("reverb_head")
+    exec(compile(src, "HEAD:gpuaug/functional/reverb.py", "exec"), mod.__dict__)
+    return mod.reverb, mod._next_fast_len
+
+
+def timed(fn):
+    c, w = time.process_time(), time.perf_counter()
+    fn()
+    return (time.process_time() - c) / B * 1e3, (time.perf_counter() - w) / B * 1e3
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--rir-dir", default="/work/shared/data/rir")
+    args = ap.parse_args()
+    if not Path(args.rir_dir).is_dir():
+        print(f"skipped: RIR folder {args.rir_dir} not found")
+        return
+    torch.set_num_threads(1)
+    from gpuaug.data.layouts import rir_bank_from_folder
+    from gpuaug.functional.reverb import _next_fast_len, reverb
+    old_reverb, old_fast_len = head_reverb()
+
+    full = rir_bank_from_folder(args.rir_dir, SR, trim_db=None)
+    trimmed = rir_bank_from_folder(args.rir_dir, SR)  # trim_db=60 (the default)
+    g = torch.Generator().manual_seed(0)
+    index = torch.randint(len(full), (B,), generator=g)
+    T = int(SECONDS * SR)
+    wave = torch.randn(B, T, generator=g) * 0.1 * torch.sin(torch.arange(T) / 2000.0).abs()  # speech-like envelope
+    lengths = torch.full((B,), T)
+    h_full, l_full = full.gather(index)
+    h_trim, l_trim = trimmed.gather(index)
+    d_full, d_trim = full.peak_index[index], trimmed.peak_index[index]
+
+    n_after = _next_fast_len(T + min(int(l_trim.max()), T + int(d_trim.max())) - 1)
+    n_before = old_fast_len(T + min(int(l_full.max()), T + int(d_full.max())) - 1)
+
+    def before():
+        old_reverb(wave, lengths, h_full, l_full, normalize="energy", direct=d_full)
+
+    def after():
+        reverb(wave, lengths, h_trim, l_trim, normalize="energy", direct=d_trim)
+
+    def floor():
+        X = torch.fft.rfft(wave, n=n_after)
+        H = torch.fft.rfft(h_trim, n=n_after)
+        torch.fft.irfft(X * H, n=n_after)
+
+    def floor_x():
+        torch.fft.irfft(torch.fft.rfft(wave, n=n_after), n=n_after)
+
+    from gpuaug.functional._batch import finite_checked
+
+    def after_trusted():  # as inside a Pipeline call: the input NaN/Inf scan already done once
+        with finite_checked():
+            after()
+
+    cases = {"before": before, "after": after, "after_finite_trusted": after_trusted, "fft_floor": floor, "fft_floor_x_only": floor_x}
+    for fn in cases.values():
+        fn()  # warm-up
+    runs = {k: [] for k in cases}
+    for _ in range(args.repeats):  # interleaved
+        for k, fn in cases.items():
+            runs[k].append(timed(fn))
+    res = {k: {"cpu_ms_per_clip_min": min(c for c, _ in v), "cpu_ms_per_clip_median": statistics.median(c for c, _ in v),
+               "wall_ms_per_clip_min": min(w for _, w in v), "wall_ms_per_clip_median": statistics.median(w for _, w in v),
+               "cpu_ms_per_clip_all": [round(c, 4) for c, _ in v], "wall_ms_per_clip_all": [round(w, 4) for _, w in v]}
+           for k, v in runs.items()}
+    for k in ("before", "after", "after_finite_trusted"):
+        for m in ("cpu_ms_per_clip_min", "cpu_ms_per_clip_median"):
+            res[k][m.replace("cpu_ms_per_clip", "ratio_to_floor_cpu")] = res[k][m] / res["fft_floor"][m]
+
+    # accuracy: float32 after vs the HEAD algorithm in float64 on the same trimmed RIRs
+    out32, _ = reverb(wave, lengths, h_trim, l_trim, normalize="energy", direct=d_trim)
+    ref64, _ = old_reverb(wave.double(), lengths, h_trim.double(), l_trim, normalize="energy", direct=d_trim)
+    untrimmed64, _ = old_reverb(wave.double(), lengths, h_full.double(), l_full, normalize="energy", direct=d_full)
+    peak = ref64.abs().amax(dim=1)
+    err = ((out32.double() - ref64).abs().amax(dim=1) / peak).max().item()
+    trim_err = ((ref64 - untrimmed64).square().sum(1) / untrimmed64.square().sum(1)).max().item()
+    report = {
+        "command": " ".join([Path(sys.executable).name] + sys.argv),
+        "torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
+        "threads": torch.get_num_threads(), "repeats": args.repeats, "batch": B, "seconds": SECONDS, "sample_rate": SR,
+        "rir_names_drawn": sorted({full.names[i] for i in index.tolist()}),
+        "rir_lengths_untrimmed": dict(zip(full.names, full.lengths.tolist())),
+        "rir_lengths_trimmed_60db": dict(zip(trimmed.names, trimmed.lengths.tolist())),
+        "n_fft_before": n_before, "n_fft_after": n_after,
+        "floor_definition": "rfft(clips, n) + rfft(rirs, n) + irfft(product, n) at n_fft_after; fft_floor_x_only: rfft + irfft of the clips",
+        "results": res,
+        "max_abs_err_float32_vs_float64_rel_to_peak": err,
+        "trimming_effect_max_rel_error_energy": trim_err,
+    }
+    out = ROOT / "benchmarks" / "results" / "cpu-2core-reverb-speed.json"
+    out.write_text(json.dumps(report, indent=1))
+    for k, v in res.items():
+        print(f"{k:18s} cpu {v['cpu_ms_per_clip_min']:.3f} (median {v['cpu_ms_per_clip_median']:.3f}) ms/clip, "
+              f"wall {v['wall_ms_per_clip_min']:.3f} (median {v['wall_ms_per_clip_median']:.3f})")
+    print(f"n_fft before {n_before}, after {n_after}; float32 err {err:.2e} of peak; trimming energy error {trim_err:.2e}")
+    print("wrote", out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""Issue 11 item 1: RIR trimming, the measured FFT size table, and the shifted-RIR reverb path."""
+from __future__ import annotations
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from gpuaug.data.layouts import rir_bank_from_folder, rir_trim_length
+from gpuaug.functional.fft_sizes import FAST_SIZES, fast_fft_size, next_5_smooth
+from gpuaug.functional.reverb import reverb
+from reference.reverb_ref import reverb_ref
+
+
+def test_fft_size_table():
+    assert list(FAST_SIZES) == sorted(set(FAST_SIZES))
+    for n in FAST_SIZES:
+        m = n
+        for p in (2, 3, 5, 7):
+            while m % p == 0:
+                m //= p
+        assert m == 1
+    for n in [1, 100, 4095, 4097, 180451, 224_000, 524_288, 600_000]:
+        k = fast_fft_size(n)
+        assert k >= n
+    assert fast_fft_size(180_451) != 180_500 and fast_fft_size(10**6) == next_5_smooth(10**6)
+
+
+def test_rir_trim_length_and_bank(tmp_path):
+    h = np.zeros(8000)
+    h[30] = 1.0
+    h[31:] = 0.2 * np.exp(-np.arange(7969) / 200.0) * np.cos(np.arange(7969))
+    t = torch.from_numpy(h)
+    n = rir_trim_length(t, 16000, 60.0)
+    e = h**2
+    assert e[n:].sum() < 1e-6 * e.sum() <= e[n - 1:].sum()
+    assert rir_trim_length(torch.zeros(100).index_fill_(0, torch.tensor([50]), 1.0), 16000) == 100  # 50 + 1 + 80 > 100
+    sf.write(tmp_path / "r.wav", h.astype(np.float32), 16000, subtype="FLOAT")
+    bank = rir_bank_from_folder(tmp_path, 16000)
+    untrimmed = rir_bank_from_folder(tmp_path, 16000, trim_db=None)
+    assert bank.lengths.tolist() == [n] and untrimmed.lengths.tolist() == [8000]
+    assert bank.trim_db == 60.0 and untrimmed.trim_db is None and bank.untrimmed_lengths.tolist() == [8000]
+    assert bank.hashes != untrimmed.hashes  # identity is of the trimmed clip
+    assert torch.equal(bank.clip(0), untrimmed.clip(0)[:n])
+
+
+def test_mixed_direct_paths_vs_float64_reference():
+    """Different direct paths per clip (the shifted-RIR path), float32 and float64, given direct=."""
+    g = torch.Generator().manual_seed(1)
+    B, T = 4, 3000
+    wave = torch.randn(B, T, generator=g, dtype=torch.float64)
+    lengths = torch.tensor([3000, 1200, 2999, 17])
+    wave = wave * (torch.arange(T) < lengths[:, None])
+    rl = torch.tensor([900, 400, 50, 600])
+    rir = torch.randn(B, 900, generator=g, dtype=torch.float64) * 0.1 * (torch.arange(900) < rl[:, None])
+    direct = torch.tensor([0, 123, 49, 550])
+    rir[torch.arange(B), direct] = torch.tensor([1.0, -2.0, 3.0, 1.5], dtype=torch.float64)
+    for mode in ["energy", "peak", "none"]:
+        for dt, tol in [(torch.float64, 1e-12), (torch.float32, 2e-5)]:
+            out, _ = reverb(wave.to(dt), lengths, rir.to(dt), rl, normalize=mode, direct=direct)
+            again, _ = reverb(wave.to(dt), lengths, rir.to(dt), rl, normalize=mode)
+            torch.testing.assert_close(out, again, atol=0, rtol=0)
+            for b in range(B):
+                L = int(lengths[b])
+                ref = reverb_ref(wave[b:b + 1, :L].numpy(), rir[b:b + 1, :int(rl[b])].numpy(), mode)[0]
+                scale = max(1.0, float(np.abs(ref).max()))
+                np.testing.assert_allclose(out[b, :L].double().numpy(), ref, atol=tol * scale, rtol=0)
+                assert bool((out[b, L:] == 0).all())
+
+
+def test_tiny_and_huge_scales_are_scale_free():
+    g = torch.Generator().manual_seed(2)
+    wave = torch.randn(2, 2000, generator=g)
+    rir = torch.randn(2, 300, generator=g) * torch.exp(-torch.arange(300) / 50.0)
+    lengths, rl = torch.tensor([2000, 1500]), torch.tensor([300, 300])
+    base, _ = reverb(wave, lengths, rir, rl)
+    for fw, fh in [(1e-30, 1.0), (1e30, 1e-38), (1.0, 1e38), (1e-20, 1e-36)]:
+        out, _ = reverb(wave * fw, lengths, rir * fh, rl)
+        torch.testing.assert_close(out / fw, base, atol=1e-5, rtol=1e-4)
