@@ -20,12 +20,16 @@ sys.path.insert(0, str(ROOT))
 B, SECONDS, SR = 32, 8.0, 16000
 
 
+#: The commit before issue 11's reverb work (the 'before' algorithm).
+OLD_REV = "065f858"
+
+
 def head_reverb():
-    """The reverb function as committed at git HEAD (the 'before' algorithm)."""
-    src = subprocess.run(["git", "show", "HEAD:gpuaug/functional/reverb.py"], cwd=ROOT, check=True,
+    """The reverb function as committed at :data:`OLD_REV` (the 'before' algorithm)."""
+    src = subprocess.run(["git", "show", f"{OLD_REV}:gpuaug/functional/reverb.py"], cwd=ROOT, check=True,
                          capture_output=True, text=True).stdout
-    mod = types.ModuleType("reverb_head")
-    exec(compile(src, "HEAD:gpuaug/functional/reverb.py", "exec"), mod.__dict__)
+    mod = types.ModuleType("reverb_before")
+    exec(compile(src, f"{OLD_REV}:gpuaug/functional/reverb.py", "exec"), mod.__dict__)
     return mod.reverb, mod._next_fast_len
 
 
@@ -68,6 +72,12 @@ def main():
     def after():
         reverb(wave, lengths, h_trim, l_trim, normalize="energy", direct=d_trim)
 
+    used, row = torch.unique(index, return_inverse=True)  # what Reverb.apply passes: each RIR once
+    h_used, l_used = trimmed.gather(used)
+
+    def after_shared():
+        reverb(wave, lengths, h_used, l_used, normalize="energy", direct=trimmed.peak_index[used], rir_index=row)
+
     def floor():
         X = torch.fft.rfft(wave, n=n_after)
         H = torch.fft.rfft(h_trim, n=n_after)
@@ -82,7 +92,12 @@ def main():
         with finite_checked():
             after()
 
-    cases = {"before": before, "after": after, "after_finite_trusted": after_trusted, "fft_floor": floor, "fft_floor_x_only": floor_x}
+    def after_shared_trusted():  # as Reverb.apply inside a Pipeline call
+        with finite_checked():
+            after_shared()
+
+    cases = {"before": before, "after": after, "after_finite_trusted": after_trusted,
+             "after_shared_spectra_trusted": after_shared_trusted, "fft_floor": floor, "fft_floor_x_only": floor_x}
     for fn in cases.values():
         fn()  # warm-up
     runs = {k: [] for k in cases}
@@ -93,7 +108,7 @@ def main():
                "wall_ms_per_clip_min": min(w for _, w in v), "wall_ms_per_clip_median": statistics.median(w for _, w in v),
                "cpu_ms_per_clip_all": [round(c, 4) for c, _ in v], "wall_ms_per_clip_all": [round(w, 4) for _, w in v]}
            for k, v in runs.items()}
-    for k in ("before", "after", "after_finite_trusted"):
+    for k in ("before", "after", "after_finite_trusted", "after_shared_spectra_trusted"):
         for m in ("cpu_ms_per_clip_min", "cpu_ms_per_clip_median"):
             res[k][m.replace("cpu_ms_per_clip", "ratio_to_floor_cpu")] = res[k][m] / res["fft_floor"][m]
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import soundfile as sf
+import pytest
 import torch
 
 from gpuaug.data.layouts import rir_bank_from_folder, rir_trim_length
@@ -76,3 +77,21 @@ def test_tiny_and_huge_scales_are_scale_free():
     for fw, fh in [(1e-30, 1.0), (1e30, 1e-38), (1.0, 1e38), (1e-20, 1e-36)]:
         out, _ = reverb(wave * fw, lengths, rir * fh, rl)
         torch.testing.assert_close(out / fw, base, atol=1e-5, rtol=1e-4)
+
+
+def test_rir_index_shares_spectra_and_matches_per_clip_rirs():
+    """Clips sharing an RIR (rir_index) give exactly what the per-clip RIR batch gives."""
+    from gpuaug.functional.reverb import reverb, synthetic_rir
+
+    g = torch.Generator().manual_seed(3)
+    wave = torch.randn(6, 1, 4000, generator=g)
+    lengths = torch.tensor([4000, 3500, 4000, 100, 0, 2500])
+    rirs, rl = synthetic_rir(torch.tensor([1, 2, 3]), rt60_s=torch.tensor([0.2, 0.4, 0.3]), drr_db=5.0,
+                             predelay_s=torch.tensor([0.0, 0.01, 0.005]), sample_rate=16000)
+    rows = torch.tensor([2, 0, 2, 1, 0, 1])
+    for normalize in ("energy", "peak", "none"):
+        shared, _ = reverb(wave, lengths, rirs, rl, normalize=normalize, rir_index=rows)
+        each, _ = reverb(wave, lengths, rirs[rows], rl[rows], normalize=normalize)
+        assert torch.equal(shared, each), normalize
+    with pytest.raises(ValueError, match="rir_index must be"):
+        reverb(wave, lengths, rirs, rl, rir_index=torch.tensor([0, 1, 2, 3, 0, 0]))

@@ -49,7 +49,7 @@ def _pow2_scale(peak: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
 
 def reverb(
     wave: Tensor, lengths: Tensor, rir: Tensor, rir_lengths: Tensor, *, normalize: str = "energy",
-    direct: Tensor | None = None,
+    direct: Tensor | None = None, rir_index: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Convolve each clip with its own RIR (batched FFT convolution), aligned to the direct path.
 
@@ -72,6 +72,11 @@ def reverb(
         direct: optional ``(B,)`` int64 host tensor of the direct-path indices ``d_b`` (as
             defined above, e.g. :attr:`gpuaug.banks.Bank.peak_index`); saves reading
             them back from the device (a host sync on CUDA). Not checked against ``rir``.
+        rir_index: optional ``(B,)`` int64 host tensor: clip ``b`` is convolved with
+            ``rir[rir_index[b]]``. Then ``rir``, ``rir_lengths`` and ``direct`` hold ``U``
+            distinct RIRs (``U`` rows) and each RIR's spectrum is computed once, however many
+            clips use it (a bank of 7 RIRs drawn for 32 clips: 7 FFTs instead of 32). Default:
+            row ``b`` for clip ``b``.
 
     Shapes:
         returns ``wave`` with the input's shape, dtype and device and ``lengths`` unchanged.
@@ -102,10 +107,16 @@ def reverb(
     lengths = check_wave(wave, lengths)
     w, was_2d = as_3d(wave)
     B, C, T = w.shape
-    h, rir_lengths = check_companion(rir, rir_lengths, batch=B, channels=C, name="rir", min_length=1)
+    if rir_index is not None:
+        rir_index = host_of(torch.as_tensor(rir_index)).to(torch.int64)
+        U = rir.shape[0] if isinstance(rir, Tensor) else 0
+        if rir_index.shape != (B,) or (B and not bool(((rir_index >= 0) & (rir_index < U)).all())):
+            raise ValueError(f"rir_index must be ({B},) row indices into the {U} RIRs, got {rir_index.tolist()}")
+    h, rir_lengths = check_companion(rir, rir_lengths, batch=B if rir_index is None else rir.shape[0], channels=C,
+                                     name="rir", min_length=1)
     if wave.dtype in NARROW_FLOATS:  # torch's FFTs refuse 16-bit floats on the CPU: compute in float32
         return in_float32(reverb, wave, lengths, rir, rir_lengths, normalize=normalize, direct=direct,
-                          name="reverb")
+                          rir_index=rir_index, name="reverb")
     if B == 0:
         return wave.clone(), lengths
     dev, dt = w.device, w.dtype
@@ -146,9 +157,11 @@ def reverb(
     src = torch.arange(n_h)[None, :] - (D - direct_host)[:, None]  # host index table
     keep = (src >= 0) & (src < R)
     src_dev, keep_dev = upload([src.clamp(0, R - 1), keep], dev)
-    hs = torch.gather(h, 2, src_dev[:, None, :].expand(B, h.shape[1], n_h)) * keep_dev[:, None, :].to(dt)
-    H = torch.fft.rfft(hs, n=n_fft)
+    hs = torch.gather(h, 2, src_dev[:, None, :].expand(h.shape[0], h.shape[1], n_h)) * keep_dev[:, None, :].to(dt)
+    H = torch.fft.rfft(hs, n=n_fft)  # one spectrum per distinct RIR
     del hs
+    if rir_index is not None:
+        H = H[mirrored(rir_index, dev)]
     # the clip, zero past its length (and scaled to peak in [0.5, 1)), written into the padded FFT input
     x = w[..., :n_w]
     masked = int(len_host.min()) < n_w

@@ -61,17 +61,18 @@ class Reverb(Transform):
         if self.bank is not None:
             # Replay resolves the recorded RIR by identity (content hash), never by index or draw.
             index = self.bank.choose(params, "rir_id", self.categories, what="RIR")
-            rir, rir_lengths = self.bank.gather(index, wave.device)
-            direct = self.bank.peak_index[index]
+            used, row = torch.unique(index, return_inverse=True)  # host: each distinct RIR once
+            rir, rir_lengths = self.bank.gather(used, wave.device)
+            direct = self.bank.peak_index[used]
             resolved = {"rir_index": index, "rir_id": self.bank.item_keys[index]}
         else:
             rir, rir_lengths = synthetic_rir(params["rir_seed"], rt60_s=params["rt60_s"], drr_db=params["drr_db"],
                                              predelay_s=params["predelay_s"], sample_rate=ctx.sample_rate)
             direct = as_3d(rir)[0].abs().amax(dim=1).argmax(dim=1)  # drawn on the host
             rir, rir_lengths = upload([rir, rir_lengths], wave.device)
-            resolved = {}
+            resolved, row = {}, None
         out, out_len = reverb(wave, lengths, rir.to(wave.dtype), rir_lengths, normalize=self.normalize,
-                              direct=direct)
+                              direct=direct, rir_index=row)
         return out, out_len, resolved
 
     def policy_view(self, params):
