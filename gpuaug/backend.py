@@ -183,16 +183,20 @@ def resolve(op: str, device: torch.device | str, backend: str | None = None) -> 
     """The backend that runs ``op`` on ``device`` (``torch`` | ``numba`` | ``cupy``).
 
     On a CUDA device a kernel backend's first resolution probes its kernels (module
-    docstring); later calls only look the verdict up.
+    docstring); later calls only look the verdict up. An ``op`` no kernel module registers
+    raises ``ValueError`` (a misspelt op name would otherwise silently run torch).
     """
     requested = backend or os.environ.get(f"GPUAUG_BACKEND_{op.upper()}") or os.environ.get("GPUAUG_BACKEND") or "auto"
     if requested not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {requested!r}")
     device = torch.device(device)
     dev = device.type
+    _load_kernels()
+    if not any(o == op for o, _, _ in _KERNELS):  # a typo must not silently run torch
+        raise ValueError(f"unknown op {op!r}: no kernel registers it; ops with kernels: "
+                         f"{sorted({o for o, _, _ in _KERNELS})}")
     if requested == "torch":
         return "torch"
-    _load_kernels()
     if requested != "auto":
         if (op, requested, dev) not in _KERNELS:
             raise ValueError(f"no {requested!r} kernel for op {op!r} on {dev}; "

@@ -6,8 +6,8 @@ from gpuaug import backend
 
 def test_torch_always_available(monkeypatch):
     monkeypatch.delenv("GPUAUG_BACKEND", raising=False)
-    assert backend.resolve("no_such_op", "cpu") == "torch"
-    assert backend.resolve("no_such_op", "cpu", "torch") == "torch"
+    assert backend.resolve("gain", "cpu", "torch") == "torch"
+    assert backend.resolve("warp", "cpu", "torch") == "torch"
 
 
 def test_env_override_and_errors(monkeypatch):
@@ -30,3 +30,12 @@ def test_auto_never_picks_unranked(monkeypatch):
     backend.register("slow_op", "numba", "cpu", auto_rank=None)
     assert backend.resolve("slow_op", "cpu") == "torch"
     assert backend.resolve("slow_op", "cpu", "numba") == "numba"
+
+
+def test_unknown_op_raises_instead_of_running_torch():
+    from gpuaug.backend import resolve
+
+    for backend in (None, "auto", "torch", "numba"):
+        with pytest.raises(ValueError, match="unknown op 'mix_nosie'"):
+            resolve("mix_nosie", "cpu", backend)
+    assert resolve("mix_noise", "cpu", "torch") == "torch"

@@ -139,7 +139,11 @@ def test_lengths_and_edge_cases(L, factor, start, length, kind):
     out, out_len = tempo_segment(x, torch.tensor([L]), start=start, length=length, factor=factor)
     expect = expected_length(L, start, length, factor)
     assert int(out_len[0]) == expect and out.shape == (1, expect)
-    assert torch.isfinite(out).all() and (out.abs() <= 2.0).all()
+    # bounded by the input's RMS: a stretched noise segment is near Gaussian (the phase vocoder
+    # randomises phases), so its peak can pass the input's (found by hypothesis: uniform noise
+    # of peak 1.0, slowed 2x, peaked at 2.30 = 3.98 sigma); 5 sigma bounds it
+    rms = float(x[0, :L].square().mean().sqrt()) if L else 0.0
+    assert torch.isfinite(out).all() and (out.abs() <= 5.0 * rms + 1e-6).all()
     s, e = min(start, L), min(start + length, L)
     m = expect - L + (e - s)
     assert torch.equal(out[0, :s], x[0, :s]) and torch.equal(out[0, s + m:], x[0, e:L])  # outside: copied
