@@ -66,16 +66,22 @@ def test_fused_contract():
              factor=torch.tensor([1.25, 0.8, 1.5], dtype=torch.float64), backend="numba")
 
 
-@settings(max_examples=40, deadline=None)
-@given(L=st.integers(0, 200), start=st.integers(0, 220), length=st.integers(0, 220),
-       factor=st.floats(0.5, 2.0), pad=st.integers(0, 30))
-def test_fused_edge_cases_match_torch(L, start, length, factor, pad):
-    """Empty clips, 1-sample clips, segments past the end, segments that shrink to 0 samples."""
+def _edge_case(L, start, length, factor, pad):
+    """Two clips (length ``L`` and ``min(L, 3)``, ``pad`` zeros of slack) and their segment arguments."""
     g = torch.Generator().manual_seed(L * 7 + start)
     wave = torch.randn(2, L + pad, generator=g, dtype=torch.float64)
     lengths = torch.tensor([L, min(L, 3)])
     kw = dict(start=torch.tensor([start, 0]), length=torch.tensor([length, 2]),
               factor=torch.tensor([factor, factor], dtype=torch.float64))
+    return wave, lengths, kw
+
+
+@settings(max_examples=40, deadline=None)
+@given(L=st.integers(0, 200), start=st.integers(0, 220), length=st.integers(0, 220),
+       factor=st.floats(0.5, 2.0), pad=st.integers(0, 30))
+def test_fused_edge_cases_match_torch(L, start, length, factor, pad):
+    """Empty clips, 1-sample clips, segments past the end, segments that shrink to 0 samples."""
+    wave, lengths, kw = _edge_case(L, start, length, factor, pad)
     ref, ref_len = speed_segment(wave, lengths, backend="torch", **kw)
     out, out_len = speed_segment(wave, lengths, backend="numba", **kw)
     assert torch.equal(out_len, ref_len) and out.shape == ref.shape
@@ -322,11 +328,7 @@ def test_tabulated_edge_cases_match_torch(L, start, length, factor, pad):
     """The edge cases of test_fused_edge_cases_match_torch on the table path (tables forced
     for every segment): empty and 1-sample clips, segments at both clip ends and past them,
     segments that shrink to 0 samples; within the bound of torch's exact result."""
-    g = torch.Generator().manual_seed(L * 7 + start)
-    wave = torch.randn(2, L + pad, generator=g, dtype=torch.float64)
-    lengths = torch.tensor([L, min(L, 3)])
-    kw = dict(start=torch.tensor([start, 0]), length=torch.tensor([length, 2]),
-              factor=torch.tensor([factor, factor], dtype=torch.float64))
+    wave, lengths, kw = _edge_case(L, start, length, factor, pad)
     ref, ref_len = speed_segment(wave, lengths, backend="torch", **kw)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(sw, "TABLE_MIN_SAMPLES", 0)

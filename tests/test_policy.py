@@ -429,3 +429,16 @@ def test_insert_bank_folders_name_the_speakers(tmp_path):
     out = Pipeline([ins], sample_rate=SR)(wave, speakers=["spk02", "spk01", "spk02", "spk01"], seed=0)
     assert [r[0]["insert_name"] for r in out.record] == ["spk02/uhm", "spk01/uhm", "spk02/uhm", "spk01/uhm"]
     assert out.tags == [ALTERING] * 4
+
+
+def test_a_clip_of_unknown_speaker_is_not_matched_to_unknown_items():
+    t = torch.linspace(0, 0.2, 3200)
+    bank = Bank([torch.sin(2 * math.pi * f * t) * 0.3 for f in (150, 250)], ["filler", "filler"], SR,
+                ["a_uhm", "x_uhm"])
+    ins = InsertClip(bank, categories=["filler"], speakers=["a", None])
+    wave = torch.randn(40, 8000, generator=torch.Generator().manual_seed(0)) * 0.1
+    out = Pipeline([ins], sample_rate=SR)(wave, speakers=[None, "a"] * 20, seed=1)
+    for rec, spk in zip(out.record, [None, "a"] * 20):
+        assert rec[0]["speaker_match_name"] == ("unknown" if spk is None else "same")
+    # a clip of unknown speaker draws from the whole bank (not only from items of unknown speaker)
+    assert {rec[0]["insert_name"] for rec in out.record[::2]} == {"a_uhm", "x_uhm"}

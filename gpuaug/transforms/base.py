@@ -120,16 +120,21 @@ class Transform:
         self.backend = backend
         self.slot = self.name
         self.space: Space = {}
+        #: Non-drawn categorical settings (``{name: value}``, checked by :meth:`option`); the
+        #: rules read them as constant values, :meth:`describe` prints them.
+        self.options: dict[str, str] = {}
 
     def declare(self, name: str, **kwargs) -> None:
         """Declare the draw of parameter ``name`` (see :func:`gpuaug.transforms.space.declare`)."""
         self.space[name] = declare(type(self).__name__, self.LIMITS, name, **kwargs)
 
     def option(self, name: str, value, args: str | None = None):
-        """Check a non-drawn categorical option against ``LIMITS[name].names``; returns it."""
+        """Check a non-drawn categorical option against ``LIMITS[name].names``, keep it in
+        :attr:`options` (the policy reads it as a constant value); returns it."""
         names = self.LIMITS[name].names
         if value not in names:
             raise ValueError(f"{type(self).__name__}: {args or name}={value!r} is not one of {names}")
+        self.options[name] = value
         return value
 
     def backend_for(self, device) -> str:
@@ -203,8 +208,11 @@ class Transform:
     # ---- perception ------------------------------------------------------------------
     def policy_view(self, params: dict[str, Tensor]) -> dict:
         """Per clip, the values the perception rules read: ``{name: (B,) float64 | Cat}``.
-        Default: every declared parameter (categorical ones as :class:`~gpuaug.policy.evaluate.Cat`)."""
-        view = {}
+        Default: every declared parameter (categorical ones as :class:`~gpuaug.policy.evaluate.Cat`)
+        and every :attr:`options` value (the same for every clip)."""
+        B = params["apply"].shape[0]
+        view = {name: Cat(torch.full((B,), self.LIMITS[name].names.index(v)), self.LIMITS[name].names)
+                for name, v in self.options.items()}
         for name, d in self.space.items():
             if isinstance(d, Choice) and d.names is not None:
                 view[name] = Cat(params[name].long(), self.LIMITS[name].names)
@@ -214,7 +222,7 @@ class Transform:
 
     def policy_space(self) -> dict:
         """The declared ranges as the rules read them: ``{name: Interval | numbers | names}``."""
-        out = {}
+        out = {name: (v,) for name, v in self.options.items()}
         for name, d in self.space.items():
             if isinstance(d, Uniform):
                 out[name] = Interval(d.lo, d.hi)
@@ -237,8 +245,8 @@ class Transform:
         return annotate_space(self.space, self.LIMITS, entry)
 
     def describe(self) -> str:
-        inner = describe_space(self.space)
-        return f"{type(self).__name__}({inner + ', ' if inner else ''}p={self.p})"
+        parts = [f"{k}={v}" for k, v in self.options.items()] + ([describe_space(self.space)] if self.space else [])
+        return f"{type(self).__name__}({', '.join(parts + [f'p={self.p}'])})"
 
     def __repr__(self) -> str:
         return self.describe()

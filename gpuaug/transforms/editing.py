@@ -25,10 +25,6 @@ SPEAKER_MATCH = ("same", "other", "unknown")
 _PUNCT = ".,!?;:\"'()[]"
 
 
-def _str_or_none(x):
-    return None if x is None else str(x)
-
-
 def function_words(word_text, K: int) -> Tensor:
     """``(B, K)`` bool: which of each clip's ``K`` aligned words is one of the papers'
     :data:`~gpuaug.policy.rules.DROP_WORDS` (case and punctuation ignored). Per-clip metadata
@@ -72,7 +68,7 @@ class InsertClip(Transform):
     LIMITS = {"position_kind": Limit(names=INSERT_POSITIONS),
               "silence_before_s": Limit(0.0, 10.0, "s"), "silence_after_s": Limit(0.0, 10.0, "s"),
               "level_db": Limit(-60.0, 40.0, "dB", "insert RMS relative to the clip's speech RMS"),
-              "speaker": Limit(names=("same", "any"))}
+              "draw_speaker": Limit(names=("same", "any"))}
 
     def __init__(self, bank: Bank, *, categories=None, positions=("end",), silence_before_s=(0.0,),
                  silence_after_s=(0.0,), level_db: float = 0.0, speakers=None, speaker: str = "same",
@@ -80,7 +76,7 @@ class InsertClip(Transform):
         super().__init__(p, backend)
         self.bank = bank
         self.categories = bank._category_list(categories)
-        self.speaker = self.option("speaker", speaker)
+        self.speaker = self.option("draw_speaker", speaker, args="speaker")
         if callable(speakers):
             speakers = [speakers(n) for n in bank.names]
         if speakers is not None and len(speakers) != len(bank):
@@ -89,6 +85,9 @@ class InsertClip(Transform):
         if speakers is None:  # insert_bank_from_folder names items "<speaker>/<file>" below a category folder
             speakers = [n.split("/", 1)[0] if "/" in n else None for n in bank.names]
         self.item_speakers = [None if x is None else str(x) for x in speakers]
+        self._known_speakers = sorted({x for x in self.item_speakers if x is not None})
+        self._item_speaker_codes = torch.tensor(
+            [-1 if x is None else self._known_speakers.index(x) for x in self.item_speakers], dtype=torch.int64)
         self.declare("position_kind", choices=positions, stream="position", args="positions")
         self.declare("silence_before_s", choices=silence_before_s, stream="before")
         self.declare("silence_after_s", choices=silence_after_s, stream="after")
@@ -104,14 +103,12 @@ class InsertClip(Transform):
         and both speakers are known (:meth:`Bank.pick` otherwise). Loops over items' and clips'
         speaker names (metadata), not audio."""
         base = self.bank.pick(params["u_category"], params["u_item"], self.categories)
-        known = sorted({x for x in self.item_speakers if x is not None})
-        if self.speaker != "same" or clip_speakers is None or not known:
+        if self.speaker != "same" or clip_speakers is None or not self._known_speakers:
             return base
-        item_spk = torch.tensor([known.index(x) if x is not None else -1 for x in self.item_speakers])
-        clip_spk = torch.tensor([known.index(x) if x in known else -2 for x in map(_str_or_none, clip_speakers)])
+        item_spk, clip_spk = self._item_speaker_codes, self._speaker_codes(clip_speakers)
         cats = torch.tensor([self.bank.category_names.index(c) for c in self.categories])
         of_cat = self.bank.category_ids[None, :] == cats[:, None]                     # (C, N)
-        own = item_spk[None, :] == clip_spk[:, None]                                   # (B, N)
+        own = (item_spk[None, :] == clip_spk[:, None]) & (clip_spk[:, None] >= 0)      # (B, N)
         cand = own[:, None, :] & of_cat[None, :, :]                                    # (B, C, N)
         has = cand.any(2)                                                              # (B, C)
         n_cat = has.sum(1)
@@ -123,15 +120,20 @@ class InsertClip(Transform):
         own_pick = torch.argsort((~items).long(), dim=1, stable=True).gather(1, j[:, None])[:, 0]
         return torch.where(n_cat > 0, own_pick, base)
 
+    def _speaker_codes(self, clip_speakers) -> Tensor:
+        """``(n,)`` int64 index of each clip's speaker in the bank's known speakers: -1 for an
+        unknown (``None``) speaker, -2 for one the bank does not hold (speaker names: metadata)."""
+        known = self._known_speakers
+        return torch.tensor([-1 if x is None else known.index(str(x)) if str(x) in known else -2
+                             for x in clip_speakers], dtype=torch.int64)
+
     def _speaker_match(self, index: Tensor, clip_speakers) -> Tensor:
         """``(n,)`` :data:`SPEAKER_MATCH` codes of the picked items against the clips' speakers."""
         if clip_speakers is None:
             return torch.full((index.shape[0],), SPEAKER_MATCH.index("unknown"))
-        codes = []
-        for i, spk in zip(index.tolist(), map(_str_or_none, clip_speakers)):  # metadata, not audio
-            item = self.item_speakers[i]
-            codes.append("unknown" if item is None or spk is None else "same" if item == spk else "other")
-        return torch.tensor([SPEAKER_MATCH.index(c) for c in codes])
+        item, clip = self._item_speaker_codes[index], self._speaker_codes(clip_speakers)
+        same = torch.where(item == clip, SPEAKER_MATCH.index("same"), SPEAKER_MATCH.index("other"))
+        return torch.where((item == -1) | (clip == -1), SPEAKER_MATCH.index("unknown"), same)
 
     def apply(self, wave, lengths, params, ctx):
         # Replay resolves the recorded clip by identity (content hash), never by index or draw.
@@ -288,15 +290,14 @@ class DropSegments(Transform):
         return out, out_len, resolved
 
     def policy_view(self, params):
-        B = params["apply"].shape[0]
-        view = {"mode": Cat(torch.full((B,), self.LIMITS["mode"].names.index(self.mode)), self.LIMITS["mode"].names)}
+        view = super().policy_view(params)
         if self.mode == "word":
-            cls = params.get("word_class", torch.full((B,), WORD_CLASSES.index("unknown")))
+            cls = params.get("word_class", torch.full((params["apply"].shape[0],), WORD_CLASSES.index("unknown")))
             view["word"] = Cat(cls.long(), WORD_CLASSES)
         return view
 
     def policy_space(self):
-        space = {"mode": (self.mode,)}
+        space = super().policy_space()
         if self.mode == "word":
             space["word"] = ("function", "none") if self.words == "function" else ("function", "other", "unknown")
         return space

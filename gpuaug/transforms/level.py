@@ -1,11 +1,8 @@
 """Level transforms: gain and the seeds' slow fades."""
 from __future__ import annotations
 
-import torch
-
 from ..functional.fade import FADE_SHAPES, fade
 from ..functional.gain import gain
-from ..policy.evaluate import Cat
 from .base import Transform
 from .space import Limit
 
@@ -69,13 +66,3 @@ class Fade(Transform):
         out, out_len = fade(wave, lengths, sample_rate=ctx.sample_rate, rate_per_s=params["rate_per_s"],
                             direction=sign, shape=self.shape, backend=self.backend_for(wave.device))
         return out, out_len, {}
-
-    def policy_view(self, params):
-        B = params["apply"].shape[0]
-        return {**super().policy_view(params), "shape": Cat(torch.full((B,), FADE_SHAPES.index(self.shape)), FADE_SHAPES)}
-
-    def policy_space(self):
-        return {**super().policy_space(), "shape": (self.shape,)}
-
-    def describe(self):
-        return super().describe().replace("(", f"(shape={self.shape}, ", 1)

@@ -7,7 +7,6 @@ from .._sync import upload
 from ..banks import Bank
 from ..functional._batch import as_3d
 from ..functional.reverb import reverb, synthetic_rir
-from ..policy.evaluate import Cat
 from .base import Draw, Transform
 from .space import Limit, describe_space
 
@@ -35,7 +34,7 @@ class Reverb(Transform):
     LIMITS = {"rt60_s": Limit(0.0, 10.0, "s", "reverberation time", lo_open=True),
               "drr_db": Limit(-30.0, 40.0, "dB", "direct-to-reverberant ratio"),
               "predelay_s": Limit(0.0, 0.5, "s", "delay of the reverberant tail"),
-              "normalize": Limit(names=("energy", "peak", "none"))}
+              "normalize": Limit(names=("energy", "peak", "none")), "source": Limit(names=REVERB_SOURCES)}
 
     def __init__(self, bank: Bank | None = None, *, categories=None, min_rt60_s: float = 0.2,
                  max_rt60_s: float = 0.8, min_drr_db: float = 0.0, max_drr_db: float = 10.0,
@@ -45,7 +44,7 @@ class Reverb(Transform):
         self.bank = bank
         self.categories = bank._category_list(categories) if bank is not None else None
         self.normalize = self.option("normalize", normalize)
-        self.source = "bank" if bank is not None else "synthetic"
+        self.source = self.option("source", "bank" if bank is not None else "synthetic")
         if bank is None:  # the synthetic rooms' parameters are drawn; a bank's RIRs are picked
             self.declare("rt60_s", lo=min_rt60_s, hi=max_rt60_s, stream="rt60", args="(min_rt60_s, max_rt60_s)")
             self.declare("drr_db", lo=min_drr_db, hi=max_drr_db, stream="drr", args="(min_drr_db, max_drr_db)")
@@ -74,14 +73,6 @@ class Reverb(Transform):
         out, out_len = reverb(wave, lengths, rir.to(wave.dtype), rir_lengths, normalize=self.normalize,
                               direct=direct, rir_index=row)
         return out, out_len, resolved
-
-    def policy_view(self, params):
-        B = params["apply"].shape[0]
-        return {**super().policy_view(params),
-                "source": Cat(torch.full((B,), REVERB_SOURCES.index(self.source)), REVERB_SOURCES)}
-
-    def policy_space(self):
-        return {**super().policy_space(), "source": (self.source,)}
 
     def annotate(self, entry):
         if self.bank is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 from .._sync import host_of
 from ..functional.speed import MAX_FACTOR, MIN_FACTOR, speed, speed_segment
 from ..functional.tempo import tempo_segment
-from ..policy.evaluate import Cat
 from .base import Draw, Transform
 from .space import Limit
 
@@ -89,15 +88,3 @@ class SpeedSegment(Transform):
                                          backend=self.backend_for(wave.device))
         return out, out_len, {"start": start, "length": seg}
 
-    def policy_view(self, params):
-        import torch
-
-        B = params["apply"].shape[0]
-        return {**super().policy_view(params),
-                "mode": Cat(torch.full((B,), SEGMENT_MODES.index(self.mode)), SEGMENT_MODES)}
-
-    def policy_space(self):
-        return {**super().policy_space(), "mode": (self.mode,)}
-
-    def describe(self):
-        return super().describe().replace("(", f"(mode={self.mode}, ", 1)
