@@ -55,7 +55,7 @@ STAGES = ("pytest", "kernels", "overhead", "bench", "memory")
 #: Nominal seconds per stage on the GPU and in a dry run; the last stage (memory) gets what is left
 #: of ``--budget`` (default 420 s, so that install + run stay under 8 min).
 BUDGET_GPU = {"pytest": 110, "kernels": 75, "overhead": 45, "bench": 75, "memory": 100}
-BUDGET_DRY = {"pytest": 60, "kernels": 60, "overhead": 40, "bench": 40, "memory": 30}
+BUDGET_DRY = {"pytest": 60, "kernels": 60, "overhead": 70, "bench": 40, "memory": 30}
 #: Seconds kept back at the end of the run (summary, process exit).
 RESERVE_S = 8
 STAGE_FILES = {"pytest": "pytest.json", "kernels": "kernels.json", "overhead": "overhead.json", "bench": "bench.json",
@@ -823,7 +823,7 @@ def parse_args(argv=None):
                    help="output folder (default $OUT, else benchmarks/results/gpu-check)")
     p.add_argument("--dry-run", action="store_true", help="every stage on the CPU with tiny sizes")
     p.add_argument("--device", default=None, help="default cuda (cpu with --dry-run)")
-    p.add_argument("--budget", type=float, default=None, help="seconds for the whole run (default 420; dry run 200)")
+    p.add_argument("--budget", type=float, default=None, help="seconds for the whole run (default 420; dry run 260)")
     p.add_argument("--only", nargs="+", choices=STAGES, default=None)
     p.add_argument("--skip", nargs="+", choices=STAGES, default=[])
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="real recordings (default GPUAUG_SHARED_DATA)")
@@ -833,7 +833,7 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     args.out = args.out or default_out()
     args.device = args.device or ("cpu" if args.dry_run else "cuda")
-    args.budget = args.budget or (200.0 if args.dry_run else 420.0)
+    args.budget = args.budget or (260.0 if args.dry_run else 420.0)
     return args
 
 

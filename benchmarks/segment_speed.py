@@ -46,6 +46,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from gpuaug.functional._batch import finite_checked  # noqa: E402
 from gpuaug.functional.speed import speed_segment  # noqa: E402
 from gpuaug.kernels import segment_warp as sw  # noqa: E402
+from gpuaug.kernels._numba_glue import CPU_LOCK  # noqa: E402
 from reference.signals import speech_like  # noqa: E402
 
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -107,7 +108,7 @@ def main() -> None:
         tables = np.zeros((len(cutoffs), sw.TABLE_PHASES + 1, 2 * int(half.max())), dtype=np.float32)
 
         def build(cutoffs=cutoffs, half=half, tables=tables):
-            with sw.CPU_LOCK:
+            with CPU_LOCK:
                 sw._build_tables(cutoffs, half, 24, tables)
 
         v = {
@@ -116,9 +117,9 @@ def main() -> None:
             "numba_tabulated_no_scan": lambda kw=kw: trusted(lambda: speed_segment(wave, lengths, backend="numba",
                                                                                    **kw)),
             "kernel_tabulated": lambda a=(s, n, m, new_lengths, t_out): sw.segment_warp_kernel(
-                x3, lengths, *a[:4], 24, 0.945, a[4], exact=False),
+                x3, lengths, *a[:4], zeros=24, rolloff=0.945, t_out=a[4], exact=False),
             "kernel_exact": lambda a=(s, n, m, new_lengths, t_out): sw.segment_warp_kernel(
-                x3, lengths, *a[:4], 24, 0.945, a[4], exact=True),
+                x3, lengths, *a[:4], zeros=24, rolloff=0.945, t_out=a[4], exact=True),
             "tables_only": build,
         }
         if not args.no_torch:

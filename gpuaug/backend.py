@@ -1,4 +1,4 @@
-"""Backend dispatch: which implementation of an op runs (plain torch or a kernel).
+"""Backend dispatch: which implementation of an op runs (plain torch or a kernel), and the kernel.
 
 Backends:
     ``torch``: the reference implementation in :mod:`gpuaug.functional` (CPU and CUDA).
@@ -7,11 +7,57 @@ Backends:
     ``cupy``: CUDA C kernels (``kernels/*.cu``) through CuPy, CUDA tensors only.
     ``auto``: the fastest available kernel for the tensor's device, else ``torch``.
 
+Ops: every op with kernels is named once, here (:data:`OPS` and one constant per op, e.g.
+:data:`WARP`); the transforms' ``kernel_op``, the functional ops' dispatch and the kernel
+modules' registrations import these constants. A transform class whose ``kernel_op`` is not
+in :data:`OPS` raises when it is defined.
+
+Registry: a kernel module registers each entry point with the decorator
+:func:`register_kernel` ``(op, backend, device_type, auto_rank=0, probe=None)``, which stores
+the callable itself; :func:`kernel_for` ``(op, device, backend=None)`` returns
+``(backend_name, callable)`` (``callable`` is ``None`` for ``torch``) and :func:`resolve` is
+its backend name (what transform records store). Registering a second, different callable
+for the same ``(op, backend, device_type)`` raises; registering the same one again is a
+no-op.
+
+Calling convention of a registered kernel: ``fn(*tensors, **params)``. The tensors are the
+ones the op's torch implementation works on, already checked and prepared by the functional
+op (e.g. a ``(B, C, T)`` wave, its ``(B,)`` lengths and the op's per-clip tables), passed
+positionally in the order the kernel's docstring lists; every other argument (Python ints,
+floats, strings, flags) is keyword-only. No backend argument: the callable *is* one
+backend's kernel (one callable may be registered for several ``(backend, device_type)``,
+e.g. a Numba entry point that launches ``@njit`` on CPU and ``@cuda.jit`` on CUDA tensors).
+A kernel returns new tensors on the inputs' device (the inputs are never written) and does
+no validation the functional op already did.
+
 Resolution order: the ``backend=`` argument of the op / transform, then the environment
 variable ``GPUAUG_BACKEND_<OP>`` (e.g. ``GPUAUG_BACKEND_MCADAMS=torch``), then
 ``GPUAUG_BACKEND``, then ``auto``. ``auto`` falls back to ``torch`` silently when CUDA,
 numba-cuda or cupy is absent; an explicitly requested backend that cannot run raises.
 :func:`resolve` is deterministic, so a transform can record which backend ran.
+
+Functional ops with several kernel ops: ``speed_segment`` (op :data:`SEGMENT_WARP`, the fused
+splice + resampling, and, where that resolves to ``torch``, the splice path around op
+:data:`WARP`), the constant-speed resampling ``uniform_warp`` of ``speed``, ``resample`` and
+``pitch_shift`` (op :data:`UNIFORM_WARP`, positions ``j * step`` formed in the kernel, and,
+where that resolves to ``torch``, the general op :data:`WARP` at a position table),
+``pitch_shift`` (that, plus op :data:`PHASE_VOCODER` for the fused phase vocoder between the
+STFT and the ISTFT and, where that resolves to ``torch``, op :data:`PHASE_LOCK` for the torch
+vocoder's phase locking) and ``tempo_segment`` (:data:`PHASE_VOCODER`, then
+:data:`PHASE_LOCK`). Each op is resolved on its own: its own environment variable, its own
+``auto`` ranks, never from how the other one resolved. Their one ``backend=`` argument is
+*shared* (``kernel_for(..., shared=True)``): ``torch`` runs all their ops in torch, a kernel
+backend runs the kernel of each op that has one of that backend on the device and torch for
+an op that has none (``speed_segment(backend="cupy")``: the splice path with the CuPy warp;
+``pitch_shift(backend="cupy")``: the torch vocoder with the torch phase lock and the CuPy
+warp); ``GPUAUG_BACKEND`` is shared the same way, while ``GPUAUG_BACKEND_<OP>`` names one op
+and raises where that op has no such kernel. What ``auto`` picks: :data:`SEGMENT_WARP`: the
+Numba kernel on CPU and CUDA (else torch: the splice path, whose warp core resolves
+:data:`WARP` by itself, e.g. ``GPUAUG_BACKEND_SEGMENT_WARP=torch`` with the Numba warp);
+:data:`UNIFORM_WARP`: the Numba kernel on CPU (tabulated sinc for float32), none on CUDA (the
+general :data:`WARP` kernel there); :data:`PHASE_VOCODER`: the Numba kernel on CPU, none on
+CUDA; :data:`PHASE_LOCK`: the Numba frame-by-frame kernel on CPU, the torch prefix scan on
+CUDA (no CUDA kernel: the scan's passes are parallel there).
 
 GPU probe: the first time a GPU kernel backend is considered for an op on a CUDA device
 (``auto``, or an explicit request), its kernels are compiled and loaded on that device
@@ -35,18 +81,48 @@ import os
 import threading
 import warnings
 from functools import lru_cache
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 
 BACKENDS = ("auto", "torch", "numba", "cupy")
+#: The backends a kernel can be registered for, and the device types.
+KERNEL_BACKENDS = ("numba", "cupy")
+DEVICE_TYPES = ("cpu", "cuda")
 
-__all__ = ["BACKENDS", "register", "resolve", "available", "kernels_for", "fallback_reasons",
-           "set_num_threads", "get_num_threads"]
+# ---- the ops with kernels (each name written once: transforms, functional ops and kernels import these)
+GAIN = "gain"
+FADE = "fade"
+MIX_NOISE = "mix_noise"
+INSERT_CLIP = "insert_clip"
+DROP_SEGMENTS = "drop_segments"
+WARP = "warp"
+SEGMENT_WARP = "segment_warp"
+MCADAMS = "mcadams"
+PHASE_LOCK = "phase_lock"
+UNIFORM_WARP = "uniform_warp"
+PHASE_VOCODER = "phase_vocoder"
+#: Every op gpuaug's kernel modules register (see the module docstring).
+OPS = (GAIN, FADE, MIX_NOISE, INSERT_CLIP, DROP_SEGMENTS, WARP, SEGMENT_WARP, MCADAMS, PHASE_LOCK, UNIFORM_WARP,
+       PHASE_VOCODER)
 
-# (op, backend, device type) -> preference rank for auto (lower is preferred); filled by
-# gpuaug.kernels modules on import.
-_KERNELS: dict[tuple[str, str, str], int] = {}
+__all__ = ["BACKENDS", "OPS", "GAIN", "FADE", "MIX_NOISE", "INSERT_CLIP", "DROP_SEGMENTS", "WARP", "SEGMENT_WARP",
+           "MCADAMS", "PHASE_LOCK", "UNIFORM_WARP", "PHASE_VOCODER", "register_kernel", "kernel_for", "resolve", "check_op", "available",
+           "kernels_for", "fallback_reasons", "set_num_threads", "get_num_threads"]
+
+#: ``auto_rank`` of a kernel that ``auto`` never picks.
+_NEVER = 10**9
+
+
+class Kernel(NamedTuple):
+    """One registered kernel: the entry point and its ``auto`` preference (lower first)."""
+
+    fn: Callable
+    rank: int
+
+
+# (op, backend, device type) -> the kernel; filled by gpuaug.kernels modules on import.
+_KERNELS: dict[tuple[str, str, str], Kernel] = {}
 # (op, backend) -> probe(device_index) of a CUDA kernel backend (raises where it cannot run).
 _PROBES: dict[tuple[str, str], Callable[[int], None]] = {}
 # (op, backend, device index) -> None (the kernels run there) or why they do not.
@@ -85,18 +161,51 @@ def get_num_threads() -> int:
     return cpu_thread_budget()
 
 
-def register(op: str, backend: str, device_type: str, auto_rank: int | None = 0,
-             probe: Callable[[int], None] | None = None) -> None:
-    """Declare that ``op`` has a ``backend`` kernel for ``device_type`` (``cpu`` | ``cuda``).
+def check_op(op: str | None, where: str = "kernel_op") -> None:
+    """Raise ``ValueError`` unless ``op`` is ``None`` or one of :data:`OPS` (no kernel import)."""
+    if op is not None and op not in OPS:
+        raise ValueError(f"{where} {op!r} is not an op with kernels; ops: {OPS}")
 
-    ``auto_rank=None`` registers a kernel that ``auto`` never picks (e.g. one slower than
-    torch on that device, kept for comparison). ``probe(device_index)`` (CUDA only) compiles
-    and loads the kernels on that GPU, raising where they cannot run; a ``numba`` CUDA kernel
-    without one is probed with :func:`gpuaug.kernels._numba_glue.probe_cuda_op`.
+
+def _qualname(fn) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def register_kernel(op: str, backend: str, device_type: str, auto_rank: int | None = 0,
+                    probe: Callable[[int], None] | None = None) -> Callable[[Callable], Callable]:
+    """Decorator: register the decorated callable as ``op``'s ``backend`` kernel on
+    ``device_type`` (``cpu`` | ``cuda``); returns the callable unchanged (stackable).
+
+    The callable follows the calling convention of the module docstring
+    (``fn(*tensors, **params)``). ``auto_rank``: ``auto``'s preference among the op's kernels
+    on that device (lower first); ``None`` registers a kernel that ``auto`` never picks (e.g.
+    one slower than torch there, kept for comparison). ``probe(device_index)`` (CUDA only)
+    compiles and loads the kernels on that GPU, raising where they cannot run; a ``numba``
+    CUDA kernel without one is probed with :func:`gpuaug.kernels._numba_glue.probe_cuda_op`.
+    A different callable already registered for ``(op, backend, device_type)`` raises
+    ``ValueError``.
     """
-    _KERNELS[(op, backend, device_type)] = 10**9 if auto_rank is None else auto_rank
-    if probe is not None and device_type == "cuda":
-        _PROBES[(op, backend)] = probe
+    if backend not in KERNEL_BACKENDS:
+        raise ValueError(f"kernels are registered for one of {KERNEL_BACKENDS}, got {backend!r}")
+    if device_type not in DEVICE_TYPES:
+        raise ValueError(f"device_type must be one of {DEVICE_TYPES}, got {device_type!r}")
+    if auto_rank is not None and (isinstance(auto_rank, bool) or not isinstance(auto_rank, int) or auto_rank < 0):
+        raise ValueError(f"auto_rank must be a non-negative int or None, got {auto_rank!r}")
+    key = (op, backend, device_type)
+
+    def decorator(fn: Callable) -> Callable:
+        if not callable(fn):
+            raise TypeError(f"register_kernel{key} decorates a callable, got {fn!r}")
+        old = _KERNELS.get(key)
+        if old is not None and old.fn is not fn:
+            raise ValueError(f"op {op!r} already has a {backend!r} kernel on {device_type} ({_qualname(old.fn)}); "
+                             f"cannot register {_qualname(fn)} too")
+        _KERNELS[key] = Kernel(fn, _NEVER if auto_rank is None else auto_rank)
+        if probe is not None and device_type == "cuda":
+            _PROBES[(op, backend)] = probe
+        return fn
+
+    return decorator
 
 
 def fallback_reasons() -> dict[tuple[str, str, str], str]:
@@ -140,7 +249,7 @@ def _probe_failure(op: str, backend: str, device: torch.device) -> str | None:
 def kernels_for(op: str) -> dict[tuple[str, str], int]:
     """``{(backend, device_type): rank}`` registered for ``op``."""
     _load_kernels()
-    return {(b, d): r for (o, b, d), r in _KERNELS.items() if o == op}
+    return {(b, d): k.rank for (o, b, d), k in _KERNELS.items() if o == op}
 
 
 @lru_cache(maxsize=None)
@@ -179,14 +288,30 @@ def available(backend: str, device_type: str) -> bool:
     return False
 
 
-def resolve(op: str, device: torch.device | str, backend: str | None = None) -> str:
-    """The backend that runs ``op`` on ``device`` (``torch`` | ``numba`` | ``cupy``).
+def _requested(op: str, backend: str | None, shared: bool) -> tuple[str, bool]:
+    """``(request, shared)``: the backend asked for (argument, environment, ``auto``) and
+    whether the request is shared with other ops (not ``GPUAUG_BACKEND_<OP>``)."""
+    if backend:
+        return backend, shared
+    own = os.environ.get(f"GPUAUG_BACKEND_{op.upper()}")
+    if own:
+        return own, False
+    return os.environ.get("GPUAUG_BACKEND") or "auto", shared
 
-    On a CUDA device a kernel backend's first resolution probes its kernels (module
-    docstring); later calls only look the verdict up. An ``op`` no kernel module registers
-    raises ``ValueError`` (a misspelt op name would otherwise silently run torch).
+
+def kernel_for(op: str, device: torch.device | str, backend: str | None = None, *,
+               shared: bool = False) -> tuple[str, Callable | None]:
+    """``(backend_name, kernel)`` that runs ``op`` on ``device``: ``("torch", None)`` or a
+    kernel backend's name and its registered callable (module docstring: resolution order,
+    probes, calling convention).
+
+    ``shared=True``: ``backend`` (or ``GPUAUG_BACKEND``) is the one ``backend=`` argument of
+    a functional op running several kernel ops; a kernel backend that ``op`` has no kernel
+    of on this device means ``torch`` for ``op`` instead of an error (module docstring).
+    An ``op`` no kernel module registers raises ``ValueError`` (a misspelt op name would
+    otherwise silently run torch).
     """
-    requested = backend or os.environ.get(f"GPUAUG_BACKEND_{op.upper()}") or os.environ.get("GPUAUG_BACKEND") or "auto"
+    requested, shared = _requested(op, backend, shared)
     if requested not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {requested!r}")
     device = torch.device(device)
@@ -196,9 +321,12 @@ def resolve(op: str, device: torch.device | str, backend: str | None = None) -> 
         raise ValueError(f"unknown op {op!r}: no kernel registers it; ops with kernels: "
                          f"{sorted({o for o, _, _ in _KERNELS})}")
     if requested == "torch":
-        return "torch"
+        return "torch", None
     if requested != "auto":
-        if (op, requested, dev) not in _KERNELS:
+        kernel = _KERNELS.get((op, requested, dev))
+        if kernel is None:
+            if shared:
+                return "torch", None
             raise ValueError(f"no {requested!r} kernel for op {op!r} on {dev}; "
                              f"available: {sorted(kernels_for(op))} (or 'torch')")
         if not available(requested, dev):
@@ -209,19 +337,25 @@ def resolve(op: str, device: torch.device | str, backend: str | None = None) -> 
             if reason is not None:
                 raise RuntimeError(f"backend {requested!r} cannot run op {op!r} on {device}: its kernels do not "
                                    f"compile or load here ({reason}); use backend='torch' or 'auto'")
-        return requested
-    candidates = sorted((rank, b) for (o, b, d), rank in _KERNELS.items()
-                        if o == op and d == dev and rank < 10**9 and available(b, dev))
+        return requested, kernel.fn
+    candidates = sorted((k.rank, b) for (o, b, d), k in _KERNELS.items()
+                        if o == op and d == dev and k.rank < _NEVER and available(b, dev))
     for _, name in candidates:
-        if dev != "cuda":
-            return name
-        reason = _probe_failure(op, name, device)
-        if reason is None:
-            return name
-        key = (op, name, dev)
-        if key not in _REASONS:
-            _REASONS[key] = reason
-            warnings.warn(f"gpuaug: the {name!r} kernels of op {op!r} cannot run on {device} ({reason}); "
-                          f"'auto' falls back to the next backend (see gpuaug.backend.fallback_reasons())",
-                          RuntimeWarning, stacklevel=2)
-    return "torch"
+        if dev == "cuda":
+            reason = _probe_failure(op, name, device)
+            if reason is not None:
+                key = (op, name, dev)
+                if key not in _REASONS:
+                    _REASONS[key] = reason
+                    warnings.warn(f"gpuaug: the {name!r} kernels of op {op!r} cannot run on {device} ({reason}); "
+                                  f"'auto' falls back to the next backend (see gpuaug.backend.fallback_reasons())",
+                                  RuntimeWarning, stacklevel=3)
+                continue
+        return name, _KERNELS[(op, name, dev)].fn
+    return "torch", None
+
+
+def resolve(op: str, device: torch.device | str, backend: str | None = None) -> str:
+    """The backend that runs ``op`` on ``device`` (``torch`` | ``numba`` | ``cupy``): the name
+    of :func:`kernel_for` (same lookup, same probes, errors and warnings)."""
+    return kernel_for(op, device, backend)[0]

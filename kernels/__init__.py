@@ -3,7 +3,8 @@
 This folder is installed as ``gpuaug.kernels`` (see ``pyproject.toml``), never as a
 top-level ``kernels`` module. The plain-torch ops in :mod:`gpuaug.functional` are the
 reference implementations; every kernel here must match them within fp32 tolerance and
-registers itself with :func:`gpuaug.backend.register` when its module is imported.
+registers its entry points with :func:`gpuaug.backend.register_kernel` when its module is
+imported.
 Importing this package imports every kernel module in it.
 """
 from importlib import import_module

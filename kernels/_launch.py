@@ -1,15 +1,17 @@
-"""Launch plumbing shared by the elementwise and splice kernels (:mod:`gpuaug.kernels.elementwise`,
-:mod:`gpuaug.kernels.splice`).
+"""The one launch helper of gpuaug's Numba kernels (every ``@njit`` / ``@cuda.jit`` launch goes through it).
 
 * :func:`kernel_float`: the floating tensor a kernel computes on (float32 / float64; other
   float dtypes such as float16 are computed in float32).
 * :func:`run_numba`: run a CPU ``@njit`` kernel on NumPy views (under
   :data:`~gpuaug.kernels._numba_glue.CPU_LOCK`, which also sets Numba's thread count to the
-  torch / gpuaug thread budget) or a CUDA launcher on zero-copy device views
-  on torch's current stream, by the tensors' device. Kernels write into tensors the caller
-  allocated, so nothing is copied back.
+  torch / gpuaug thread budget) or a CUDA launcher on zero-copy device views inside
+  :func:`~gpuaug.kernels._numba_glue.cuda_device` on torch's current stream
+  (:func:`~gpuaug.kernels._numba_glue.torch_stream`), by the tensors' device. Kernels write
+  into tensors the caller allocated, so nothing is copied back.
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 
@@ -24,13 +26,18 @@ def kernel_float(t: torch.Tensor) -> torch.Tensor:
     return (t if t.dtype in (torch.float32, torch.float64) else t.float()).contiguous()
 
 
-def run_numba(kernel_cpu, launch_cuda, tensors: list[torch.Tensor], *scalars) -> None:
+def run_numba(kernel_cpu: Callable | None, launch_cuda: Callable | None, tensors: list[torch.Tensor],
+              *scalars) -> None:
     """``kernel_cpu(*views, *scalars)`` on CPU tensors, else ``launch_cuda(*views, *scalars, stream=...)``.
 
     ``tensors`` are C-contiguous and on one device; outputs among them are written in place.
+    ``kernel_cpu`` / ``launch_cuda`` ``None``: the kernel has no twin on that device (raises).
     """
-    views = [kernel_array(t) for t in tensors]
     device = tensors[0].device
+    target = launch_cuda if device.type == "cuda" else kernel_cpu
+    if target is None:
+        raise ValueError(f"this kernel has no {device.type} implementation")
+    views = [kernel_array(t) for t in tensors]
     if device.type != "cuda":
         with CPU_LOCK:  # fork-safe threading layer + thread budget, see gpuaug.kernels._numba_glue
             kernel_cpu(*views, *scalars)

@@ -19,13 +19,12 @@ On a GPU the compiler may fuse the linear fade's multiply-add (FMA): within one 
 float16 / bfloat16 waves are computed in float32 and cast back; the gain flags a product
 that rounds to Inf in the wave's dtype (:func:`overflow_limit`).
 
-CPU launches run under :data:`gpuaug.kernels._numba_glue.CPU_LOCK` (fork safety).
+CPU launches run under :data:`gpuaug.kernels._numba_glue.CPU_LOCK` (fork safety), through
+:func:`gpuaug.kernels._launch.run_numba`.
 
-Registered: ``("gain", "numba", "cpu", 0)`` and ``("fade", "numba", "cpu", 0)``, measured
-faster than torch on this 2-core machine (16 clips x 2-4 s mono float32 at 16 kHz, median of
-15 calls through the op, validation included, 1 / 2 threads): gain 4.4 -> 1.6 / 3.2 -> 0.9 ms,
-linear fade 10-16 -> 1.6 / 7.6-11.6 -> 0.8 ms, exponential fade 19 -> 5.5 / 11.5-12.8 -> 3.3 ms;
-and both ops' ``("numba", "cuda", 0)`` kernels (not measurable without a GPU).
+Registered (:func:`gpuaug.backend.register_kernel`): :func:`gain_kernel` as op ``gain`` and
+:func:`fade_kernel` as op ``fade``, each ``("numba", "cpu", 0)`` and ``("numba", "cuda", 0)``
+(the CPU kernels measured faster than torch: ``benchmarks/results/kernel-timings.md``).
 """
 from __future__ import annotations
 
@@ -34,7 +33,7 @@ import math
 import torch
 from numba import cuda, prange
 
-from gpuaug.backend import register
+from gpuaug.backend import FADE, GAIN, register_kernel
 from gpuaug.kernels._launch import kernel_float, run_numba
 from gpuaug.kernels._numba_glue import cuda_entry, jit_cpu, jit_cuda, launch_per_sample
 
@@ -45,12 +44,6 @@ __all__ = ["gain_kernel", "fade_kernel", "overflow_limit", "launch_gain_cuda", "
 CUDA_THREADS = 256
 #: Kernel code of each fade shape of :data:`gpuaug.functional.fade.FADE_SHAPES`.
 FADE_SHAPE_CODES = {"linear": 0, "exponential": 1}
-
-register("gain", "numba", "cpu", auto_rank=0)
-register("gain", "numba", "cuda", auto_rank=0)
-register("fade", "numba", "cpu", auto_rank=0)
-register("fade", "numba", "cuda", auto_rank=0)
-
 
 def _fade_gain(n, L, rate, direc, sample_rate, shape):
     """Fade gain (float64) of valid sample ``n`` of a clip of ``L`` samples (see ``fade``).
@@ -149,9 +142,9 @@ def _fade_cuda(w, lengths, rate, direc, out, sample_rate, shape):
 #: C-contiguous tensors, Python ints as int64, floats as float64): compiled by the compile
 #: gate (:mod:`gpuaug.kernels._compile_gate`) and by ``auto``'s probe on a GPU.
 CUDA_KERNELS = {
-    "_gain_cuda": cuda_entry("gain", CUDA_THREADS,
+    "_gain_cuda": cuda_entry(GAIN, CUDA_THREADS,
                              "{f}[:,:,::1], int64[::1], {f}[::1], {f}[:,:,::1], uint8[::1], float64"),
-    "_fade_cuda": cuda_entry("fade", CUDA_THREADS,
+    "_fade_cuda": cuda_entry(FADE, CUDA_THREADS,
                              "{f}[:,:,::1], int64[::1], float64[::1], int64[::1], {f}[:,:,::1], float64, int64"),
 }
 
@@ -191,23 +184,18 @@ def overflow_limit(dtype: torch.dtype) -> float:
     return fi.max + fi.eps * top / 2.0  # half an ulp above the largest finite value
 
 
-def _check_backend(backend: str, op: str) -> None:
-    if backend != "numba":
-        raise ValueError(f"no {backend!r} kernel for {op}")
-
-
-def gain_kernel(backend: str, w: torch.Tensor, lengths: torch.Tensor, factor: torch.Tensor):
+@register_kernel(GAIN, "numba", "cpu")
+@register_kernel(GAIN, "numba", "cuda")
+def gain_kernel(w: torch.Tensor, lengths: torch.Tensor, factor: torch.Tensor):
     """``(out, overflow)``: ``w * factor`` per clip with zero padding, and a ``(B,)`` bool flag.
 
-    Args:
-        backend: ``numba`` (CPU ``@njit`` or ``@cuda.jit`` by device).
+    Args (``@njit`` on CPU tensors, ``@cuda.jit`` on CUDA tensors):
         w: ``(B, C, T)`` float wave; lengths: ``(B,)`` int64 valid samples.
         factor: ``(B,)`` linear gains already cast to ``w``'s dtype.
 
     ``overflow[b]`` is True where some product of clip ``b`` (padding included) is not
     finite in ``w``'s dtype; ``out`` has ``w``'s shape, dtype and device.
     """
-    _check_backend(backend, "gain")
     x = kernel_float(w)
     f = factor.to(w.dtype).to(x.dtype).contiguous()  # the torch path's rounding of the factor
     out = torch.empty_like(x)
@@ -218,18 +206,18 @@ def gain_kernel(backend: str, w: torch.Tensor, lengths: torch.Tensor, factor: to
     return out.to(w.dtype), over.bool()
 
 
-def fade_kernel(backend: str, w: torch.Tensor, lengths: torch.Tensor, rate: torch.Tensor, direction: torch.Tensor,
+@register_kernel(FADE, "numba", "cpu")
+@register_kernel(FADE, "numba", "cuda")
+def fade_kernel(w: torch.Tensor, lengths: torch.Tensor, rate: torch.Tensor, direction: torch.Tensor, *,
                 sample_rate: float, shape: str) -> torch.Tensor:
     """The faded ``(B, C, T)`` wave (zero padding) on ``w``'s device and dtype.
 
-    Args:
-        backend: ``numba`` (CPU ``@njit`` or ``@cuda.jit`` by device).
+    Args (``@njit`` on CPU tensors, ``@cuda.jit`` on CUDA tensors):
         w: ``(B, C, T)`` float wave; lengths: ``(B,)`` int64 valid samples.
         rate: ``(B,)`` fraction of full amplitude per second (float64).
         direction: ``(B,)`` int64: +1 fade in, -1 fade out, 0 unchanged.
         sample_rate: Hz; shape: ``linear`` | ``exponential``.
     """
-    _check_backend(backend, "fade")
     x = kernel_float(w)
     out = torch.empty_like(x)
     if x.numel():

@@ -37,12 +37,16 @@ deterministic (no atomics), independent of the thread count and bit-reproducible
 CPU: ``@njit(parallel=True, cache=True)`` through :func:`gpuaug.kernels._numba_glue.jit_cpu`,
 one compiled signature (the op hands over float64 whatever the wave dtype). The on-disk
 cache (``__pycache__`` next to this file, or ``~/.cache/gpuaug/numba`` when the package
-folder is read-only; see :mod:`gpuaug.kernels._numba_glue`) turns the ~5 s first-call
-compile into a load in later processes (DataLoader workers included); an edit of any
+folder is read-only; see :mod:`gpuaug.kernels._numba_glue`) turns the first call's compile
+(``benchmarks/results/kernel-timings.md``) into a load in later processes (DataLoader workers included); an edit of any
 kernel module recompiles. CUDA: one thread per frame on torch's current stream,
 in launches of at most :data:`CUDA_CHUNK` frames, with the scratch laid out
 ``(row, frame)`` so that a warp's accesses coalesce; the same kernels run under the CUDA
-simulator on host arrays (see the tests).
+simulator on host arrays (see the tests). Both launch through
+:func:`gpuaug.kernels._launch.run_numba`.
+
+Registered (:func:`gpuaug.backend.register_kernel`): :func:`mcadams_ola` as op ``mcadams``,
+``("numba", "cpu", 0)`` and ``("numba", "cuda", 0)``.
 """
 from __future__ import annotations
 
@@ -55,9 +59,10 @@ from numba.extending import register_jitable
 from torch import Tensor
 
 from gpuaug._sync import host_of
-from gpuaug.backend import register
+from gpuaug.backend import MCADAMS, register_kernel
 
-from ._numba_glue import CPU_LOCK, cuda_device, cuda_entry, grid_1d, jit_cpu, jit_cuda, kernel_array, torch_stream
+from ._launch import run_numba
+from ._numba_glue import cuda_entry, grid_1d, jit_cpu, jit_cuda
 
 __all__ = ["CUDA_CHUNK", "MAX_ITER", "scratch_len", "mcadams_ola", "launch_cuda"]
 
@@ -372,10 +377,10 @@ def _ola_cuda(frames_t, offsets, n_frames, hop, out):
 #: gate (:mod:`gpuaug.kernels._compile_gate`) and by ``auto``'s probe on a GPU.
 #: float64 only (the op hands over float64 whatever the wave dtype).
 CUDA_KERNELS = {
-    "_frames_cuda": cuda_entry("mcadams", FRAME_THREADS,
+    "_frames_cuda": cuda_entry(MCADAMS, FRAME_THREADS,
                                "float64[:,::1], int64[::1], int64[::1], float64[::1], float64[::1], int64, int64, "
                                "int64, float64[:,::1], float64[:,::1]"),
-    "_ola_cuda": cuda_entry("mcadams", OLA_THREADS, "float64[:,::1], int64[::1], int64[::1], int64, float64[:,::1]"),
+    "_ola_cuda": cuda_entry(MCADAMS, OLA_THREADS, "float64[:,::1], int64[::1], int64[::1], int64, float64[:,::1]"),
 }
 
 
@@ -409,7 +414,22 @@ def launch_cuda(xe, frame_sig, frame_m, offsets, n_frames, alpha, win, hop, orde
 # ---------------------------------------------------------------- torch entry point
 
 
-def mcadams_ola(xe: Tensor, n_frames: Tensor, alpha: Tensor, win: Tensor, hop: int, order: int,
+def _run_cpu(xe, frame_sig, frame_m, offsets, n_frames, alpha, win, frames, out, hop, order):
+    """The CPU side of :func:`mcadams_ola` on NumPy views: every frame into ``frames``
+    (``(N, W)``), then the overlap-add into ``out``."""
+    if frames.shape[0]:
+        _frames_cpu(xe, frame_sig, frame_m, alpha, win, hop, order, frames)
+    _ola_cpu(frames, offsets, n_frames, hop, out)
+
+
+def _run_cuda(xe, frame_sig, frame_m, offsets, n_frames, alpha, win, scratch, frames_t, out, hop, order, stream=0):
+    """The CUDA side of :func:`mcadams_ola`: :func:`launch_cuda` on device views."""
+    launch_cuda(xe, frame_sig, frame_m, offsets, n_frames, alpha, win, hop, order, scratch, frames_t, out, stream)
+
+
+@register_kernel(MCADAMS, "numba", "cpu")
+@register_kernel(MCADAMS, "numba", "cuda")
+def mcadams_ola(xe: Tensor, n_frames: Tensor, alpha: Tensor, win: Tensor, *, hop: int, order: int,
                 out_len: int) -> Tensor:
     """McAdams synthesis of every frame, overlap-added: the kernel half of
     :func:`gpuaug.functional.mcadams.mcadams` (``backend="numba"``).
@@ -440,24 +460,10 @@ def mcadams_ola(xe: Tensor, n_frames: Tensor, alpha: Tensor, win: Tensor, hop: i
     frame_sig = torch.repeat_interleave(torch.arange(S, **i64), n_frames, output_size=N)
     frame_m = torch.arange(N, **i64) - offsets[frame_sig]
     out = torch.empty(S, out_len, **f64)
-    arrays = [kernel_array(t) for t in (xe, frame_sig, frame_m, offsets, n_frames, alpha, win)]
-    xe_a, sig_a, m_a, off_a, nf_a, alpha_a, win_a = arrays
-    if device.type == "cuda":
-        scratch = torch.empty(scratch_len(W, order), max(1, min(N, CUDA_CHUNK)), **f64)
-        frames_t = torch.empty(W, N, **f64)
-        with cuda_device(device):
-            launch_cuda(xe_a, sig_a, m_a, off_a, nf_a, alpha_a, win_a, hop, order,
-                        kernel_array(scratch), kernel_array(frames_t), kernel_array(out),
-                        torch_stream(device))
+    tensors = [xe, frame_sig, frame_m, offsets, n_frames, alpha, win]
+    if device.type == "cuda":  # scratch columns and a (W, N) frame buffer, so that a warp's accesses coalesce
+        tensors += [torch.empty(scratch_len(W, order), max(1, min(N, CUDA_CHUNK)), **f64), torch.empty(W, N, **f64)]
     else:
-        frames = torch.empty(N, W, **f64)
-        frames_a = kernel_array(frames)
-        with CPU_LOCK:  # fork-safe threading layer, see gpuaug.kernels._numba_glue
-            if N:
-                _frames_cpu(xe_a, sig_a, m_a, alpha_a, win_a, hop, order, frames_a)
-            _ola_cpu(frames_a, off_a, nf_a, hop, kernel_array(out))
+        tensors.append(torch.empty(N, W, **f64))
+    run_numba(_run_cpu, _run_cuda, tensors + [out], hop, order)
     return out
-
-
-register("mcadams", "numba", "cpu", auto_rank=0)
-register("mcadams", "numba", "cuda", auto_rank=0)

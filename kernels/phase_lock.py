@@ -11,11 +11,12 @@ sweep (next peak above; nearest wins, ties to the lower one) that writes the loc
 Peaks, ties and terms are those of the torch path; the sums run left to right instead of in
 scan order, so phases differ by rounding only (~1e-11 rad after 1,000 frames).
 
-Registered: ``("phase_lock", "numba", "cpu", 0)``;
-:func:`~gpuaug.functional.pitch.pitch_shift` uses it on CPU tensors unless its backend
-resolves to ``torch``. Measured on this 2-core machine against the torch path (random
-inputs, 32 rows x 257 bins, mean of 3 calls): 250 frames (2 s clips) 129 -> 7.8 ms, 1,000
-frames (8 s) 1,083 -> 25 ms. No CUDA twin: on a GPU the scan's passes are parallel.
+Registered (:func:`gpuaug.backend.register_kernel`): :func:`phase_lock_kernel` as op
+``phase_lock``, ``("numba", "cpu", 0)``; :func:`~gpuaug.functional.pitch.pitch_shift` and
+:func:`~gpuaug.functional.tempo.tempo_segment` resolve that op on its own (``auto``: this kernel
+on CPU tensors; see :mod:`gpuaug.backend`). Measured faster than the torch scan on the CPU
+(``benchmarks/results/kernel-timings.md``). No CUDA twin: on a GPU the scan's passes are
+parallel.
 """
 from __future__ import annotations
 
@@ -23,13 +24,11 @@ import numpy as np
 import torch
 from numba import prange
 
-from gpuaug.backend import register
-from gpuaug.kernels._launch import kernel_float
-from gpuaug.kernels._numba_glue import CPU_LOCK, jit_cpu, kernel_array
+from gpuaug.backend import PHASE_LOCK, register_kernel
+from gpuaug.kernels._launch import kernel_float, run_numba
+from gpuaug.kernels._numba_glue import jit_cpu
 
 __all__ = ["phase_lock_kernel"]
-
-register("phase_lock", "numba", "cpu", auto_rank=0)
 
 
 @jit_cpu(parallel=True)
@@ -56,6 +55,7 @@ def _phase_lock_cpu(mag, dp, ang, out):
                 out[n, f, k] = out[n, p, k - 1] + (dp[n, p, k] + ang[n, f, k])
 
 
+@register_kernel(PHASE_LOCK, "numba", "cpu")
 def phase_lock_kernel(mag: torch.Tensor, dp: torch.Tensor, ang: torch.Tensor) -> torch.Tensor:
     """Locked phases ``(N, F, M)`` float64 (not wrapped) of :func:`gpuaug.functional.pitch._phase_lock`.
 
@@ -72,6 +72,5 @@ def phase_lock_kernel(mag: torch.Tensor, dp: torch.Tensor, ang: torch.Tensor) ->
     ang = ang.detach().to(torch.float64).contiguous()
     out = torch.empty_like(ang)
     if out.numel():
-        with CPU_LOCK:  # fork-safe threading layer, see gpuaug.kernels._numba_glue
-            _phase_lock_cpu(kernel_array(mag), kernel_array(dp), kernel_array(ang), kernel_array(out))
+        run_numba(_phase_lock_cpu, None, [mag, dp, ang, out])
     return out

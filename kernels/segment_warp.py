@@ -50,13 +50,14 @@ measured on a machine without a GPU.
 CPU: ``prange`` over clips x chunks of :data:`~gpuaug.kernels.warp_sinc.CPU_CHUNK` output
 samples (the untouched parts as slice copies), tables: ``prange`` over the distinct cutoffs,
 built per launch (no cache across calls; batches whose tables exceed :data:`_TABLE_BYTES` run
-in groups of clips); CUDA: one output sample per thread. Selected by ``speed_segment``
-whenever the ``warp`` op resolves to ``numba`` (no separate registration). Measured on this
-shared 2-core machine (``benchmarks/segment_speed.py``: 1 thread, 32 clips x 8 s at 16 kHz,
-segment 25 %, factor 1.25; CPU time per clip, ``benchmarks/results/cpu-2core-segment-speed.json``):
-this kernel 0.41 ms tabulated vs 6.8 ms exact (16x; 0.46 vs 6.7 ms, 14x, when every clip has
-its own cutoff and table, ~80 us per table); ``speed_segment`` 0.75 vs 7.1 ms (9x; 0.3 ms of
-the 0.75 is its NaN / Inf scan of the input, which a Pipeline does once per call).
+in groups of clips); CUDA: one output sample per thread. Both launch through
+:func:`gpuaug.kernels._launch.run_numba`.
+
+Registered (:func:`gpuaug.backend.register_kernel`): :func:`segment_warp_kernel` as its own op
+``segment_warp``, ``("numba", "cpu", 0)`` and ``("numba", "cuda", 0)``;
+:func:`~gpuaug.functional.speed.speed_segment` resolves that op directly (``torch``: the splice
+path around op ``warp``). Timings of the tabulated and exact paths:
+``benchmarks/results/kernel-timings.md``.
 """
 from __future__ import annotations
 
@@ -68,26 +69,28 @@ import torch
 from numba import cuda, prange
 
 from gpuaug._sync import host_of
+from gpuaug.backend import SEGMENT_WARP, register_kernel
 from gpuaug.kernels._launch import kernel_float, run_numba
-from gpuaug.kernels._numba_glue import CPU_LOCK, cuda_entry, jit_cpu, jit_cuda, launch_per_sample
+from gpuaug.kernels._numba_glue import cuda_entry, jit_cpu, jit_cuda, launch_per_sample
+from gpuaug.kernels._sinc_table import (  # noqa: F401 (re-exported: the tabulated sinc lived here)
+    TABLE_BYTES,
+    TABLE_ERROR_DB,
+    TABLE_MIN_SAMPLES,
+    TABLE_PHASES,
+    _build_tables,
+    _lerp_dot,
+    _sinc_grid,
+    plan_tables,
+    sinc_table,
+    table_groups,
+    table_points,
+)
 from gpuaug.kernels.warp_sinc import CPU_CHUNK, CUDA_THREADS, _point_cpu, _point_cuda
 
 __all__ = ["segment_warp_kernel", "TABLE_PHASES", "TABLE_ERROR_DB", "TABLE_MIN_SAMPLES", "sinc_table"]
 
-#: Phases ``K`` of the tabulated windowed sinc per unit interval (rows ``0 .. K`` of a table).
-TABLE_PHASES = 512
-#: Stated worst error of the tabulated path against the exact kernel, in dB of the clip's peak
-#: (module docstring; ``tests/test_kernels_segment_warp.py`` measures it).
-TABLE_ERROR_DB = -100.0
-#: Segments of fewer output samples x channels use the exact kernel even where the table is
-#: asked for: building a table (a ``h K`` grid of the kernel, then ``K + 1`` rows of ``2 h``
-#: taps; ~70 us at ``f = 0.756`` on this machine) costs as much as ~300 exact output samples
-#: (the break-even measured at ``f = 0.756`` and ``0.4725``: 290 and 350 samples).
-TABLE_MIN_SAMPLES = 512
 #: Memory for the tables of one launch: larger batches of distinct cutoffs run in groups of clips.
-_TABLE_BYTES = 32 << 20
-#: Grid points per block of :func:`_sinc_grid` (one direct evaluation of sin / cos per block).
-_BLOCK = 128
+_TABLE_BYTES = TABLE_BYTES
 
 
 def _segment_sample(x, b, c, j, L, s, n, m, zeros, rolloff):
@@ -116,103 +119,6 @@ def _segment_sample(x, b, c, j, L, s, n, m, zeros, rolloff):
 _sample_cuda = cuda.jit(device=True)(_segment_sample)
 
 
-# ------------------------------------------------------------------------------- tabulated sinc (CPU)
-
-
-@jit_cpu
-def _sinc_grid(f, zeros, K, g):
-    """``g[r] = k(r f / K)`` for ``r = 0 .. len(g) - 1`` (``k``: the Hann-windowed sinc of
-    :mod:`gpuaug.functional.resample`, 0 for ``|u| >= zeros``), in float64.
-
-    In blocks of :data:`_BLOCK` points: ``sin(pi u)`` and the window's ``cos(pi u / zeros)``
-    at the block's first point are evaluated directly (``sin(pi u)`` as
-    ``(-1)^n sin(pi (u - n))``), the others by one rotation each from there (angle addition
-    with directly evaluated offsets: no recurrence, independent points, vectorised). Below
-    ``|u| < 0.5`` ``sin`` is evaluated directly (there ``1 / u`` would amplify rounding), as in
-    :func:`~gpuaug.kernels.warp_sinc._warp_point`.
-    """
-    step = f / K
-    N = g.shape[0]
-    rs = np.empty(_BLOCK)  # sin / cos of the offsets k * step (times pi, pi / zeros)
-    rc = np.empty(_BLOCK)
-    rws = np.empty(_BLOCK)
-    rwc = np.empty(_BLOCK)
-    for k in range(_BLOCK):
-        rs[k], rc[k] = math.sin(math.pi * k * step), math.cos(math.pi * k * step)
-        rws[k], rwc[k] = math.sin(math.pi * k * step / zeros), math.cos(math.pi * k * step / zeros)
-    for r0 in range(0, N, _BLOCK):
-        u0 = r0 * step
-        n = math.floor(u0 + 0.5)
-        s0, c0 = math.sin(math.pi * (u0 - n)), math.cos(math.pi * (u0 - n))
-        if n % 2 != 0:
-            s0, c0 = -s0, -c0
-        ws0, wc0 = math.sin(math.pi * u0 / zeros), math.cos(math.pi * u0 / zeros)
-        for k in range(min(_BLOCK, N - r0)):
-            u = (r0 + k) * step
-            g[r0 + k] = ((s0 * rc[k] + c0 * rs[k]) / (math.pi * max(u, 0.5))
-                         * (0.5 + 0.5 * (wc0 * rwc[k] - ws0 * rws[k])))
-    for r in range(N):  # the core (direct sin) and the end of the window
-        u = r * step
-        if u >= 0.5:
-            break
-        g[r] = 1.0 if r == 0 else math.sin(math.pi * u) / (math.pi * u) * (0.5 + 0.5 * math.cos(math.pi * u / zeros))
-    for r in range(max(int(zeros / step) - 1, 0), N):
-        if r * step >= zeros:
-            g[r] = 0.0
-
-
-@jit_cpu(parallel=True)
-def _build_tables(cutoffs, half, zeros, tables):
-    """Fill ``tables[v, q, :2 h]`` (``h = half[v]``) with the normalised weights of phase
-    ``q / K`` at cutoff ``cutoffs[v]`` (module docstring); the rest of each row is left as it is
-    (zero). Tap ``t`` (offset ``o = t - h + 1`` from ``floor(p)``) at phase ``q / K`` is
-    ``g[|o K - q|]`` of :func:`_sinc_grid`: a contiguous run of the grid per tap."""
-    U, K1, _ = tables.shape
-    K = K1 - 1
-    for v in prange(U):
-        h = half[v]
-        g = np.empty(h * K + 1)
-        _sinc_grid(cutoffs[v], zeros, K, g)
-        sums = np.zeros(K1)
-        for t in range(2 * h):
-            run = _tap_run(g, t - h + 1, K)
-            for q in range(K1):
-                sums[q] += run[q]
-        inv = 1.0 / sums
-        for t in range(2 * h):
-            run = _tap_run(g, t - h + 1, K)
-            for q in range(K1):
-                tables[v, q, t] = run[q] * inv[q]
-
-
-@jit_cpu
-def _tap_run(g, o, K):
-    """``g[|o K - q|]`` for ``q = 0 .. K`` (a view, reversed for ``o > 0``)."""
-    if o <= 0:
-        return g[-o * K:-o * K + K + 1]
-    return g[o * K - K:o * K + 1][::-1]
-
-
-@jit_cpu(fastmath={"reassoc", "contract"})
-def _lerp_dot(w0, w1, a, xs):
-    """``sum_t (w0[t] + a (w1[t] - w0[t])) xs[t]`` in the rows' dtype (vectorised: the sum is
-    reassociated, which changes only its rounding)."""
-    acc = numba.float32(0.0)
-    for t in range(xs.shape[0]):
-        acc += (w0[t] + a * (w1[t] - w0[t])) * xs[t]
-    return acc
-
-
-def sinc_table(cutoff: float, zeros: int, phases: int = TABLE_PHASES, dtype=np.float32) -> np.ndarray:
-    """The ``(phases + 1, 2 ceil(zeros / cutoff))`` table of the tabulated path for one cutoff
-    (row ``q``: the normalised tap weights at fractional position ``q / phases``)."""
-    h = math.ceil(zeros / cutoff)
-    tables = np.zeros((1, phases + 1, 2 * h), dtype=dtype)
-    with CPU_LOCK:
-        _build_tables(np.array([cutoff], dtype=np.float64), np.array([h], dtype=np.int64), int(zeros), tables)
-    return tables[0]
-
-
 # ------------------------------------------------------------------------------- CPU kernel
 
 
@@ -221,7 +127,6 @@ def _segment_cpu(x, lengths, seg, new_lengths, out, zeros, rolloff, table_of, ha
     """``table_of[b]``: the table of clip ``b`` (``-1``: the exact kernel); ``half[v]``: ``h``
     of table ``v``."""
     B, C, t_out = out.shape
-    K = tables.shape[1] - 1
     n_chunks = (t_out + CPU_CHUNK - 1) // CPU_CHUNK
     for q in prange(B * n_chunks):
         b = q // n_chunks
@@ -249,21 +154,7 @@ def _segment_cpu(x, lengths, seg, new_lengths, out, zeros, rolloff, table_of, ha
                 for c in range(C):
                     out[b, c, j] = _point_cpu(x, b, c, L, p, f, zeros, ds, dc, wds, wdc)
                 continue
-            base = math.floor(p)
-            centre = int(base)
-            if f == 1.0 and p == base:  # the exact kernel's unit impulse
-                for c in range(C):
-                    out[b, c, j] = x[b, c, centre]
-                continue
-            phase = (p - base) * K  # exact: p - base in [0, 1), K a power of 2
-            row = min(int(phase), K - 1)
-            a = numba.float32(phase - row)
-            first = centre - h + 1
-            lo, hi = max(first, 0), min(centre + h + 1, L)
-            w0 = tables[v, row, lo - first:hi - first]
-            w1 = tables[v, row + 1, lo - first:hi - first]
-            for c in range(C):
-                out[b, c, j] = _lerp_dot(w0, w1, a, x[b, c, lo:hi])
+            table_points(x, out, b, j, L, p, f, h, tables, v)
 
 
 @jit_cuda
@@ -284,9 +175,8 @@ def _segment_cuda(x, lengths, seg, new_lengths, out, zeros, rolloff):
 #: The ``@cuda.jit`` kernels and the signatures the wrappers below launch them with (views of
 #: C-contiguous tensors, Python ints as int64, floats as float64): compiled by the compile
 #: gate (:mod:`gpuaug.kernels._compile_gate`) and by ``auto``'s probe on a GPU.
-#: Op ``warp``: the kernel runs whenever that op resolves to ``numba`` (see the module docstring).
 CUDA_KERNELS = {
-    "_segment_cuda": cuda_entry("warp", CUDA_THREADS, "{f}[:,:,::1], int64[::1], int64[:,::1], int64[::1], "
+    "_segment_cuda": cuda_entry(SEGMENT_WARP, CUDA_THREADS, "{f}[:,:,::1], int64[::1], int64[:,::1], int64[::1], "
                                                       "{f}[:,:,::1], int64, float64"),
 }
 
@@ -300,32 +190,24 @@ def _plan_tables(n: torch.Tensor, m: torch.Tensor, channels: int, zeros: int, ro
     one table per distinct cutoff among the clips whose segment has at least
     :data:`TABLE_MIN_SAMPLES` output samples x channels (the others, and all clips when
     ``exact``, get ``-1``: the exact kernel); ``half[v]``: ``h = ceil(zeros / f)`` of table ``v``."""
-    B = n.shape[0]
     slope = n.to(torch.float64) / m.to(torch.float64).clamp(min=1.0)
     cutoff = rolloff * torch.clamp(1.0 / slope, max=1.0)  # as the kernel computes it
-    use = m * channels >= TABLE_MIN_SAMPLES
-    table_of = torch.full((B,), -1, dtype=torch.int64)
-    if exact or not bool(use.any()):
-        return table_of.numpy(), np.zeros(1, dtype=np.int64), np.zeros(0)
-    cutoffs, inverse = torch.unique(cutoff[use], return_inverse=True)
-    table_of[use] = inverse
-    cutoffs = cutoffs.numpy()
-    half = np.array([math.ceil(zeros / float(fc)) for fc in cutoffs], dtype=np.int64)
-    return table_of.numpy(), half, cutoffs
+    use = (m * channels >= TABLE_MIN_SAMPLES) & (not exact)
+    return plan_tables(cutoff, use, zeros)
 
 
 def _table_groups(n: torch.Tensor, m: torch.Tensor, zeros: int, rolloff: float, row_bytes: int) -> list[slice]:
     """Consecutive groups of clips whose tables (at most one per clip) fit in
     :data:`_TABLE_BYTES` (``row_bytes``: bytes of one table row per tap)."""
-    B = n.shape[0]
     slope = n.to(torch.float64) / m.to(torch.float64).clamp(min=1.0)
-    widest = 2 * math.ceil(zeros / (rolloff * float(torch.clamp(1.0 / slope, max=1.0).min()))) if B else 0
-    size = max(1, _TABLE_BYTES // max(widest * row_bytes, 1))
-    return [slice(b, min(b + size, B)) for b in range(0, B, size)]
+    min_cutoff = rolloff * float(torch.clamp(1.0 / slope, max=1.0).min()) if n.shape[0] else 1.0
+    return table_groups(min_cutoff, n.shape[0], zeros, row_bytes, _TABLE_BYTES)
 
 
+@register_kernel(SEGMENT_WARP, "numba", "cpu")
+@register_kernel(SEGMENT_WARP, "numba", "cuda")
 def segment_warp_kernel(x: torch.Tensor, lengths: torch.Tensor, start: torch.Tensor, n: torch.Tensor,
-                        m: torch.Tensor, new_lengths: torch.Tensor, zeros: int, rolloff: float,
+                        m: torch.Tensor, new_lengths: torch.Tensor, *, zeros: int, rolloff: float,
                         t_out: int | None = None, exact: bool | None = None,
                         phases: int = TABLE_PHASES) -> torch.Tensor:
     """Numba segment speed-up of checked inputs; returns the ``(B, C, max(new_lengths))`` output.

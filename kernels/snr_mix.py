@@ -38,9 +38,10 @@ zero. It returns the powers too, so callers need no separate power pass (``AddNo
   receiving it from torch: no torch ops between the launches. The per-sample noise term is
   the same device function (:func:`_shaped`) as before.
 
-Registered: ``("mix_noise", "numba", "cpu", 0)`` (measured ~4.4x faster than torch on this
-2-core machine, 16 clips x 4 s from a bank of 6 x 4 s), ``("mix_noise", "numba", "cuda", 0)``
-(not measurable without a GPU).
+Registered (:func:`gpuaug.backend.register_kernel`): :func:`mix_fused` as op ``mix_noise``,
+``("numba", "cpu", 0)`` and ``("numba", "cuda", 0)``; the CPU kernel
+measured faster than torch (``benchmarks/results/kernel-timings.md``). Launches go through
+:func:`gpuaug.kernels._launch.run_numba`.
 """
 from __future__ import annotations
 
@@ -50,9 +51,10 @@ import numba
 import torch
 from numba import cuda, prange
 
-from gpuaug.backend import register
-from gpuaug.kernels._numba_glue import (CPU_LOCK, cuda_entry, grid_1d, jit_cpu, jit_cuda, kernel_array,
-                                         launch_per_sample, torch_stream)
+from gpuaug.backend import MIX_NOISE, register_kernel
+from gpuaug.kernels._launch import kernel_float
+from gpuaug.kernels._launch import run_numba as _run  # (a module global: test_compile_gate swaps it)
+from gpuaug.kernels._numba_glue import cuda_entry, jit_cpu, jit_cuda, launch_per_sample
 
 __all__ = ["mix_fused", "launch_cuda", "launch_powers_cuda", "launch_mix_cuda", "CUDA_THREADS"]
 
@@ -61,10 +63,6 @@ CUDA_THREADS = 128
 
 #: Smallest normal float64 (``torch.finfo(torch.float64).tiny``, the clamp of ``_snr_gain``).
 _TINY = 2.2250738585072014e-308
-
-register("mix_noise", "numba", "cpu", auto_rank=0)
-register("mix_noise", "numba", "cuda", auto_rank=0)
-
 
 def _shaped(noise, base, cn, i, t, end, fade):
     """Enveloped noise ``env(t) * noise[cn, base + i]`` (float64) at clip sample ``t`` of the span
@@ -288,8 +286,8 @@ def _mix_cuda(w, lengths, noise, base, nlen, offset, start, begin, end, fade, p_
 #: the noise is the flat ``(Cn, S)`` store of the module docstring, ``base`` .. ``fade`` per clip.
 _CLIPS = "{f}[:,:,::1], int64[::1], {g}[:,::1], " + ", ".join(["int64[::1]"] * 7)  # w, lengths, noise, base .. fade
 CUDA_KERNELS = {
-    "_powers_cuda": cuda_entry("mix_noise", CUDA_THREADS, _CLIPS + ", float64[::1], float64[::1]"),
-    "_mix_cuda": cuda_entry("mix_noise", CUDA_THREADS, _CLIPS + ", float64[::1], float64[::1], float64[::1], {f}[:,:,::1]"),
+    "_powers_cuda": cuda_entry(MIX_NOISE, CUDA_THREADS, _CLIPS + ", float64[::1], float64[::1]"),
+    "_mix_cuda": cuda_entry(MIX_NOISE, CUDA_THREADS, _CLIPS + ", float64[::1], float64[::1], float64[::1], {f}[:,:,::1]"),
 }
 
 
@@ -327,32 +325,16 @@ def launch_cuda(w, lengths, noise, base, nlen, offset, start, begin, end, fade, 
                     stream=stream)
 
 
-def _run(kernel_cpu, launch_gpu, tensors: list[torch.Tensor]) -> None:
-    """Run on CPU numpy views or on CUDA views on torch's current stream (in place)."""
-    views = [kernel_array(t) for t in tensors]
-    device = tensors[0].device
-    if device.type != "cuda":
-        with CPU_LOCK:  # fork-safe threading layer, see gpuaug.kernels._numba_glue
-            kernel_cpu(*views)
-        return
-    with cuda.gpus[device.index]:
-        launch_gpu(*views, stream=torch_stream(device))
-
-
-def _kernel_float(t: torch.Tensor) -> torch.Tensor:
-    """``t`` contiguous, in float32 unless it is float32 / float64 (e.g. float16)."""
-    t = t.detach()
-    return (t if t.dtype in (torch.float32, torch.float64) else t.float()).contiguous()
-
-
 def _prepare(w, lengths, noise, base, nlen, offset, start, begin, end, fade) -> list[torch.Tensor]:
     if noise.dim() != 2:
         raise ValueError(f"noise must be the flat (Cn, S) store, got shape {tuple(noise.shape)}")
     ints = [v.to(torch.int64).contiguous() for v in (lengths, base, nlen, offset, start, begin, end, fade)]
-    return [_kernel_float(w), ints[0], _kernel_float(noise), *ints[1:]]
+    return [kernel_float(w), ints[0], kernel_float(noise), *ints[1:]]
 
 
-def mix_fused(backend: str, w, lengths, noise, base, nlen, offset, start, begin, end, fade, scale):
+@register_kernel(MIX_NOISE, "numba", "cpu")
+@register_kernel(MIX_NOISE, "numba", "cuda")
+def mix_fused(w, lengths, noise, base, nlen, offset, start, begin, end, fade, scale):
     """Powers, gain and mix: ``(out, p_signal, p_noise, finite)``.
 
     ``out`` the mixed ``(B, C, T)`` wave in ``w``'s dtype (padding zero; clips whose SNR is
@@ -362,8 +344,7 @@ def mix_fused(backend: str, w, lengths, noise, base, nlen, offset, start, begin,
     otherwise (computed in the mix sweep: the caller need not scan ``out``; the copied samples
     are the caller's checked input). No host sync.
 
-    Args:
-        backend: ``numba`` (CPU ``@njit`` or ``@cuda.jit`` by device).
+    Args (``@njit`` on CPU tensors, ``@cuda.jit`` on CUDA tensors):
         w: ``(B, C, T)`` float wave; lengths: ``(B,)`` valid samples.
         noise: ``(Cn, S)`` flat noise store (``Cn`` 1 or ``C``) on ``w``'s device (module docstring).
         base: ``(B,)`` int64 first sample of each clip's noise in ``noise``; nlen: ``(B,)`` its
@@ -373,8 +354,6 @@ def mix_fused(backend: str, w, lengths, noise, base, nlen, offset, start, begin,
         fade: fade-out length at the span end (0: none).
         scale: ``(B,)`` float64 ``10 ** (snr_db / 10)``.
     """
-    if backend != "numba":
-        raise ValueError(f"no {backend!r} kernel for mix_noise")
     args = _prepare(w, lengths, noise, base, nlen, offset, start, begin, end, fade)
     p_signal = torch.empty(w.shape[0], dtype=torch.float64, device=w.device)
     p_noise = torch.empty_like(p_signal)

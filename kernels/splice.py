@@ -22,14 +22,13 @@ the torch path (on a GPU the compiler may fuse the crossfade's multiply-add: wit
 CPU: a ``prange`` over clips x channels writing each segment with a sequential loop.
 float16 / bfloat16 waves are computed in float32 and cast back.
 
-CPU launches run under :data:`gpuaug.kernels._numba_glue.CPU_LOCK` (fork safety).
+CPU launches run under :data:`gpuaug.kernels._numba_glue.CPU_LOCK` (fork safety), through
+:func:`gpuaug.kernels._launch.run_numba`.
 
-Registered: ``("insert_clip", "numba", "cpu", 0)`` and ``("drop_segments", "numba", "cpu", 0)``,
-measured faster than torch on this 2-core machine (16 clips x 2-4 s mono float32 at 16 kHz,
-median of 15 calls through the op, validation included, 1 / 2 threads): insert (0.1-0.5 s clip,
-2 x 50 ms silence) 15-17 -> 2.0 / 11-12 -> 1.1 ms, with a 3 ms edge fade 41-47 -> 3.3 /
-29-34 -> 1.7 ms; drop of 3 x 50 ms with or without a 5 ms crossfade 43-85 -> 2.0 / 32-49 ->
-1.1 ms; and both ops' ``("numba", "cuda", 0)`` kernels (not measurable without a GPU).
+Registered (:func:`gpuaug.backend.register_kernel`): :func:`insert_kernel` as op
+``insert_clip`` and :func:`drop_kernel` as op ``drop_segments``, each ``("numba", "cpu", 0)``
+and ``("numba", "cuda", 0)``; the CPU kernels
+measured faster than torch (``benchmarks/results/kernel-timings.md``).
 """
 from __future__ import annotations
 
@@ -39,7 +38,7 @@ import torch
 from numba import cuda, prange
 from numba.extending import register_jitable
 
-from gpuaug.backend import register
+from gpuaug.backend import DROP_SEGMENTS, INSERT_CLIP, register_kernel
 from gpuaug.kernels._launch import kernel_float, run_numba
 from gpuaug.kernels._numba_glue import cuda_entry, jit_cpu, jit_cuda, launch_per_sample
 
@@ -47,12 +46,6 @@ __all__ = ["insert_kernel", "drop_kernel", "launch_insert_cuda", "launch_drop_cu
 
 #: Threads per block (one output sample per thread).
 CUDA_THREADS = 256
-
-register("insert_clip", "numba", "cpu", auto_rank=0)
-register("insert_clip", "numba", "cuda", auto_rank=0)
-register("drop_segments", "numba", "cpu", auto_rank=0)
-register("drop_segments", "numba", "cuda", auto_rank=0)
-
 
 @register_jitable
 def _ramp(i, edge):
@@ -211,10 +204,10 @@ def _drop_cuda(w, src, size, overlap, ostart, new_len, out):
 #: C-contiguous tensors, Python ints as int64, floats as float64): compiled by the compile
 #: gate (:mod:`gpuaug.kernels._compile_gate`) and by ``auto``'s probe on a GPU.
 CUDA_KERNELS = {
-    "_insert_cuda": cuda_entry("insert_clip", CUDA_THREADS,
+    "_insert_cuda": cuda_entry(INSERT_CLIP, CUDA_THREADS,
                                "{f}[:,:,::1], int64[::1], {f}[:,:,::1], " + ", ".join(["int64[::1]"] * 6)
                                + ", {f}[:,:,::1]"),
-    "_drop_cuda": cuda_entry("drop_segments", CUDA_THREADS,
+    "_drop_cuda": cuda_entry(DROP_SEGMENTS, CUDA_THREADS,
                              "{f}[:,:,::1], " + ", ".join(["int64[:,::1]"] * 4) + ", int64[::1], {f}[:,:,::1]"),
 }
 
@@ -243,28 +236,23 @@ def launch_drop_cuda(w, src, size, overlap, ostart, new_len, out, stream=0) -> N
 # ------------------------------------------------------------------------------- torch entry points
 
 
-def _check_backend(backend: str, op: str) -> None:
-    if backend != "numba":
-        raise ValueError(f"no {backend!r} kernel for {op}")
-
-
 def _ints(*tables: torch.Tensor) -> list[torch.Tensor]:
     return [t.to(torch.int64).contiguous() for t in tables]
 
 
-def insert_kernel(backend: str, w: torch.Tensor, lengths: torch.Tensor, clip: torch.Tensor, pos: torch.Tensor,
+@register_kernel(INSERT_CLIP, "numba", "cpu")
+@register_kernel(INSERT_CLIP, "numba", "cuda")
+def insert_kernel(w: torch.Tensor, lengths: torch.Tensor, clip: torch.Tensor, pos: torch.Tensor,
                   before: torch.Tensor, clip_len: torch.Tensor, after: torch.Tensor, edge: torch.Tensor,
-                  new_len: torch.Tensor, t_out: int) -> torch.Tensor:
+                  new_len: torch.Tensor, *, t_out: int) -> torch.Tensor:
     """The ``(B, C, t_out)`` wave with the clips inserted (see the module docstring).
 
-    Args:
-        backend: ``numba`` (CPU ``@njit`` or ``@cuda.jit`` by device).
+    Args (``@njit`` on CPU tensors, ``@cuda.jit`` on CUDA tensors):
         w: ``(B, C, T)`` float wave; clip: ``(B, Cc, Tc)`` float clips (cast to ``w``'s dtype).
         lengths, pos, before, clip_len, after, edge, new_len: ``(B,)`` integer tables in
             samples (``0 <= pos <= lengths``, the rest ``>= 0``, ``new_len`` their sum).
         t_out: output samples (``max(new_len)``).
     """
-    _check_backend(backend, "insert_clip")
     x = kernel_float(w)
     c = kernel_float(clip.to(w.dtype)).to(x.dtype)
     out = x.new_empty(x.shape[0], x.shape[1], t_out)
@@ -274,19 +262,19 @@ def insert_kernel(backend: str, w: torch.Tensor, lengths: torch.Tensor, clip: to
     return out.to(w.dtype)
 
 
-def drop_kernel(backend: str, w: torch.Tensor, src: torch.Tensor, size: torch.Tensor, overlap: torch.Tensor,
-                ostart: torch.Tensor, new_len: torch.Tensor, t_out: int) -> torch.Tensor:
+@register_kernel(DROP_SEGMENTS, "numba", "cpu")
+@register_kernel(DROP_SEGMENTS, "numba", "cuda")
+def drop_kernel(w: torch.Tensor, src: torch.Tensor, size: torch.Tensor, overlap: torch.Tensor,
+                ostart: torch.Tensor, new_len: torch.Tensor, *, t_out: int) -> torch.Tensor:
     """The ``(B, C, t_out)`` wave of the kept pieces, crossfaded at the joins (module docstring).
 
-    Args:
-        backend: ``numba`` (CPU ``@njit`` or ``@cuda.jit`` by device).
+    Args (``@njit`` on CPU tensors, ``@cuda.jit`` on CUDA tensors):
         w: ``(B, C, T)`` float wave.
         src, size, overlap, ostart: ``(B, P)`` integer piece tables: source start, length
             (pieces first in time order, then zero-length slots), overlap with the next piece
             (``<= size // 2`` of both), output start.
         new_len: ``(B,)`` output lengths; t_out: output samples (``max(new_len)``).
     """
-    _check_backend(backend, "drop_segments")
     x = kernel_float(w)
     out = x.new_empty(x.shape[0], x.shape[1], t_out)
     if out.numel():

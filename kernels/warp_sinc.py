@@ -19,12 +19,12 @@ position returns the input sample itself (the torch path's exact unit impulse), 
 untouched parts of ``speed_segment`` stay bit-exact. The CUDA C kernel evaluates every
 weight directly, as the torch path does.
 
-CPU launches run under :data:`gpuaug.kernels._numba_glue.CPU_LOCK` (fork safety).
+CPU launches run under :data:`gpuaug.kernels._numba_glue.CPU_LOCK` (fork safety), through
+:func:`gpuaug.kernels._launch.run_numba`.
 
-Registered: ``("warp", "numba", "cpu", 0)`` (measured on this 2-core machine, 8 clips x 3 s:
-speed ~10x, speed_segment ~23x and the whole pitch_shift ~6x faster than torch),
-``("warp", "numba", "cuda", 0)`` and ``("warp", "cupy", "cuda", 1)`` (not measurable without
-a GPU).
+Registered (:func:`gpuaug.backend.register_kernel`) as op ``warp``: :func:`warp_kernel`
+``("numba", "cpu", 0)`` and ``("numba", "cuda", 0)``, :func:`warp_cupy` ``("cupy", "cuda", 1)``
+(the CPU kernel measured faster than torch: ``benchmarks/results/kernel-timings.md``).
 """
 from __future__ import annotations
 
@@ -37,22 +37,17 @@ import numpy as np
 import torch
 from numba import cuda, prange
 
-from gpuaug.backend import register
-from gpuaug.kernels._numba_glue import (CPU_LOCK, cuda_entry, grid_1d, jit_cpu, jit_cuda, kernel_array,
-                                         launch_per_sample, torch_stream)
+from gpuaug.backend import WARP, register_kernel
+from gpuaug.kernels._launch import kernel_float, run_numba
+from gpuaug.kernels._numba_glue import cuda_entry, grid_1d, jit_cpu, jit_cuda, launch_per_sample
 
-__all__ = ["warp_kernel", "launch_cuda", "CUDA_THREADS", "CPU_CHUNK"]
+__all__ = ["warp_kernel", "warp_cupy", "launch_cuda", "CUDA_THREADS", "CPU_CHUNK"]
 
 
 #: Threads per block of the CUDA kernels (one output sample per thread).
 CUDA_THREADS = 128
 #: Output samples per CPU work item (consecutive samples share the cutoff's trig terms).
 CPU_CHUNK = 256
-
-register("warp", "numba", "cpu", auto_rank=0)
-register("warp", "numba", "cuda", auto_rank=0)
-register("warp", "cupy", "cuda", auto_rank=1, probe=lambda device_index: _probe_cupy(device_index))
-
 
 def _warp_point(x, b, c, L, p, f, zeros, ds, dc, wds, wdc):
     """``y[j]`` of the resample module docstring for clip ``b``, channel ``c`` (float64).
@@ -146,7 +141,7 @@ def _warp_cuda(x, lengths, pos, fc, new_lengths, out, zeros):
 #: C-contiguous tensors, Python ints as int64, floats as float64): compiled by the compile
 #: gate (:mod:`gpuaug.kernels._compile_gate`) and by ``auto``'s probe on a GPU.
 CUDA_KERNELS = {
-    "_warp_cuda": cuda_entry("warp", CUDA_THREADS, "{f}[:,:,::1], int64[::1], float64[:,::1], float64[:,::1], "
+    "_warp_cuda": cuda_entry(WARP, CUDA_THREADS, "{f}[:,:,::1], int64[::1], float64[:,::1], float64[:,::1], "
                                                    "int64[::1], {f}[:,:,::1], int64"),
 }
 
@@ -164,7 +159,7 @@ def launch_cuda(x, lengths, pos, fc, new_lengths, out, zeros: int, stream=0) -> 
 CUPY_OPTIONS = ("--std=c++14",)
 #: The CUDA C kernels (``__global__``) of each ``.cu`` source: op, threads per block, names.
 CUDA_C_KERNELS = {
-    "warp_sinc.cu": {"op": "warp", "threads": CUDA_THREADS, "kernels": ("warp_sinc_f32", "warp_sinc_f64"),
+    "warp_sinc.cu": {"op": WARP, "threads": CUDA_THREADS, "kernels": ("warp_sinc_f32", "warp_sinc_f64"),
                      "options": CUPY_OPTIONS},
 }
 
@@ -199,9 +194,22 @@ def _launch_cupy(x, lengths, pos, fc, new_lengths, out, zeros: int) -> None:
                                             np.int32(zeros)))
 
 
-def warp_kernel(backend: str, x: torch.Tensor, lengths: torch.Tensor, pos: torch.Tensor, fc: torch.Tensor,
-                new_lengths: torch.Tensor, zeros: int) -> torch.Tensor:
-    """Run the ``backend`` (``numba`` | ``cupy``) kernel on checked inputs; returns ``(B, C, T_out)``.
+def _warp_tensors(x: torch.Tensor, lengths: torch.Tensor, pos: torch.Tensor, fc: torch.Tensor,
+                  new_lengths: torch.Tensor) -> list[torch.Tensor]:
+    """The kernels' tensors ``[x, lengths, pos, fc, new_lengths, out]`` (C-contiguous, ``x`` in
+    float32 / float64, ``out`` zeros ``(B, C, T_out)`` in ``x``'s compute dtype)."""
+    x = kernel_float(x)
+    pos, fc = pos.to(torch.float64).contiguous(), fc.to(torch.float64).contiguous()
+    out = x.new_zeros(x.shape[0], x.shape[1], pos.shape[1])
+    return [x, lengths.contiguous(), pos, fc, new_lengths.contiguous(), out]
+
+
+@register_kernel(WARP, "numba", "cpu")
+@register_kernel(WARP, "numba", "cuda")
+def warp_kernel(x: torch.Tensor, lengths: torch.Tensor, pos: torch.Tensor, fc: torch.Tensor,
+                new_lengths: torch.Tensor, *, zeros: int) -> torch.Tensor:
+    """The Numba kernel (``@njit`` on CPU tensors, ``@cuda.jit`` on CUDA tensors) on checked
+    inputs; returns ``(B, C, T_out)``.
 
     Args:
         x: ``(B, C, T)`` float input (not modified; no autograd). Other float dtypes than
@@ -213,22 +221,20 @@ def warp_kernel(backend: str, x: torch.Tensor, lengths: torch.Tensor, pos: torch
 
     Output padding (``j >= new_lengths``) is zero; everything stays on ``x``'s device.
     """
-    if x.dtype not in (torch.float32, torch.float64):
-        return warp_kernel(backend, x.float(), lengths, pos, fc, new_lengths, zeros).to(x.dtype)
-    x = x.detach().contiguous()
-    lengths, new_lengths = lengths.contiguous(), new_lengths.contiguous()
-    pos, fc = pos.to(torch.float64).contiguous(), fc.to(torch.float64).contiguous()
-    out = x.new_zeros(x.shape[0], x.shape[1], pos.shape[1])
-    if out.numel() == 0:
-        return out
-    if backend == "cupy" and x.is_cuda:
-        _launch_cupy(x, lengths, pos, fc, new_lengths, out, zeros)
-        return out
-    views = [kernel_array(t) for t in (x, lengths, pos, fc, new_lengths, out)]
-    if not x.is_cuda:
-        with CPU_LOCK:
-            _warp_cpu(*views, zeros)
-    else:
-        with cuda.gpus[x.device.index]:
-            launch_cuda(*views, zeros, stream=torch_stream(x.device))
-    return out
+    tensors = _warp_tensors(x, lengths, pos, fc, new_lengths)
+    out = tensors[-1]
+    if out.numel():
+        run_numba(_warp_cpu, launch_cuda, tensors, zeros)
+    return out.to(x.dtype)
+
+
+@register_kernel(WARP, "cupy", "cuda", auto_rank=1, probe=_probe_cupy)
+def warp_cupy(x: torch.Tensor, lengths: torch.Tensor, pos: torch.Tensor, fc: torch.Tensor,
+              new_lengths: torch.Tensor, *, zeros: int) -> torch.Tensor:
+    """The CUDA C kernel (``warp_sinc.cu`` through CuPy, CUDA tensors): :func:`warp_kernel`'s
+    arguments and result."""
+    tensors = _warp_tensors(x, lengths, pos, fc, new_lengths)
+    out = tensors[-1]
+    if out.numel():
+        _launch_cupy(*tensors, zeros)
+    return out.to(x.dtype)

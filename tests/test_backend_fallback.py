@@ -37,6 +37,15 @@ def fresh(monkeypatch):
     return monkeypatch
 
 
+def fake_kernel(*tensors, **params):
+    return tensors
+
+
+def register(op, backend_name, device_type, auto_rank=0, probe=None):
+    """Register :func:`fake_kernel` (the probes are what these tests exercise)."""
+    backend.register_kernel(op, backend_name, device_type, auto_rank=auto_rank, probe=probe)(fake_kernel)
+
+
 class Probe:
     def __init__(self, error: Exception | None = None):
         self.error, self.calls = error, []
@@ -49,7 +58,7 @@ class Probe:
 
 def test_auto_falls_back_to_torch_and_records_why(fresh):
     probe = Probe(RuntimeError("NVVM not found\nsecond line"))
-    backend.register("fb_op", "numba", "cuda", probe=probe)
+    register("fb_op", "numba", "cuda", probe=probe)
     with pytest.warns(RuntimeWarning, match="'numba' kernels of op 'fb_op' cannot run on cuda:0"):
         assert backend.resolve("fb_op", "cuda:0") == "torch"
     assert backend.fallback_reasons() == {("fb_op", "numba", "cuda"): "RuntimeError: NVVM not found"}
@@ -62,8 +71,8 @@ def test_auto_falls_back_to_torch_and_records_why(fresh):
 
 def test_auto_takes_the_next_kernel_that_runs(fresh):
     bad, good = Probe(OSError("cannot load module")), Probe()
-    backend.register("fb_two", "numba", "cuda", auto_rank=0, probe=bad)
-    backend.register("fb_two", "cupy", "cuda", auto_rank=1, probe=good)
+    register("fb_two", "numba", "cuda", auto_rank=0, probe=bad)
+    register("fb_two", "cupy", "cuda", auto_rank=1, probe=good)
     with pytest.warns(RuntimeWarning):
         assert backend.resolve("fb_two", "cuda:0") == "cupy"
     assert backend.resolve("fb_two", "cuda:0") == "cupy"
@@ -72,7 +81,7 @@ def test_auto_takes_the_next_kernel_that_runs(fresh):
 
 
 def test_explicit_backend_raises_naming_the_op(fresh):
-    backend.register("fb_explicit", "numba", "cuda", probe=Probe(RuntimeError("compile error in kernel")))
+    register("fb_explicit", "numba", "cuda", probe=Probe(RuntimeError("compile error in kernel")))
     with pytest.raises(RuntimeError, match=r"backend 'numba' cannot run op 'fb_explicit' on cuda:0.*compile error"):
         backend.resolve("fb_explicit", "cuda:0", "numba")
     fresh.setenv("GPUAUG_BACKEND_FB_EXPLICIT", "numba")
@@ -83,7 +92,7 @@ def test_explicit_backend_raises_naming_the_op(fresh):
 
 def test_verdict_cached_per_device_and_probe_ok(fresh):
     probe = Probe()
-    backend.register("fb_ok", "numba", "cuda", probe=probe)
+    register("fb_ok", "numba", "cuda", probe=probe)
     for _ in range(3):
         assert backend.resolve("fb_ok", "cuda:0") == "numba"
         assert backend.resolve("fb_ok", "cuda:1", "numba") == "numba"
@@ -92,8 +101,8 @@ def test_verdict_cached_per_device_and_probe_ok(fresh):
 
 def test_cpu_tensors_are_never_probed(fresh):
     probe = Probe(RuntimeError("must not run"))
-    backend.register("fb_cpu", "numba", "cpu", probe=probe)  # a CPU probe is ignored
-    backend.register("fb_cpu", "numba", "cuda", probe=probe)
+    register("fb_cpu", "numba", "cpu", probe=probe)  # a CPU probe is ignored
+    register("fb_cpu", "numba", "cuda", probe=probe)
     assert backend.resolve("fb_cpu", "cpu") == "numba"
     assert backend.resolve("fb_cpu", "cpu", "numba") == "numba"
     assert probe.calls == [] and backend._VERDICTS == {}
@@ -120,12 +129,11 @@ def test_every_numba_cuda_op_has_kernels_in_the_tables():
     from gpuaug.kernels._numba_glue import cuda_kernel_entries
 
     backend._load_kernels()
-    registered = {op for (op, b, d) in backend._KERNELS if b == "numba" and d == "cuda" and not op.startswith("fb_")
-                  and op not in ("demo_op", "slow_op")}
+    registered = {op for (op, b, d) in backend._KERNELS if b == "numba" and d == "cuda" and op in backend.OPS}
     tabled = {entry.op for *_, entry in cuda_kernel_entries()}
     assert registered == tabled
-    names = {name for _, name, _, _ in cuda_kernel_entries("warp")}
-    assert names == {"_warp_cuda", "_segment_cuda"}  # speed_segment's kernel is probed with warp
+    assert {name for _, name, _, _ in cuda_kernel_entries("warp")} == {"_warp_cuda"}
+    assert {name for _, name, _, _ in cuda_kernel_entries("segment_warp")} == {"_segment_cuda"}  # its own op
     assert ("warp", "cupy") in backend._PROBES
 
 

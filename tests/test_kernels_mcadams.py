@@ -221,7 +221,7 @@ def test_cuda_kernels_on_simulator_match_torch():
     got = torch.from_numpy(out[:, : wave.shape[1]]) * (torch.arange(wave.shape[1]) < lengths[:, None])
     assert max(err_over_rms(got[:2], ref[:2], lengths[:2])) < 1e-9
     assert not got[2].any()  # no frames: zero output (the op then passes the clip through)
-    cpu = km.mcadams_ola(xe, n_frames, alpha, win, HOP, ORDER, out_len).numpy()
+    cpu = km.mcadams_ola(xe, n_frames, alpha, win, hop=HOP, order=ORDER, out_len=out_len).numpy()
     # simulator: the same code and sums as the CPU njit. Real GPU: libdevice atan2/hypot/pow/sin/cos
     # (<= 2 ulp) and FMA contraction change the Aberth iterates' rounding and the all-pole filter
     # amplifies it; both are within 1e-9 RMS of torch (the GPU above, the njit under the simulator).

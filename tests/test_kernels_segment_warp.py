@@ -135,8 +135,8 @@ def run_kernel(wave, lengths, start, length, factor, *, exact, phases=sw.TABLE_P
     m = torch.round(n.double() / factor).long()
     new_lengths = lengths - n + m
     x3 = wave if wave.dim() == 3 else wave[:, None]
-    out = sw.segment_warp_kernel(x3, lengths, s, n, m, new_lengths, 24, rolloff, int(new_lengths.max()),
-                                 exact=exact, phases=phases)
+    out = sw.segment_warp_kernel(x3, lengths, s, n, m, new_lengths, zeros=24, rolloff=rolloff,
+                                 t_out=int(new_lengths.max()), exact=exact, phases=phases)
     return out, new_lengths, (s, n, m)
 
 

@@ -479,8 +479,8 @@ def test_cuda_kernels_match_torch(dtype, C, Cn):
     sm.launch_powers_cuda(*args, p_signal, p_noise)
     assert np.isfinite(p_noise).all()  # no NaN between the items was read
     scale = _snr_scale(kw["snr_db"])
-    cpu_out, cpu_ps, cpu_pn, _ = sm.mix_fused("numba", w3, lengths, flat[None], base, bank_lengths[index], offset, start,
-                                           begin, end, fade, scale)
+    cpu_out, cpu_ps, cpu_pn, _ = sm.mix_fused(w3, lengths, flat[None], base, bank_lengths[index], offset, start,
+                                              begin, end, fade, scale)
     np.testing.assert_allclose(p_signal, cpu_ps.numpy(), rtol=1e-12)
     np.testing.assert_allclose(p_noise, cpu_pn.numpy(), rtol=1e-12)
     out = np.full(w3.shape, 5.0, dtype=w3.numpy().dtype)  # every sample, padding included, is written

@@ -263,3 +263,157 @@ def test_transform_records_backend(make, monkeypatch):
     torch.testing.assert_close(outs["numba"], outs["torch"], atol=2e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="backend"):
         make("opencl")
+
+
+# ---------------------------------------------------------------- constant speed (op uniform_warp, CPU)
+
+import math  # noqa: E402
+
+import gpuaug.kernels._sinc_table as st_  # noqa: E402
+import gpuaug.kernels.uniform_warp as uw  # noqa: E402
+from gpuaug.functional.resample import DEFAULT_ROLLOFF, uniform_warp  # noqa: E402
+
+BOUND = 10.0 ** (st_.TABLE_ERROR_DB / 20)  # the stated bound as a fraction of the clip's peak
+
+
+def uniform_case(seed, B=16, T=6000, dtype=torch.float64, low=0.25, high=4.0):
+    """White-noise clips (peaks 1e-3 .. 10), mixed lengths, steps log-uniform in [low, high] (pitch
+    shifts of +-24 semitones resample by 0.25 .. 4), cutoff 0.945 * min(1, 1 / step)."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(T // 2, T + 1, (B,), generator=g)
+    wave = torch.rand(B, T, generator=g, dtype=torch.float64) * 2 - 1
+    wave = wave * 10.0 ** (torch.rand(B, 1, generator=g, dtype=torch.float64) * 4 - 3)
+    wave = (wave * (torch.arange(T) < lengths[:, None])).to(dtype)
+    step = torch.exp(math.log(low) + (math.log(high) - math.log(low)) * torch.rand(B, generator=g, dtype=torch.float64))
+    new_lengths = torch.floor(lengths.double() / step).long().clamp(min=1)
+    cutoff = DEFAULT_ROLLOFF * torch.clamp(1.0 / step, max=1.0)
+    return wave, lengths, step, new_lengths, cutoff
+
+
+def worst_uniform_error_db(wave, lengths, step, new_lengths, cutoff, *, phases=st_.TABLE_PHASES, dtype=torch.float32):
+    """Worst |tabulated - exact| of each clip over its peak |x| (dB), exact in float64."""
+    ref = uw.uniform_warp_kernel(wave[:, None].double(), lengths, step, cutoff, new_lengths, zeros=24, exact=True)
+    out = uw.uniform_warp_kernel(wave[:, None].to(dtype), lengths, step, cutoff, new_lengths, zeros=24, exact=False,
+                                 phases=phases)
+    err = (out.double() - ref).abs().amax(dim=(1, 2)) / wave.double().abs().amax(dim=-1)
+    return 20 * math.log10(float(err.max())), out, ref
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("C", [None, 2])
+def test_uniform_exact_equals_general_kernel(dtype, C):
+    """``exact=True`` (the float64 default) is the general warp kernel at positions j * step bit for bit."""
+    wave, lengths = mixed_batch(B=3, T=2500, C=C, dtype=dtype, seed=12)
+    step = torch.tensor([1.25, 0.5, 2 ** (-7 / 12)], dtype=torch.float64)
+    new_lengths = torch.floor(lengths.double() / step).long()
+    cutoff = DEFAULT_ROLLOFF * torch.clamp(1.0 / step, max=1.0)
+    out, out_len = uniform_warp(wave, lengths, step, new_lengths, cutoff, zeros=24, backend="numba", exact=True)
+    pos = torch.arange(int(new_lengths.max()), dtype=torch.float64)[None, :] * step[:, None]
+    general, _ = warp(wave, lengths, pos, new_lengths, cutoff, backend="numba")
+    assert torch.equal(out_len, new_lengths) and out.dtype == dtype
+    assert torch.equal(out, general)
+    if dtype == torch.float64:
+        assert torch.equal(uniform_warp(wave, lengths, step, new_lengths, cutoff, zeros=24, backend="numba")[0], out)
+
+
+def test_uniform_tabulated_error_bound():
+    """float32 tabulated vs float64 exact over 3 x 16 random white-noise clips and steps in
+    [0.25, 4] (cutoffs 0.236 .. 0.945): worst below TABLE_ERROR_DB (measured: about -110 dB);
+    float64 tables too; a K = 4 table fails (the check can fail)."""
+    worst = [worst_uniform_error_db(*uniform_case(seed))[0] for seed in range(3)]
+    assert max(worst) < st_.TABLE_ERROR_DB, worst
+    assert worst_uniform_error_db(*uniform_case(4), dtype=torch.float64)[0] < st_.TABLE_ERROR_DB
+    assert worst_uniform_error_db(*uniform_case(0), phases=4)[0] > st_.TABLE_ERROR_DB
+    # rolloff 1 (cutoff 1 for steps <= 1: the largest table error)
+    wave, lengths, step, new_lengths, _ = uniform_case(5, low=0.5, high=1.0)
+    assert worst_uniform_error_db(wave, lengths, step, new_lengths, torch.ones(16, dtype=torch.float64))[0] \
+        < st_.TABLE_ERROR_DB
+
+
+def test_uniform_worst_case_signal_reaches_the_weight_bound():
+    """The sign pattern of the weight error at one output sample drives the error there to the
+    L1 norm of the weight error: below the bound and within 8 dB of it (cutoff 0.945)."""
+    T, a = 6000, 0.8
+    f = DEFAULT_ROLLOFF
+    K = st_.TABLE_PHASES
+    table = st_.sinc_table(f, 24)
+    js = np.arange(1000, 5000)
+    frac = js * a - np.floor(js * a)
+    j = int(js[np.argmin(np.abs(frac * K - np.floor(frac * K) - 0.5))])
+    p = j * a
+    centre, phi = int(math.floor(p)), p - math.floor(p)
+    h = math.ceil(24 / f)
+    t = np.arange(-h + 1, h + 1)
+    from reference.resample_ref import kernel_ref
+
+    w = kernel_ref((t - phi) * f, 24)
+    exact = w / w.sum()
+    row = min(int(phi * K), K - 1)
+    al = phi * K - row
+    tab = table[row].astype(np.float64) + al * (table[row + 1].astype(np.float64) - table[row].astype(np.float64))
+    diff = tab - exact
+    wave = torch.from_numpy(np.random.default_rng(2).uniform(-1, 1, (1, T)))
+    wave[0, centre - h + 1:centre + h + 1] = torch.from_numpy(np.sign(diff))
+    step, lengths, new_lengths = torch.tensor([a], dtype=torch.float64), torch.tensor([T]), torch.tensor([7000])
+    cutoff = torch.tensor([f], dtype=torch.float64)
+    ref = uw.uniform_warp_kernel(wave[:, None], lengths, step, cutoff, new_lengths, zeros=24, exact=True)
+    out = uw.uniform_warp_kernel(wave[:, None].float(), lengths, step, cutoff, new_lengths, zeros=24, exact=False)
+    at = float((out[0, 0, j].double() - ref[0, 0, j]).abs())
+    assert at == pytest.approx(np.abs(diff).sum(), rel=0.1)
+    assert st_.TABLE_ERROR_DB - 8 < 20 * math.log10(at) < st_.TABLE_ERROR_DB
+    assert float((out.double() - ref).abs().max()) < BOUND
+
+
+def test_uniform_defaults_dtypes_and_contract():
+    """float32: tabulated by default (== exact=False, != exact, within the bound of float64);
+    float16 / bfloat16 keep their dtype; check_op on speed / resample / pitch_shift."""
+    wave, lengths = mixed_batch(B=3, T=4000, C=2, dtype=torch.float64, seed=8)
+    factor = torch.tensor([1.25, 0.7, 1.9], dtype=torch.float64)
+    d64, _ = speed(wave, lengths, factor=factor, backend="numba")
+    w32 = wave.float()
+    d32, _ = speed(w32, lengths, factor=factor, backend="numba")
+    assert torch.equal(d32, speed(w32, lengths, factor=factor, backend="numba", exact=False)[0])
+    assert not torch.equal(d32, speed(w32, lengths, factor=factor, backend="numba", exact=True)[0])
+    assert float((d32.double() - d64).abs().max()) < BOUND * float(wave.abs().max())
+    for half in (torch.float16, torch.bfloat16):
+        out, _ = speed(wave.to(half), lengths, factor=factor, backend="numba")
+        assert out.dtype == half and torch.equal(out, speed(wave.to(half).float(), lengths, factor=factor,
+                                                            backend="numba")[0].to(half))
+    for op, kw in ((speed, dict(factor=factor)), (resample, dict(ratio=torch.tensor([0.5, 1.0, 1.6]))),
+                   (pitch_shift, dict(semitones=torch.tensor([3.0, 0.0, -12.0])))):
+        out, out_len = check_op(op, w32, lengths, backend="numba", **kw)
+        for b in range(3):  # each clip's table depends on its own cutoff only: batched == single
+            L = int(lengths[b])
+            one, _ = op(w32[b:b + 1, :, :L], lengths[b:b + 1], backend="numba",
+                        **{k: v[b:b + 1] for k, v in kw.items()})
+            assert torch.equal(one[0], out[b, :, :int(out_len[b])])
+
+
+def test_uniform_unit_impulse_and_env(monkeypatch):
+    """rolloff 1 and ratio 0.5 (step 2, cutoff 0.5) vs ratio 2 with rolloff 1: cutoff 1 at
+    integer positions j * 1 copies bit for bit on the table path; GPUAUG_BACKEND_UNIFORM_WARP=torch
+    runs the general warp (op warp, exact)."""
+    wave, lengths = mixed_batch(B=2, T=3000, dtype=torch.float32, seed=5)
+    step = torch.ones(2, dtype=torch.float64)
+    out = uw.uniform_warp_kernel(wave[:, None], lengths, step, torch.ones(2, dtype=torch.float64), lengths, zeros=24,
+                                 exact=False)
+    assert torch.equal(out[:, 0], wave)
+    monkeypatch.delenv("GPUAUG_BACKEND", raising=False)
+    monkeypatch.setenv("GPUAUG_BACKEND_UNIFORM_WARP", "torch")
+    env, _ = speed(wave, lengths, factor=1.3)
+    pos = torch.arange(env.shape[-1], dtype=torch.float64)[None, :] * 1.3
+    new_lengths = torch.round(lengths.double() / 1.3).long()
+    ref, _ = warp(wave, lengths, pos.expand(2, -1), new_lengths, DEFAULT_ROLLOFF / 1.3, backend="numba")
+    assert torch.equal(env, ref)
+    monkeypatch.delenv("GPUAUG_BACKEND_UNIFORM_WARP")
+    tab, _ = speed(wave, lengths, factor=1.3)
+    assert not torch.equal(tab, env) and float((tab - env).abs().max()) < BOUND * float(wave.abs().max())
+    with pytest.raises(ValueError, match="power of 2"):
+        uw.uniform_warp_kernel(wave[:, None], lengths, step, step, lengths, zeros=24, exact=False, phases=500)
+
+
+def test_uniform_table_groups_give_the_same_result(monkeypatch):
+    wave, lengths, step, new_lengths, cutoff = uniform_case(3, B=4, dtype=torch.float32)
+    whole = uw.uniform_warp_kernel(wave[:, None], lengths, step, cutoff, new_lengths, zeros=24)
+    monkeypatch.setattr(uw, "TABLE_BYTES", 1)
+    assert torch.equal(uw.uniform_warp_kernel(wave[:, None], lengths, step, cutoff, new_lengths, zeros=24), whole)

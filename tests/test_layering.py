@@ -2,7 +2,7 @@
 
 Layers, bottom up: the foundations (``_sync``, ``random``, ``backend``, ``sync_count``,
 ``audio_io``, ``banks``, ``kernels``) -> ``functional`` -> ``policy`` -> ``transforms`` ->
-``presets`` -> ``data`` -> ``cli``. Checked on the source (every ``import`` statement, also
+``presets`` -> ``data`` -> ``train`` -> ``cli``. Checked on the source (every ``import`` statement, also
 inside functions), so a lazy ``__getattr__`` work-around cannot hide a cycle.
 """
 import ast
@@ -17,7 +17,7 @@ import gpuaug
 ROOT = Path(gpuaug.__file__).parent
 LAYERS = [
     {"_sync", "random", "backend", "sync_count", "audio_io", "banks", "kernels"},
-    {"functional"}, {"policy"}, {"transforms"}, {"presets"}, {"data"}, {"cli", "__main__"},
+    {"functional"}, {"policy"}, {"transforms"}, {"presets"}, {"data"}, {"train"}, {"cli", "__main__"},
 ]
 
 

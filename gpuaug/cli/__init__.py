@@ -1,4 +1,4 @@
-"""Command line: ``python -m gpuaug {demo, augment, policy}`` (also the ``gpuaug`` script)."""
+"""Command line: ``python -m gpuaug {demo, augment, policy, train}`` (also the ``gpuaug`` script)."""
 from __future__ import annotations
 
 import argparse
@@ -10,7 +10,7 @@ __all__ = ["main", "CommandError", "UsageError"]
 
 
 def main(argv=None) -> int:
-    from . import augment, demo, policy
+    from . import augment, demo, policy, train
 
     parser = argparse.ArgumentParser(prog="gpuaug", description="GPU-batched perception-aware audio augmentation")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -23,6 +23,9 @@ def main(argv=None) -> int:
     p = sub.add_parser("policy", help="print the perception rules with their sources, and the study table")
     policy.add_arguments(p)
     p.set_defaults(func=policy.run)
+    p = sub.add_parser("train", help="train and evaluate a SER model on a corpus with on-the-fly augmentation")
+    train.add_arguments(p)
+    p.set_defaults(func=train.run)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -60,7 +60,12 @@ class AugmentCollate:
     """Collate function that augments a selected share of each batch.
 
     Args:
-        pipeline: the :class:`~gpuaug.transforms.Pipeline` (its ``sample_rate`` is the batch rate).
+        pipeline: the :class:`~gpuaug.transforms.Pipeline` (its ``sample_rate`` is the batch
+            rate), or ``None`` for a collate that only resamples, crops and pads (clean
+            evaluation sets and baselines; give ``sample_rate=``): its batches are never
+            augmented (``augmented`` all False, ``tags`` ``"clean"``, no label action).
+        sample_rate: the batch rate of a ``pipeline=None`` collate (Hz); with a pipeline it
+            must be ``None`` or equal the pipeline's.
         ratio, mode, dataset_size, subset_indices, max_per_batch: see
             :class:`~gpuaug.data.selection.Selector`. ``ratio`` is the share of items
             *selected*; each transform then applies with its own ``p``, so fewer clips get
@@ -91,12 +96,21 @@ class AugmentCollate:
     :func:`~gpuaug.data.padding.pcm_to_float`); other dtypes (bool, complex, int64) raise.
     """
 
-    def __init__(self, pipeline: Pipeline, *, ratio: float = 1.0, mode: str = "bernoulli", seed: int = 0,
+    def __init__(self, pipeline: Pipeline | None, *, ratio: float = 1.0, mode: str = "bernoulli", seed: int = 0,
                  dataset_size: int | None = None, max_per_batch: int | None = None, device=None,
                  mono: bool = True, default_sample_rate: int | None = None, max_seconds: float | None = None,
-                 subset_indices=None):
+                 subset_indices=None, sample_rate: int | None = None):
+        if pipeline is not None and not isinstance(pipeline, Pipeline):
+            raise TypeError(f"AugmentCollate: pipeline must be a gpuaug Pipeline or None, got {type(pipeline).__name__}")
+        if pipeline is None:
+            if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate <= 0:
+                raise ValueError(f"AugmentCollate(None) needs sample_rate= a positive int (Hz), got {sample_rate!r}")
+            ratio = 0.0
+        elif sample_rate is not None and sample_rate != pipeline.sample_rate:
+            raise ValueError(f"AugmentCollate: sample_rate={sample_rate!r} differs from the pipeline's "
+                             f"{pipeline.sample_rate}")
         self.pipeline = pipeline
-        self.sample_rate = pipeline.sample_rate
+        self.sample_rate = pipeline.sample_rate if pipeline is not None else int(sample_rate)
         self.seed = check_seed(seed)  # [0, 2**63): refused, never masked
         self.selector = Selector(ratio, mode, seed=self.seed, dataset_size=dataset_size, max_per_batch=max_per_batch,
                                  subset_indices=subset_indices)
@@ -200,7 +214,8 @@ class AugmentCollate:
         )
         # every clip's parameters, drawn from (seed, epoch, index): the pipeline applies them
         # to the selected clips only (``select=``), so they do not depend on the selection
-        batch.params = self.pipeline.sample(len(items), seed=self.seed, epoch=epoch, index=index)
+        batch.params = {} if self.pipeline is None else \
+            self.pipeline.sample(len(items), seed=self.seed, epoch=epoch, index=index)
         return batch
 
     def __call__(self, items: Sequence[dict]) -> Batch:
@@ -273,6 +288,9 @@ class AugmentCollate:
         """
         if not batch.pending:
             return batch
+        if self.pipeline is None:  # resample / crop / pad only
+            return Batch(**{**batch.__dict__, "tags": ["clean"] * len(batch), "pending": False,
+                            "applied": mirrored(torch.zeros(len(batch), dtype=torch.bool), batch.wave.device)})
         select = host_of(batch.augmented)  # the host mirror: no sync
         base = [list(r) for r in batch.record] if len(batch.record) == len(batch) else None  # crop entries
         params = batch.params

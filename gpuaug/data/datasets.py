@@ -27,6 +27,7 @@ from torch.utils.data import Dataset
 
 from ..audio_io import read_audio, to_mono
 from .iemocap import read_wdseg
+from .records import read_jsonl
 from .synthetic import EMOTIONS, synthetic_annotation, synthetic_item
 
 __all__ = ["DIM_COLUMNS", "read_alignment", "ManifestDataset", "SyntheticSERDataset"]
@@ -101,18 +102,7 @@ def read_alignment(path: str | Path) -> tuple[Tensor, list[str]]:
 def _read_rows(manifest: Path) -> list[dict]:
     suffix = manifest.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
-        rows = []
-        for n, line in enumerate(_read_text(manifest, "manifest").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{manifest}:{n}: invalid JSON ({e})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{manifest}:{n}: each line must be a JSON object")
-            rows.append(row)
-        return rows
+        return [row for _, row in read_jsonl(manifest, _read_text(manifest, "manifest"))]
     if suffix in (".csv", ".tsv"):
         text = _read_text(manifest, "manifest")
         reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if suffix == ".tsv" else ",")

@@ -21,9 +21,8 @@ from typing import Sequence
 
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
 
-from ..audio_io import read_audio, to_mono
+from .records import RecordDataset
 
 __all__ = ["IEMOCAP_LABELS", "DIM_BIN_EDGES", "DIM_BIN_NAMES", "bin_dimension", "read_emo_evaluation",
            "read_transcriptions", "read_wdseg", "IEMOCAPDataset"]
@@ -127,7 +126,7 @@ def read_wdseg(path: str | Path) -> tuple[Tensor, list[str]]:
     return torch.tensor(words, dtype=torch.float64).reshape(-1, 2), names
 
 
-class IEMOCAPDataset(Dataset):
+class IEMOCAPDataset(RecordDataset):
     """Utterances of IEMOCAP sessions with categorical and dimensional labels.
 
     Args:
@@ -206,36 +205,17 @@ class IEMOCAPDataset(Dataset):
                     "wdseg": base / "sentences" / "ForcedAlignment" / dialog / f"{utt}.wdseg",
                 })
 
-    def __len__(self) -> int:
-        return len(self._records)
-
-    @property
-    def labels(self) -> list[int]:
-        return [r["label"] for r in self._records]
-
-    @property
-    def utterances(self) -> list[str]:
-        return [r["utterance"] for r in self._records]
-
-    @property
-    def speakers(self) -> list[str]:
-        return [r["speaker"] for r in self._records]
-
     @property
     def sessions(self) -> list[str]:
-        return [r["session"] for r in self._records]
+        return self.column("session")
 
     @property
     def dims(self) -> Tensor:
         return torch.tensor([r["dims"] for r in self._records], dtype=torch.float32)
 
     def __getitem__(self, index: int) -> dict:
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} items")
-        index = int(index) % len(self)
-        r = self._records[index]
-        wave, sr = read_audio(r["wav"])
-        item = {"wave": to_mono(wave), "sample_rate": sr, "index": index, "label": r["label"],
+        index, r, wave, sr = self._read(index)
+        item = {"wave": wave, "sample_rate": sr, "index": index, "label": r["label"],
                 "label_name": r["label_name"], "dims": torch.tensor(r["dims"], dtype=torch.float32),
                 "speaker": r["speaker"], "session": r["session"]}
         if r["text"] is not None:

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from .._sync import host_of, upload
-from ..backend import resolve
+from ..backend import DROP_SEGMENTS, kernel_for
 from ._batch import as_3d, check_wave, per_clip_int, restore_rank
 
 __all__ = ["drop_segments", "piece_tables"]
@@ -125,12 +125,10 @@ def drop_segments(wave: Tensor, lengths: Tensor, *, intervals, crossfade=0,
     *tables, new_host = piece_tables(iv, host_of(lengths), xf)
     T_out = int(new_host.max()) if B else 0
     any_overlap = bool((tables[2] > 0).any())
-    name = resolve("drop_segments", dev, backend)
-    if name != "torch":
-        from gpuaug.kernels.splice import drop_kernel
-
+    kernel = kernel_for(DROP_SEGMENTS, dev, backend)[1]
+    if kernel is not None:
         *tables, new_len = upload([*tables, new_host], dev)
-        out = drop_kernel(name, w3, *tables, new_len, T_out)
+        out = kernel(w3, *tables, new_len, t_out=T_out)
         return restore_rank(out, was_2d), new_len
     iv, xf, new_len = upload([iv, xf, new_host], dev)
 

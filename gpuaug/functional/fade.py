@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from gpuaug._sync import host_of
-from ..backend import resolve
+from ..backend import FADE, kernel_for
 from ._batch import as_3d, check_wave, per_clip, per_clip_int, restore_rank, valid_mask
 
 __all__ = ["fade", "FADE_SHAPES"]
@@ -83,12 +83,10 @@ def fade(
         if bool(((d < -1) | (d > 1)).any()):
             raise ValueError(f"direction must be -1, 0 or +1, got {d.tolist()}")
 
-    name = resolve("fade", dev, backend)
-    if name != "torch":
-        from gpuaug.kernels.elementwise import fade_kernel
-
+    kernel = kernel_for(FADE, dev, backend)[1]
+    if kernel is not None:
         w3, was_2d = as_3d(wave)
-        return restore_rank(fade_kernel(name, w3, lengths, rate, direc, sample_rate, shape), was_2d), lengths
+        return restore_rank(kernel(w3, lengths, rate, direc, sample_rate=sample_rate, shape=shape), was_2d), lengths
 
     n = torch.arange(T, device=dev, dtype=torch.int64).expand(B, T)
     # samples since the fade's full-gain end: n for fade out, L - 1 - n for fade in

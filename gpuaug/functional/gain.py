@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from gpuaug._sync import check_later, host_of
-from ..backend import resolve
+from ..backend import GAIN, kernel_for
 from ._batch import as_3d, check_wave, per_clip, restore_rank, zero_padding
 
 __all__ = ["gain"]
@@ -39,12 +39,10 @@ def gain(wave: Tensor, lengths: Tensor, *, gain_db, backend: str | None = None) 
     B = wave.shape[0]
     g_db = per_clip(gain_db, B, name="gain_db", device=wave.device, dtype=torch.float64)
     factor = torch.pow(10.0, g_db / 20.0).to(wave.dtype)
-    name = resolve("gain", wave.device, backend)
-    if name != "torch":
-        from gpuaug.kernels.elementwise import gain_kernel
-
+    kernel = kernel_for(GAIN, wave.device, backend)[1]
+    if kernel is not None:
         w3, was_2d = as_3d(wave)
-        out, overflow = gain_kernel(name, w3, lengths, factor)
+        out, overflow = kernel(w3, lengths, factor)
         out, finite = restore_rank(out, was_2d), ~overflow.any()
     else:
         shape = (B,) + (1,) * (wave.dim() - 1)

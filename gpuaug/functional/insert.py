@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from gpuaug._sync import host_of, upload
-from ..backend import resolve
+from ..backend import INSERT_CLIP, kernel_for
 from ._batch import as_3d, check_wave, per_clip_int, restore_rank
 
 __all__ = ["insert_clip"]
@@ -111,11 +111,9 @@ def insert_clip(
     any_edge = bool((edge > 0).any())
     pos, sb, sa, edge, new_len = upload([pos, sb, sa, edge, new_host], dev)
     cl = clip_lengths
-    name = resolve("insert_clip", dev, backend)
-    if name != "torch":
-        from gpuaug.kernels.splice import insert_kernel
-
-        out = insert_kernel(name, w3, lengths, c3, pos, sb, cl, sa, edge, new_len, T_out)
+    kernel = kernel_for(INSERT_CLIP, dev, backend)[1]
+    if kernel is not None:
+        out = kernel(w3, lengths, c3, pos, sb, cl, sa, edge, new_len, t_out=T_out)
         return restore_rank(out, was_2d), new_len
 
     # source index into [wave (T) | clip (Tc) | one zero] for every output sample

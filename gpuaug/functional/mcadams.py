@@ -46,7 +46,7 @@ import torch
 from torch import Tensor
 
 from gpuaug._sync import host_of, mirrored
-from ..backend import resolve
+from ..backend import MCADAMS, kernel_for
 from ._batch import as_3d, check_wave, per_clip, restore_rank, valid_mask, zero_padding
 from .lpc import burg_lpc
 
@@ -181,7 +181,7 @@ def mcadams(
             f"need 1 <= order < winlen = floor(0.02 * sample_rate); got order={order}, "
             f"sample_rate={sample_rate} (winlen={winlen})"
         )
-    name = resolve("mcadams", wave.device, backend)
+    kernel = kernel_for(MCADAMS, wave.device, backend)[1]
     B = wave.shape[0]
     alpha = per_clip(alpha, B, name="alpha", device=wave.device, dtype=torch.float64)
     if B and not bool((host_of(alpha) > 0).all()):
@@ -208,7 +208,7 @@ def mcadams(
         xe = x + eps * mask.to(x.dtype)
         xe = torch.nn.functional.pad(xe, (0, max(0, span - T)))[:, :span]
         win = _window(winlen, hop, x.device)
-        if name == "torch":
+        if kernel is None:
             frame_ok = torch.arange(F, device=x.device) < n_frames[:, None]  # (S, F)
             frames = xe.unfold(-1, winlen, hop)[frame_ok] * win  # (N, winlen)
             frame_alpha = sig_alpha[:, None].expand(-1, F)[frame_ok]
@@ -221,9 +221,7 @@ def mcadams(
             grid[frame_ok] = y
             ola = _ola(grid, hop)[:, :T]
         else:
-            from gpuaug.kernels.mcadams_frames import mcadams_ola
-
-            ola = mcadams_ola(xe, n_frames, sig_alpha, win, hop, order, min(span, T))
+            ola = kernel(xe, n_frames, sig_alpha, win, hop=hop, order=order, out_len=min(span, T))
         out[:, : ola.shape[1]] = ola
         out = out * mask.to(out.dtype)
 

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from gpuaug._sync import check_later, host_of, upload
-from gpuaug.backend import resolve
+from gpuaug.backend import MIX_NOISE, kernel_for
 from gpuaug.banks import gather_ragged
 from gpuaug.functional._batch import (
     as_3d,
@@ -109,9 +109,9 @@ def _placement(lengths: Tensor, noise_offset, span_start, span_length, fade_out)
     return tuple(upload([offset, start, begin, torch.maximum(end, begin), fade], lengths.device))
 
 
-def _mix_kernel(name: str, w: Tensor, lengths: Tensor, noise: Tensor, base: Tensor, row_lengths: Tensor,
+def _mix_kernel(kernel, w: Tensor, lengths: Tensor, noise: Tensor, base: Tensor, row_lengths: Tensor,
                 snr: Tensor, placement) -> tuple[Tensor, Tensor]:
-    """The fused kernel (powers, gain and mix in one call) of clip ``b`` with the noise
+    """The fused ``kernel`` (powers, gain and mix in one call) of clip ``b`` with the noise
     ``noise[:, base[b] : base[b] + row_lengths[b]]``; returns ``(out, p_signal)``.
 
     ``w``: checked ``(B, C, T)``; ``noise``: ``(Cn, S)`` flat noise store on ``w``'s device
@@ -119,13 +119,11 @@ def _mix_kernel(name: str, w: Tensor, lengths: Tensor, noise: Tensor, base: Tens
     sample and valid length of each clip's noise in it. ``p_signal``: float64 ``(B,)``, what
     :func:`valid_power` gives (up to the order of the float64 additions).
     """
-    from gpuaug.kernels.snr_mix import mix_fused
-
     if w.numel() == 0:
         return w.clone(), torch.zeros(w.shape[0], dtype=torch.float64, device=w.device)
     offset, start, begin, end, fade = placement
-    out, p_signal, p_noise, finite = mix_fused(name, w, lengths, noise, base, row_lengths, offset, start, begin, end,
-                                               fade, _snr_scale(snr))
+    out, p_signal, p_noise, finite = kernel(w, lengths, noise, base, row_lengths, offset, start, begin, end, fade,
+                                            _snr_scale(snr))
     check_later(torch.isfinite(p_noise), lambda ok: "noise contains NaN or Inf samples in the span of clip(s) "
                 f"{(~ok).nonzero().flatten().tolist()}")
     _check_mixed(out if finite is None else finite[:, None], "mix_noise", snr)  # CPU: the kernel's flag, no scan
@@ -196,12 +194,12 @@ def mix_noise(
     n, noise_lengths = _noise_3d(noise, noise_lengths, B, C, dev)
     snr = per_clip(snr_db, B, name="snr_db", device=dev, dtype=torch.float64)
     placement = _placement(lengths, noise_offset, span_start, span_length, fade_out)
-    name = resolve("mix_noise", dev, backend)
-    if name != "torch":  # rows of the noise batch as one flat (Cn, B * Tn) store (a view for mono noise)
+    kernel = kernel_for(MIX_NOISE, dev, backend)[1]
+    if kernel is not None:  # rows of the noise batch as one flat (Cn, B * Tn) store (a view for mono noise)
         Cn, Tn = n.shape[1], n.shape[2]
         flat = n.transpose(0, 1).reshape(Cn, B * Tn)
         base = torch.arange(B, device=dev) * Tn
-        return restore_rank(_mix_kernel(name, w, lengths, flat, base, noise_lengths, snr, placement)[0],
+        return restore_rank(_mix_kernel(kernel, w, lengths, flat, base, noise_lengths, snr, placement)[0],
                             was_2d), lengths
     return _mix_torch(w, was_2d, lengths, n.to(torch.float64), noise_lengths, snr, placement)[:2]
 
@@ -335,10 +333,10 @@ def mix_noise_from_bank(
         flat = bank_audio[None, :]
     if B and bool(((index < 0) | (index >= N)).any()):
         raise ValueError(f"index must lie in [0, N={N}), got {index.tolist()}")
-    name = resolve("mix_noise", dev, backend)
+    kernel = kernel_for(MIX_NOISE, dev, backend)[1]
     host_rows = bank_lengths[index]
     base, row_lengths = upload([offsets[index], host_rows], dev)
-    if name == "torch":  # the reference: the picked items zero-padded, then mix_noise
+    if kernel is None:  # the reference: the picked items zero-padded, then mix_noise
         t_noise = int(host_rows.max()) if B else 1
         noise = gather_ragged(flat[0], base, row_lengths, t_noise)
         n, noise_lengths = _noise_3d(noise, row_lengths, B, w.shape[1], dev)
@@ -348,7 +346,7 @@ def mix_noise_from_bank(
     else:
         snr = per_clip(snr_db, B, name="snr_db", device=dev, dtype=torch.float64)
         placement = _placement(lengths, noise_offset, span_start, span_length, fade_out)
-        out, p_signal = _mix_kernel(name, w, lengths, flat, base, row_lengths, snr, placement)
+        out, p_signal = _mix_kernel(kernel, w, lengths, flat, base, row_lengths, snr, placement)
         out = restore_rank(out, was_2d)
     return (out, lengths, p_signal) if return_signal_power else (out, lengths)
 

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from gpuaug._sync import host_of, mirrored
-from gpuaug.backend import resolve
+from gpuaug.backend import PHASE_LOCK, PHASE_VOCODER, kernel_for
 
 from ._batch import NARROW_FLOATS, as_3d, check_wave, in_float32, per_clip, restore_rank, zero_padding
 from .resample import DEFAULT_ROLLOFF, DEFAULT_ZEROS, pass_through, uniform_warp
@@ -90,7 +90,7 @@ def _phase_lock(mag: Tensor, dp: Tensor, ang: Tensor) -> Tensor:
 
 
 def _phase_vocoder(x: Tensor, lengths: Tensor, rate: Tensor, n_fft: int, hop: int,
-                   lock_backend: str = "torch"):
+                   lock_backend: str | None = "torch"):
     """Stretch each clip of ``x`` (``(B, C, T)``, zero padding) ``rate[b]`` times longer.
 
     STFT with a periodic Hann window (zero-padded ends). Output frame ``k`` of clip ``b``
@@ -108,8 +108,9 @@ def _phase_vocoder(x: Tensor, lengths: Tensor, rate: Tensor, n_fft: int, hop: in
     i.e. peaks advance by their instantaneous frequency and the bins around a peak keep
     their input phase offset to it (vertical coherence; without it a stretched pure tone
     loses ~10 % amplitude and speech ~half its energy). The recursion is solved without a
-    loop over frames by :func:`_phase_lock` (``lock_backend="torch"``) or frame by frame by
-    the CPU kernel :func:`gpuaug.kernels.phase_lock.phase_lock_kernel` (``"numba"``). The
+    loop over frames by :func:`_phase_lock` or by the kernel of op ``"phase_lock"`` that
+    ``lock_backend`` (a shared request, see :mod:`gpuaug.backend`) resolves to (the CPU
+    kernel :func:`gpuaug.kernels.phase_lock.phase_lock_kernel`, frame by frame). The
     ISTFT (:func:`_istft`) renormalises the overlap-add by the window envelope. Returns the stretched clips
     and their lengths ``ceil(L * rate)``.
     """
@@ -120,37 +121,47 @@ def _phase_vocoder(x: Tensor, lengths: Tensor, rate: Tensor, n_fft: int, hop: in
     spec = torch.stft(flat, n_fft, hop, window=window, center=True, pad_mode="constant",
                       return_complex=True)
     n_freq, n_frames = spec.shape[1], spec.shape[2]
+    new_host = torch.ceil(host_of(lengths).to(torch.float64) * host_of(rate)).to(torch.int64)  # on the host
+    t_len = int(new_host.max())
+    new_lengths = mirrored(new_host, x.device)
+    n_out = t_len // hop + n_fft // hop + 2
+    vocoder = kernel_for(PHASE_VOCODER, x.device, lock_backend, shared=True)[1]
+    if vocoder is not None:
+        stretched = vocoder(spec, rate, channels=C, hop=hop, n_fft=n_fft, n_out=n_out)
+    else:
+        stretched = _stretch_frames(spec, rate, C, n_fft, hop, n_out, lock_backend)
+    y = _istft(stretched, window, hop, t_len)
+    return zero_padding(y.view(B, C, t_len), new_lengths), new_lengths
+
+
+def _stretch_frames(spec: Tensor, rate: Tensor, C: int, n_fft: int, hop: int, n_out: int,
+                    lock_backend: str | None) -> Tensor:
+    """The torch path of the stretch between the STFT and the ISTFT of :func:`_phase_vocoder`
+    (``spec``: ``(B * C, F, M)`` complex; returns ``(B * C, F, n_out)`` complex): elementwise
+    torch ops, the phase lock by op ``"phase_lock"``."""
+    n_freq, n_frames = spec.shape[1], spec.shape[2]
     mag = spec.abs()
     ang = torch.where(mag > 0, spec.angle(), 0.0).to(torch.float64)
     # Two zero frames beyond the end: reads past the last frame see silence.
     mag = torch.nn.functional.pad(mag, (0, 2))
     ang = torch.nn.functional.pad(ang, (0, 2))
 
-    new_host = torch.ceil(host_of(lengths).to(torch.float64) * host_of(rate)).to(torch.int64)  # on the host
-    t_len = int(new_host.max())
-    new_lengths = mirrored(new_host, x.device)
-    n_out = t_len // hop + n_fft // hop + 2
-    steps = torch.arange(n_out, device=x.device, dtype=torch.float64)[None, :] / rate[:, None]
+    steps = torch.arange(n_out, device=spec.device, dtype=torch.float64)[None, :] / rate[:, None]
     base = torch.floor(steps)
-    alpha = (steps - base).to(x.dtype)[:, None, :].repeat_interleave(C, dim=0)
+    alpha = (steps - base).to(mag.dtype)[:, None, :].repeat_interleave(C, dim=0)
     i0 = base.to(torch.int64).clamp(max=n_frames).repeat_interleave(C, dim=0)[:, None, :]
-    i0 = i0.expand(B * C, n_freq, n_out)
+    i0 = i0.expand(spec.shape[0], n_freq, n_out)
 
     mag_out = (1 - alpha) * torch.gather(mag, 2, i0) + alpha * torch.gather(mag, 2, i0 + 1)
-    bin_advance = (2 * math.pi * hop / n_fft) * torch.arange(n_freq, device=x.device, dtype=torch.float64)
+    bin_advance = (2 * math.pi * hop / n_fft) * torch.arange(n_freq, device=spec.device, dtype=torch.float64)
     ang_i = torch.gather(ang, 2, i0)
     delta = torch.gather(ang, 2, i0 + 1) - ang_i - bin_advance[:, None]
     delta = delta - 2 * math.pi * torch.round(delta / (2 * math.pi)) + bin_advance[:, None]
     delta_prev = torch.nn.functional.pad(delta[..., :-1], (1, 0))  # d[k-1]
-    if lock_backend == "numba":
-        from gpuaug.kernels.phase_lock import phase_lock_kernel as lock_phases
-    else:
-        lock_phases = _phase_lock
-    locked = lock_phases(mag_out, delta_prev - ang_i, ang_i)
+    lock = kernel_for(PHASE_LOCK, spec.device, lock_backend, shared=True)[1] or _phase_lock
+    locked = lock(mag_out, delta_prev - ang_i, ang_i)
     phase = torch.remainder(locked, 2 * math.pi)
-    stretched = torch.polar(mag_out, phase.to(x.dtype))
-    y = _istft(stretched, window, hop, t_len)
-    return zero_padding(y.view(B, C, t_len), new_lengths), new_lengths
+    return torch.polar(mag_out, phase.to(mag.dtype))
 
 
 def _istft(spec: Tensor, window: Tensor, hop: int, length: int) -> Tensor:
@@ -185,6 +196,7 @@ def pitch_shift(
     zeros: int = DEFAULT_ZEROS,
     rolloff: float = DEFAULT_ROLLOFF,
     backend: str | None = None,
+    exact: bool | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Shift the pitch of each clip by ``semitones`` keeping its duration.
 
@@ -202,10 +214,18 @@ def pitch_shift(
         hop: STFT hop (samples, in ``[1, n_fft // 2]``); default ``n_fft // 4``.
         zeros: sinc zero crossings per side of the resampler.
         rolloff: anti-aliasing margin of the resampler in ``(0, 1]``.
-        backend: backend of the resampling half (op ``"warp"``, see :mod:`gpuaug.backend`).
-            The phase vocoder runs in torch, except its phase-locking recursion on CPU
-            tensors: op ``"phase_lock"`` (Numba kernel under ``auto``), torch whenever the
-            resampling half resolves to ``torch``.
+        backend: shared backend request (see :mod:`gpuaug.backend`) of the ops it runs, each
+            resolved on its own: the resampling half (op ``"uniform_warp"``; where that resolves
+            to ``torch``, op ``"warp"``) and the phase vocoder (op ``"phase_vocoder"``; where
+            that resolves to ``torch``, the torch vocoder with op ``"phase_lock"``). ``"torch"``
+            runs them all in torch, a kernel backend the kernel of each op that has one on the
+            device; ``None`` / ``"auto"``: each op's environment variable or ``auto`` (CPU
+            tensors: the fused Numba vocoder and the Numba constant-speed resampler; CUDA: the
+            torch vocoder and the CUDA warp kernel).
+        exact: resampling on the Numba CPU kernel of op ``"uniform_warp"`` only (elsewhere
+            always exact): ``True`` the exact float64 windowed sinc, ``False`` the tabulated one
+            (within -100 dB of the clip's peak of it), ``None`` (default) exact for float64
+            input and tabulated otherwise.
 
     Shapes:
         ``(B, T)`` / ``(B, C, T)`` -> ``(B, T_out)`` / ``(B, C, T_out)`` with
@@ -230,7 +250,7 @@ def pitch_shift(
         raise ValueError(f"rolloff must lie in (0, 1], got {rolloff}")
     if wave.dtype in NARROW_FLOATS:  # torch's FFTs refuse 16-bit floats on the CPU: compute in float32
         return in_float32(pitch_shift, wave, lengths, semitones=s, sample_rate=sample_rate, n_fft=n_fft, hop=hop,
-                          zeros=zeros, rolloff=rolloff, backend=backend, name="pitch_shift")
+                          zeros=zeros, rolloff=rolloff, backend=backend, exact=exact, name="pitch_shift")
 
     x3, was_2d = as_3d(wave)
     t_out = int(host_of(lengths).max()) if B else 0
@@ -241,12 +261,9 @@ def pitch_shift(
         return restore_rank(x3, was_2d), lengths
     a_host = 2.0 ** (s_host / 12.0)
     a = mirrored(a_host, device)
-    lock = "torch"
-    if device.type == "cpu" and resolve("warp", device, backend) != "torch":
-        lock = resolve("phase_lock", device, backend)
-    stretched, stretched_lengths = _phase_vocoder(x3, lengths, a, n_fft, hop, lock)
+    stretched, stretched_lengths = _phase_vocoder(x3, lengths, a, n_fft, hop, backend)
     cutoff = mirrored(rolloff * torch.clamp(1.0 / a_host, max=1.0), device)
     out, out_lengths = uniform_warp(stretched, stretched_lengths, a, lengths, cutoff, zeros=zeros,
-                                    backend=backend)
+                                    backend=backend, exact=exact)
     out, out_lengths = pass_through(out, out_lengths, x3, lengths, s_host == 0)
     return restore_rank(out, was_2d), out_lengths

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from gpuaug._sync import check_later, host_of, mirrored, upload
-from gpuaug.backend import resolve
+from gpuaug.backend import UNIFORM_WARP, WARP, kernel_for
 
 from ._batch import (
     as_3d,
@@ -158,11 +158,9 @@ def warp(
     out = empty_like_lengths(x3, t_out)
     if B == 0 or t_out == 0:
         return restore_rank(out, was_2d), new_lengths
-    name = resolve("warp", device, backend)
-    if name != "torch":
-        from gpuaug.kernels.warp_sinc import warp_kernel
-
-        return restore_rank(warp_kernel(name, x3, lengths, pos, fc, new_lengths, zeros), was_2d), new_lengths
+    kernel = kernel_for(WARP, device, backend)[1]
+    if kernel is not None:
+        return restore_rank(kernel(x3, lengths, pos, fc, new_lengths, zeros=zeros), was_2d), new_lengths
 
     fc_min = float(fc.min()) if per_clip_fc is None else float(per_clip_fc[new_host > 0].min().clamp(max=1.0))
     half = math.ceil(zeros / fc_min)
@@ -206,11 +204,44 @@ def uniform_warp(
     *,
     zeros: int,
     backend: str | None = None,
+    exact: bool | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """:func:`warp` at positions ``j * step[b]`` (constant speed); ``step`` float64 ``(B,)``."""
-    t_out = int(host_of(new_lengths).max()) if new_lengths.numel() else 0
-    j = torch.arange(t_out, device=wave.device, dtype=torch.float64)
-    return warp(wave, lengths, j[None, :] * step[:, None], new_lengths, cutoff, zeros=zeros, backend=backend)
+    """:func:`warp` at positions ``j * step[b]`` (constant speed); ``step`` float64 ``(B,)``,
+    ``cutoff`` ``(B,)`` (per clip) or ``(B, T')``.
+
+    Op ``uniform_warp`` (resolved with ``backend`` shared, see :mod:`gpuaug.backend`): its
+    Numba CPU kernel (:func:`gpuaug.kernels.uniform_warp.uniform_warp_kernel`) forms the
+    positions in the kernel (no ``(B, T_out)`` float64 tables) and, with ``exact`` ``False`` /
+    ``None`` on non-float64 input, uses the tabulated windowed sinc (within -100 dB of the
+    clip's peak of the exact filter); ``exact=True`` (``None`` on float64 input) is bit for bit
+    the general warp kernel. Elsewhere (``torch``, CUDA) :func:`warp` of the position table
+    (always exact; ``exact`` ignored).
+    """
+    new_host = host_of(new_lengths)
+    t_out = int(new_host.max()) if new_lengths.numel() else 0
+    per_clip_cutoff = not (isinstance(cutoff, Tensor) and cutoff.dim() == 2)
+    kernel = kernel_for(UNIFORM_WARP, wave.device, backend, shared=True)[1] if per_clip_cutoff else None
+    if kernel is None:
+        j = torch.arange(t_out, device=wave.device, dtype=torch.float64)
+        return warp(wave, lengths, j[None, :] * step[:, None], new_lengths, cutoff, zeros=zeros, backend=backend)
+    lengths = check_wave(wave, lengths)
+    B = wave.shape[0]
+    if not isinstance(zeros, int) or zeros < 1:
+        raise ValueError(f"zeros must be a positive int, got {zeros!r}")
+    new_lengths = per_clip_int(new_lengths, B, name="new_lengths", device=wave.device)
+    new_host = host_of(new_lengths)
+    if bool((new_host < 0).any()):
+        raise ValueError(f"new_lengths must be >= 0, got {new_host.tolist()}")
+    fc = per_clip(cutoff, B, name="cutoff", device=wave.device, dtype=torch.float64)
+    st = per_clip(step, B, name="step", device=wave.device, dtype=torch.float64)
+    used = host_of(fc)[new_host > 0]
+    if used.numel() and not bool(((used >= MIN_CUTOFF) & (used <= 1.0)).all()):
+        raise ValueError(f"cutoff must lie in [{MIN_CUTOFF}, 1], got min {float(used.min())}, max {float(used.max())}")
+    if not bool(torch.isfinite(host_of(st)[new_host > 0]).all()):
+        raise ValueError("step must be finite")
+    x3, was_2d = as_3d(wave)
+    out = kernel(x3, lengths, st, fc, new_lengths, zeros=zeros, t_out=t_out, exact=exact)
+    return restore_rank(out, was_2d), new_lengths
 
 
 def resample(
@@ -221,6 +252,7 @@ def resample(
     zeros: int = DEFAULT_ZEROS,
     rolloff: float = DEFAULT_ROLLOFF,
     backend: str | None = None,
+    exact: bool | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Change the sample rate of each clip by ``ratio = new_rate / old_rate``.
 
@@ -234,7 +266,13 @@ def resample(
         ratio: per-clip rate ratio (scalar or ``(B,)``), in ``[1/16, 16]``.
         zeros: sinc zero crossings per side.
         rolloff: anti-aliasing margin in ``(0, 1]``.
-        backend: backend of the :func:`warp` core (op name ``"warp"``).
+        backend: backend of the constant-speed resampling (op ``"uniform_warp"``; where that
+            resolves to ``torch``, the :func:`warp` core, op ``"warp"``; shared, see
+            :mod:`gpuaug.backend`).
+        exact: the Numba CPU kernel of op ``"uniform_warp"`` only (elsewhere always exact):
+            ``True`` the exact float64 windowed sinc, ``False`` the tabulated one (within -100 dB
+            of the clip's peak of it), ``None`` (default) exact for float64 input and tabulated
+            otherwise.
 
     Shapes:
         wave ``(B, T)`` or ``(B, C, T)`` -> ``(B, T_out)`` / ``(B, C, T_out)``; new lengths
@@ -248,7 +286,8 @@ def resample(
     r_host = host_of(r)
     new_lengths = mirrored(torch.round(host_of(lengths).to(torch.float64) * r_host).to(torch.int64), wave.device)
     cutoff = mirrored(rolloff * torch.clamp(r_host, max=1.0), wave.device)
-    out, new_lengths = uniform_warp(wave, lengths, 1.0 / r, new_lengths, cutoff, zeros=zeros, backend=backend)
+    out, new_lengths = uniform_warp(wave, lengths, 1.0 / r, new_lengths, cutoff, zeros=zeros, backend=backend,
+                                    exact=exact)
     return pass_through(out, new_lengths, wave, lengths, r_host == 1.0)
 
 

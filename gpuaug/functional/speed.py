@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from gpuaug._sync import host_of, mirrored, upload
-from gpuaug.backend import resolve
+from gpuaug.backend import SEGMENT_WARP, kernel_for
 
 from ._batch import as_3d, check_wave, empty_like_lengths, per_clip_int, restore_rank
 from .resample import DEFAULT_ROLLOFF, DEFAULT_ZEROS, check_factor, pass_through, uniform_warp, warp
@@ -29,6 +29,7 @@ def speed(
     zeros: int = DEFAULT_ZEROS,
     rolloff: float = DEFAULT_ROLLOFF,
     backend: str | None = None,
+    exact: bool | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Play each clip ``factor`` times faster (duration / factor, frequencies * factor).
 
@@ -42,7 +43,13 @@ def speed(
         factor: per-clip speed factor (scalar or ``(B,)``) in ``[0.5, 2]``; ValueError outside.
         zeros: sinc zero crossings per side (see :func:`~gpuaug.functional.resample.warp`).
         rolloff: anti-aliasing margin in ``(0, 1]``.
-        backend: backend of the :func:`~gpuaug.functional.resample.warp` core (op ``"warp"``).
+        backend: backend of the constant-speed resampling (op ``"uniform_warp"``; where that
+            resolves to ``torch``, the :func:`~gpuaug.functional.resample.warp` core, op
+            ``"warp"``; a shared argument, see :mod:`gpuaug.backend`).
+        exact: the Numba CPU kernel of op ``"uniform_warp"`` only (elsewhere always exact):
+            ``True`` the exact float64 windowed sinc, ``False`` the tabulated one (within -100 dB
+            of the clip's peak of it), ``None`` (default) exact for float64 input and tabulated
+            otherwise.
 
     Shapes:
         ``(B, T)`` / ``(B, C, T)`` -> ``(B, T_out)`` / ``(B, C, T_out)``; new lengths
@@ -55,7 +62,8 @@ def speed(
     f_host = host_of(f)  # lengths and cutoffs from the host mirrors: no sync
     new_lengths, cutoff = upload([torch.round(host_of(lengths).to(torch.float64) / f_host).to(torch.int64),
                                   rolloff * torch.clamp(1.0 / f_host, max=1.0)], wave.device)
-    out, new_lengths = uniform_warp(wave, lengths, f, new_lengths, cutoff, zeros=zeros, backend=backend)
+    out, new_lengths = uniform_warp(wave, lengths, f, new_lengths, cutoff, zeros=zeros, backend=backend,
+                                    exact=exact)
     return pass_through(out, new_lengths, wave, lengths, f_host == 1.0)
 
 
@@ -84,16 +92,18 @@ def speed_segment(
     Outside the segment positions are integers read with cutoff 1, i.e. copied bit for bit;
     inside, the cutoff is ``rolloff * min(1, m / n)`` and the sinc reads
     the true neighbouring samples across the joins, so the joins are seamless. Only the
-    segment is resampled: with the ``warp`` op resolved to ``numba`` the fused kernel
-    :mod:`gpuaug.kernels.segment_warp` evaluates this map on the fly; the torch / cupy
-    paths gather the untouched parts and warp the ``(B, max(m))`` segment positions only.
+    segment is resampled: where op ``"segment_warp"`` resolves to a kernel, the fused kernel
+    :mod:`gpuaug.kernels.segment_warp` evaluates this map on the fly; otherwise (``torch``)
+    the splice path gathers the untouched parts and warps the ``(B, max(m))`` segment
+    positions only, through :func:`~gpuaug.functional.resample.warp` (op ``"warp"``, resolved
+    on its own: torch, numba or cupy).
     On the CPU the fused kernel evaluates the sinc from a table by default for float32 (and
     float16 / bfloat16) input: the same filter tabulated at 512 phases per sample, linearly
     interpolated, within -100 dB of the clip's peak of the exact sinc (see
-    :mod:`gpuaug.kernels.segment_warp`; the kernel is ~15x faster on one thread);
-    ``exact=True`` evaluates the exact float64 sinc there too, as the torch / cupy / CUDA paths
-    always do (and the CPU kernel for segments under 512 output samples). The untouched parts
-    are bit-exact copies on every path.
+    :mod:`gpuaug.kernels.segment_warp`; its timings: ``benchmarks/results/kernel-timings.md``);
+    ``exact=True`` evaluates the exact float64 sinc there too, as the splice path and the CUDA
+    kernel always do (and the CPU kernel for segments under 512 output samples). The untouched
+    parts are bit-exact copies on every path.
     Clips whose segment keeps its length (``m == n``, e.g. an empty segment) pass through
     unchanged.
 
@@ -105,7 +115,12 @@ def speed_segment(
         factor: per-clip speed factor of the segment in ``[0.5, 2]`` (default 1.25).
         zeros: sinc zero crossings per side.
         rolloff: anti-aliasing margin in ``(0, 1]`` (applied inside the segment only).
-        backend: backend of the :func:`~gpuaug.functional.resample.warp` core (op ``"warp"``).
+        backend: backend of op ``"segment_warp"`` and of the splice path's warp core (op
+            ``"warp"``), a shared argument (see :mod:`gpuaug.backend`): ``"torch"`` the splice
+            path in torch, ``"numba"`` the fused kernel, ``"cupy"`` the splice path with the
+            CuPy warp; ``None`` / ``"auto"``: op ``"segment_warp"``'s environment variable
+            (``GPUAUG_BACKEND_SEGMENT_WARP``) or ``auto`` (the fused kernel), and where that
+            gives torch, op ``"warp"``'s own resolution for the splice path.
         exact: numba CPU kernel only (ignored elsewhere, which is always exact): ``True`` the
             exact float64 sinc in the segment, ``False`` the tabulated one, ``None`` (default)
             exact for float64 input and tabulated otherwise.
@@ -134,20 +149,19 @@ def speed_segment(
     s, n, m, new_lengths = upload([s, n, m, new_host], device)
     if t_out == 0:
         return empty_like_lengths(wave, 0), new_lengths
-    name = resolve("warp", device, backend)
+    kernel = kernel_for(SEGMENT_WARP, device, backend, shared=True)[1]
     x3, was_2d = as_3d(wave)
-    if name == "numba":
-        from gpuaug.kernels.segment_warp import segment_warp_kernel
-
-        out = segment_warp_kernel(x3, lengths, s, n, m, new_lengths, zeros, rolloff, t_out, exact=exact)
+    if kernel is not None:
+        out = kernel(x3, lengths, s, n, m, new_lengths, zeros=zeros, rolloff=rolloff, t_out=t_out, exact=exact)
     else:
-        out = _splice_segments(x3, lengths, s, n, m, new_lengths, zeros=zeros, rolloff=rolloff, backend=name)
+        out = _splice_segments(x3, lengths, s, n, m, new_lengths, zeros=zeros, rolloff=rolloff, backend=backend)
     return pass_through(restore_rank(out, was_2d), new_lengths, wave, lengths, keep)
 
 
 def _splice_segments(x3: Tensor, lengths: Tensor, s: Tensor, n: Tensor, m: Tensor, new_lengths: Tensor, *,
-                     zeros: int, rolloff: float, backend: str) -> Tensor:
-    """:func:`speed_segment` of a checked ``(B, C, T)`` batch with a torch / cupy warp core.
+                     zeros: int, rolloff: float, backend: str | None) -> Tensor:
+    """:func:`speed_segment` of a checked ``(B, C, T)`` batch around the :func:`warp` core
+    (any backend of op ``"warp"``: ``backend`` is passed on).
 
     The untouched parts are one gather (bit-exact copies, as the warp's unit impulse); only
     the ``(B, max(m))`` segment positions go through :func:`warp`, then are scattered to

@@ -14,7 +14,6 @@ import torch
 from torch import Tensor
 
 from gpuaug._sync import host_of, upload
-from gpuaug.backend import resolve
 
 from ._batch import NARROW_FLOATS, as_3d, check_wave, empty_like_lengths, in_float32, per_clip_int, restore_rank
 from .pitch import _phase_vocoder
@@ -97,8 +96,10 @@ def tempo_segment(
         hop: STFT hop (samples, in ``[1, n_fft // 2]``); default ``n_fft // 4``.
         crossfade: crossfade length at each join in samples (``>= 0``; 0: hard splice);
             default ``round(0.005 * sample_rate)`` (5 ms: 80 samples at 16 kHz).
-        backend: backend of the vocoder's phase-locking recursion on CPU tensors (op
-            ``"phase_lock"``: the Numba kernel under ``auto``); torch on other devices.
+        backend: backend of the vocoder's phase-locking recursion (op ``"phase_lock"``, a
+            shared argument, see :mod:`gpuaug.backend`: ``auto`` runs the Numba kernel on CPU
+            tensors, torch on CUDA, where a kernel backend without a phase-lock kernel means
+            torch too).
 
     Shapes:
         ``(B, T)`` / ``(B, C, T)`` -> ``(B, T_out)`` / ``(B, C, T_out)``; new lengths
@@ -169,8 +170,7 @@ def tempo_segment(
         win_src = (w0_d[:, None] + i).clamp(max=T - 1)
         windows = torch.where((i < W_d[:, None])[:, None, :],
                               torch.gather(x3, 2, win_src[:, None, :].expand(B, C, w_max)), 0.0)
-        lock = resolve("phase_lock", device, backend) if device.type == "cpu" else "torch"
-        stretched, _ = _phase_vocoder(windows, W_d, rate_d, n_fft, hop, lock)
+        stretched, _ = _phase_vocoder(windows, W_d, rate_d, n_fft, hop, backend)  # op phase_lock
         k = torch.arange(seg_max, device=device)[None, :]
         at = (off_d[:, None] + k).clamp(max=stretched.shape[-1] - 1)
         seg = torch.gather(stretched, 2, at[:, None, :].expand(B, C, seg_max))  # (B, C, max m), k < m used

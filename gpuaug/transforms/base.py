@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from .._sync import host_of, mirrored, read_later, take_rows
-from ..backend import BACKENDS, resolve
+from ..backend import BACKENDS, check_op, resolve
 from ..policy.evaluate import Cat, evaluate, possible
 from ..policy.rules import Interval
 from ..random import stream_id, uniform
@@ -105,12 +105,18 @@ class Transform:
 
     name: ClassVar[str] = "transform"
     changes_length: ClassVar[bool] = False
-    #: The op name in :mod:`gpuaug.backend` for transforms whose op has kernels (else None).
+    #: The op in :mod:`gpuaug.backend` (one of its :data:`~gpuaug.backend.OPS` constants) for
+    #: transforms whose op has kernels, else None; checked when the class is defined.
     kernel_op: ClassVar[str | None] = None
     #: What each declared parameter may take (validation of the constructor's arguments).
     LIMITS: ClassVar[dict[str, Limit]] = {}
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        check_op(cls.kernel_op, f"{cls.__name__}.kernel_op")  # a misspelt op raises at import
+
     def __init__(self, p: float = 1.0, backend: str | None = None):
+        check_op(self.kernel_op, f"{type(self).__name__}.kernel_op")
         if not 0.0 <= float(p) <= 1.0:
             raise ValueError(f"{type(self).__name__}: p must be in [0, 1], got {p}")
         if backend is not None and (self.kernel_op is None or backend not in BACKENDS):

@@ -5,6 +5,7 @@ import torch
 from torch import Tensor
 
 from .._sync import host_of, mirrored
+from ..backend import DROP_SEGMENTS, INSERT_CLIP
 from ..banks import Bank
 from ..functional.drop import drop_segments
 from ..functional.insert import insert_clip
@@ -64,7 +65,7 @@ class InsertClip(Transform):
 
     name = "insert_clip"
     changes_length = True
-    kernel_op = "insert_clip"
+    kernel_op = INSERT_CLIP
     LIMITS = {"position_kind": Limit(names=INSERT_POSITIONS),
               "silence_before_s": Limit(0.0, 10.0, "s"), "silence_after_s": Limit(0.0, 10.0, "s"),
               "level_db": Limit(-60.0, 40.0, "dB", "insert RMS relative to the clip's speech RMS"),
@@ -215,7 +216,7 @@ class DropSegments(Transform):
 
     name = "drop_segments"
     changes_length = True
-    kernel_op = "drop_segments"
+    kernel_op = DROP_SEGMENTS
     LIMITS = {"mode": Limit(names=("letters", "word")), "words": Limit(names=("function", "any")),
               "count": Limit(1, 16, "segments"), "ms": Limit(0.0, 1000.0, "ms", lo_open=True),
               "crossfade_ms": Limit(0.0, 100.0, "ms")}

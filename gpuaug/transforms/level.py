@@ -1,6 +1,7 @@
 """Level transforms: gain and the seeds' slow fades."""
 from __future__ import annotations
 
+from ..backend import FADE, GAIN
 from ..functional.fade import FADE_SHAPES, fade
 from ..functional.gain import gain
 from .base import Transform
@@ -22,7 +23,7 @@ class Gain(Transform):
     """
 
     name = "gain"
-    kernel_op = "gain"
+    kernel_op = GAIN
     LIMITS = {"gain_db": Limit(-60.0, 60.0, "dB")}
 
     def __init__(self, *, min_gain_db: float = -6.0, max_gain_db: float = 6.0, p: float = 1.0,
@@ -49,7 +50,7 @@ class Fade(Transform):
     """
 
     name = "fade"
-    kernel_op = "fade"
+    kernel_op = FADE
     LIMITS = {"rate_per_s": Limit(0.0, 1.0, "1/s", "fraction of the level lost or gained per second"),
               "direction": Limit(names=FADE_DIRECTIONS), "shape": Limit(names=FADE_SHAPES)}
 

@@ -6,6 +6,7 @@ import re
 import torch
 
 from .._sync import host_of
+from ..backend import MIX_NOISE
 from ..banks import Bank
 from ..functional.noise import mix_noise_from_bank, white_noise
 from ..policy.evaluate import Cat
@@ -53,7 +54,7 @@ class AddNoise(Transform):
     """
 
     name = "add_noise"
-    kernel_op = "mix_noise"
+    kernel_op = MIX_NOISE
     LIMITS = {"snr_db": Limit(-40.0, 80.0, "dB", "signal-to-noise ratio over valid samples"),
               "placement": Limit(names=PLACEMENTS),
               "span_fraction": Limit(0.0, 1.0, "of the clip", lo_open=True)}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .._sync import host_of
+from ..backend import SEGMENT_WARP, WARP
 from ..functional.speed import MAX_FACTOR, MIN_FACTOR, speed, speed_segment
 from ..functional.tempo import tempo_segment
 from .base import Draw, Transform
@@ -29,7 +30,7 @@ class Speed(Transform):
 
     name = "speed"
     changes_length = True
-    kernel_op = "warp"
+    kernel_op = WARP
     LIMITS = {"factor": Limit(MIN_FACTOR, MAX_FACTOR, "x", "speed factor (> 1 faster)")}
 
     def __init__(self, *, min_factor: float = 0.95, max_factor: float = 1.05, factor_choices=None, p: float = 1.0,
@@ -55,14 +56,15 @@ class SpeedSegment(Transform):
         mode: ``resample`` (default; the segment's pitch rises with its tempo, as a tape
             played faster) or ``tempo`` (:func:`~gpuaug.functional.tempo.tempo_segment`:
             phase vocoder, pitch kept; unverified: not in the papers).
-        backend: backend of the resampler (op ``"warp"``, see :mod:`gpuaug.backend`; recorded).
+        backend: backend of the fused segment kernel (op ``"segment_warp"``, see
+            :mod:`gpuaug.backend`; recorded), shared with the phase lock in ``tempo`` mode.
     Perception (rules ``speed_segment``): ``retaining`` for ``resample`` with factor in
     (1, 1.25] and fraction <= 0.25, else ``unverified``.
     """
 
     name = "speed_segment"
     changes_length = True
-    kernel_op = "warp"
+    kernel_op = SEGMENT_WARP
     LIMITS = {"factor": Limit(MIN_FACTOR, MAX_FACTOR, "x", "speed factor of the segment (> 1 faster)"),
               "fraction": Limit(0.0, 1.0, "of the clip", lo_open=True), "mode": Limit(names=SEGMENT_MODES)}
 
@@ -81,8 +83,9 @@ class SpeedSegment(Transform):
         seg = (params["fraction"] * L).round().long()
         start = (params["u_start"] * (L - seg + 1)).long()
         if self.mode == "tempo":
+            # the requested backend: the phase lock (op "phase_lock") resolves on its own
             out, out_len = tempo_segment(wave, lengths, start=start, length=seg, factor=params["factor"],
-                                         sample_rate=ctx.sample_rate, backend=self.backend_for(wave.device))
+                                         sample_rate=ctx.sample_rate, backend=self.backend)
         else:
             out, out_len = speed_segment(wave, lengths, start=start, length=seg, factor=params["factor"],
                                          backend=self.backend_for(wave.device))

@@ -1,6 +1,7 @@
 """Voice transforms: pitch shift and the seed-003 voice modifications (McAdams, VTLN, MSS)."""
 from __future__ import annotations
 
+from ..backend import MCADAMS, WARP
 from ..functional.mcadams import mcadams
 from ..functional.mss import modulation_smoothing
 from ..functional.pitch import MAX_SEMITONES, pitch_shift
@@ -24,14 +25,14 @@ class PitchShift(Transform):
     Args: ``min_semitones``/``max_semitones`` (uniform) or ``semitone_choices`` (seed 004:
     ``(-1, 1)``; seed 000's factors 0.75 / 1.25 are ``12*log2(f)`` = -4.98 / +3.86), within
     +-24 semitones. ``backend``: of the resampling half (op ``"warp"``, see
-    :mod:`gpuaug.backend`; recorded).
+    :mod:`gpuaug.backend`; recorded) and of the phase lock (op ``"phase_lock"``, resolved on its own).
     Perception (rules ``pitch_shift``): ``unverified`` for ``|s| <= 1`` (seed 004, not in the
     study); ``altering`` at the rated 0.75x / 1.25x and, with the deltas of the rated shift on
     the same side, at any larger shift (the label-flip rate grows with the shift).
     """
 
     name = "pitch_shift"
-    kernel_op = "warp"
+    kernel_op = WARP
     LIMITS = {"semitones": Limit(-MAX_SEMITONES, MAX_SEMITONES, "semitones")}
 
     def __init__(self, *, min_semitones: float = -1.0, max_semitones: float = 1.0, semitone_choices=None,
@@ -43,8 +44,9 @@ class PitchShift(Transform):
             self.declare("semitones", choices=semitone_choices, args="semitone_choices")
 
     def apply(self, wave, lengths, params, ctx):
+        # the requested backend, not warp's resolution: the phase lock (op "phase_lock") resolves on its own
         out, out_len = pitch_shift(wave, lengths, semitones=params["semitones"], sample_rate=ctx.sample_rate,
-                                   backend=self.backend_for(wave.device))
+                                   backend=self.backend)
         return out, out_len, {}
 
 
@@ -65,7 +67,7 @@ class McAdams(_AlphaTransform):
     """McAdams LPC-pole warping (VPC B2 recipe, level preserved). Seed 003: alpha 0.75-1.25."""
 
     name = "mcadams"
-    kernel_op = "mcadams"
+    kernel_op = MCADAMS
     LIMITS = {"alpha": Limit(0.5, 1.5, "", "McAdams coefficient (pole angle exponent)")}
 
     def __init__(self, *, min_alpha: float = 0.75, max_alpha: float = 1.25, alpha_choices=None, p: float = 1.0,
