@@ -141,3 +141,55 @@ def test_emodb_fold_trains(shared_data, tmp_path):
     keys = [json.loads(line)["key"] for line in open(tmp_path / "out" / "emobox" / "repeat0" / "speaker-03" /
                                                        "clean" / "labels.jsonl")]
     assert all(k.startswith("emodb-03") for k in keys)  # EmoBox's key spelling
+
+
+def test_manifest_corpus_trains(tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    g = np.random.default_rng(0)
+    rows = ["path,label,speaker,valence,activation,dominance"]
+    for i in range(12):
+        sf.write(tmp_path / f"c{i}.wav", (0.1 * g.standard_normal(12000)).astype(np.float32), 24000)
+        rows.append(f"c{i}.wav,{'happy' if i % 2 else 'sad'},s{i % 3},{4 if i % 2 else 2},3,3")
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    results = run(_config(data=f"manifest:{tmp_path / 'm.csv'}", augment="none", max_folds=1,
+                          test_conditions=("clean",)), tmp_path / "out", progress=False)
+    fold = results["folds"][0]
+    assert results["corpus"]["name"] == "manifest" and fold["speaker_independent"]
+    assert (fold["train_items"], fold["valid_items"], fold["test_items"]) == (4, 4, 4)
+
+
+def test_grid_tests_the_configuration_with_the_best_validation_uar(tmp_path, monkeypatch):
+    import gpuaug.train.run as run_module
+    from gpuaug.train.model import grid_configs
+
+    calls = []
+
+    def two(base):  # the Table 1 grid at two points (the full 72 are too slow for a test)
+        calls.append(base)
+        return grid_configs(base, {"gru_units": (4, 8)})
+
+    monkeypatch.setattr(run_module, "grid_configs", two)
+    results = run(_config(grid=True, max_folds=1, test_conditions=("clean",)), tmp_path / "out", progress=False)
+    fold = json.loads((tmp_path / "out" / "repeat0" / results["folds"][0]["fold"] / "result.json").read_text())
+    assert len(calls) == 1 and [g["model_config"]["gru_units"] for g in fold["grid"]] == [4, 8]
+    best = max(fold["grid"], key=lambda g: (g["valid_uar"], -g["valid_loss"]))
+    assert fold["model_config"] == best["model_config"] and fold["valid_uar"] == best["valid_uar"]
+
+
+def test_compare_runs_pairs_folds(finished, tmp_path):
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "benchmarks"))
+    from compare_runs import compare
+
+    out, results = finished
+    other = tmp_path / "other"
+    run(_config(seed=4), other, progress=False)
+    cmp = compare(out, other)
+    assert len(cmp["pairs"]) == 2 and [t["condition"] for t in cmp["tests"]] == ["clean", "noise:natural@0"]
+    a = {(f["repeat"], f["fold"]): f["conditions"]["clean"]["uar"] for f in results["folds"]}
+    b = {(f["repeat"], f["fold"]): f["conditions"]["clean"]["uar"]
+         for f in json.loads((other / "results.json").read_text())["folds"]}
+    common = sorted(set(a) & set(b))
+    diff = sum(b[k] - a[k] for k in common) / len(common)
+    assert abs(cmp["tests"][0]["mean_diff"] - diff) < 1e-12 and cmp["tests"][0]["m"] == 2
