@@ -3,7 +3,10 @@ RIRs trimmed at -60 dB) vs the FFT floor (rfft of the clips + rfft of the RIRs +
 size `after` chooses, nothing else), on 32 clips of 8 s at 16 kHz with RIRs drawn from the
 real folder /work/shared/data/rir. One thread; per-clip CPU (time.process_time) and wall ms,
 repeats interleaved, min and median over repeats. Also the float32 error against a float64
-reference (the HEAD algorithm in float64 on the same trimmed RIRs).
+reference (the HEAD algorithm in float64 on the same trimmed RIRs). Issue 11 item 1 rows:
+``transform_batches_cached`` / ``_uncached`` (Reverb(bank).apply over N_BATCHES consecutive
+batches, RIR spectra cache warmed vs off) and ``mixed_2s_8s_bucketed`` / ``_unbucketed`` (28
+clips of 2 s + 4 of 8 s, length bucketing on vs off).
 
     .venv/bin/python benchmarks/reverb_speed.py [--repeats 7] [--rir-dir DIR]
 Writes benchmarks/results/cpu-2core-reverb-speed.json.
@@ -18,6 +21,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 B, SECONDS, SR = 32, 8.0, 16000
+N_BATCHES = 4  # consecutive batches of the transform rows
 
 
 #: The commit before issue 11's reverb work (the 'before' algorithm).
@@ -33,10 +37,10 @@ def head_reverb():
     return mod.reverb, mod._next_fast_len
 
 
-def timed(fn):
+def timed(fn, clips=B):
     c, w = time.process_time(), time.perf_counter()
     fn()
-    return (time.process_time() - c) / B * 1e3, (time.perf_counter() - w) / B * 1e3
+    return (time.process_time() - c) / clips * 1e3, (time.perf_counter() - w) / clips * 1e3
 
 
 def main():
@@ -96,14 +100,54 @@ def main():
         with finite_checked():
             after_shared()
 
+    # (a) the Reverb transform over several consecutive batches (same bank, fresh draws each batch),
+    # RIR spectra cached across batches vs recomputed per batch; timed per batch sequence.
+    from gpuaug.transforms import Reverb
+
+    class _Ctx:
+        sample_rate = SR
+
+    seq = []
+    for s_ in range(N_BATCHES):
+        gg = torch.Generator().manual_seed(100 + s_)
+        seq.append({"u_category": torch.rand(B, generator=gg, dtype=torch.float64),
+                    "u_item": torch.rand(B, generator=gg, dtype=torch.float64)})
+    cached_tr = Reverb(trimmed)
+    for p_ in seq:  # warm the cache: the timed runs are the steady state of a long epoch
+        cached_tr.apply(wave, lengths, p_, _Ctx())
+
+    def transform_seq(tr):
+        def run():
+            with finite_checked():
+                for p_ in seq:
+                    tr.apply(wave, lengths, p_, _Ctx())
+        return run
+
+    # (b) a mixed-length batch: 28 clips of 2 s + 4 of 8 s, bucketed by length vs one FFT size
+    mixed_len = torch.tensor([2 * SR] * (B - 4) + [T] * 4)
+    mixed = wave * (torch.arange(T) < mixed_len[:, None])
+
+    def mixed_bucketed():
+        with finite_checked():
+            reverb(mixed, mixed_len, h_used, l_used, normalize="energy", direct=trimmed.peak_index[used], rir_index=row)
+
+    def mixed_unbucketed():
+        with finite_checked():
+            reverb(mixed, mixed_len, h_used, l_used, normalize="energy", direct=trimmed.peak_index[used], rir_index=row,
+                   bucket=False)
+
     cases = {"before": before, "after": after, "after_finite_trusted": after_trusted,
-             "after_shared_spectra_trusted": after_shared_trusted, "fft_floor": floor, "fft_floor_x_only": floor_x}
+             "after_shared_spectra_trusted": after_shared_trusted, "fft_floor": floor, "fft_floor_x_only": floor_x,
+             "transform_batches_cached": transform_seq(cached_tr),
+             "transform_batches_uncached": transform_seq(Reverb(trimmed, cache_bytes=0)),
+             "mixed_2s_8s_bucketed": mixed_bucketed, "mixed_2s_8s_unbucketed": mixed_unbucketed}
+    per = {"transform_batches_cached": B * N_BATCHES, "transform_batches_uncached": B * N_BATCHES}
     for fn in cases.values():
         fn()  # warm-up
     runs = {k: [] for k in cases}
     for _ in range(args.repeats):  # interleaved
         for k, fn in cases.items():
-            runs[k].append(timed(fn))
+            runs[k].append(timed(fn, per.get(k, B)))
     res = {k: {"cpu_ms_per_clip_min": min(c for c, _ in v), "cpu_ms_per_clip_median": statistics.median(c for c, _ in v),
                "wall_ms_per_clip_min": min(w for _, w in v), "wall_ms_per_clip_median": statistics.median(w for _, w in v),
                "cpu_ms_per_clip_all": [round(c, 4) for c, _ in v], "wall_ms_per_clip_all": [round(w, 4) for _, w in v]}
@@ -111,6 +155,17 @@ def main():
     for k in ("before", "after", "after_finite_trusted", "after_shared_spectra_trusted"):
         for m in ("cpu_ms_per_clip_min", "cpu_ms_per_clip_median"):
             res[k][m.replace("cpu_ms_per_clip", "ratio_to_floor_cpu")] = res[k][m] / res["fft_floor"][m]
+
+    for a_, b_ in (("transform_batches_cached", "transform_batches_uncached"),
+                   ("mixed_2s_8s_bucketed", "mixed_2s_8s_unbucketed")):
+        for m in ("cpu_ms_per_clip_min", "cpu_ms_per_clip_median"):
+            res[a_][m.replace("cpu_ms_per_clip", "speedup_cpu")] = res[b_][m] / res[a_][m]
+    mb, _ = reverb(mixed, mixed_len, h_used, l_used, direct=trimmed.peak_index[used], rir_index=row)
+    mu, _ = reverb(mixed, mixed_len, h_used, l_used, direct=trimmed.peak_index[used], rir_index=row, bucket=False)
+    bucket_err = float((mb - mu).abs().max() / mu.abs().max())
+    ca = cached_tr.apply(wave, lengths, seq[0], _Ctx())[0]
+    cu = Reverb(trimmed, cache_bytes=0).apply(wave, lengths, seq[0], _Ctx())[0]
+    cache_identical = bool(torch.equal(ca, cu))
 
     # accuracy: float32 after vs the HEAD algorithm in float64 on the same trimmed RIRs
     out32, _ = reverb(wave, lengths, h_trim, l_trim, normalize="energy", direct=d_trim)
@@ -131,13 +186,20 @@ def main():
         "results": res,
         "max_abs_err_float32_vs_float64_rel_to_peak": err,
         "trimming_effect_max_rel_error_energy": trim_err,
+        "transform_rows": f"Reverb(bank).apply over {N_BATCHES} consecutive batches of {B} x {SECONDS:g} s (ms per clip), "
+                          "cache warmed first (steady state) vs cache_bytes=0",
+        "transform_cache_stats": dict(cached_tr.rir_cache_stats),
+        "transform_cached_bit_identical": cache_identical,
+        "mixed_rows": f"{B - 4} clips of 2 s + 4 of {SECONDS:g} s, rir_index as Reverb.apply, finite scan trusted",
+        "mixed_bucketed_max_abs_diff_rel_to_peak": bucket_err,
     }
     out = ROOT / "benchmarks" / "results" / "cpu-2core-reverb-speed.json"
     out.write_text(json.dumps(report, indent=1))
     for k, v in res.items():
-        print(f"{k:18s} cpu {v['cpu_ms_per_clip_min']:.3f} (median {v['cpu_ms_per_clip_median']:.3f}) ms/clip, "
+        print(f"{k:28s} cpu {v['cpu_ms_per_clip_min']:.3f} (median {v['cpu_ms_per_clip_median']:.3f}) ms/clip, "
               f"wall {v['wall_ms_per_clip_min']:.3f} (median {v['wall_ms_per_clip_median']:.3f})")
     print(f"n_fft before {n_before}, after {n_after}; float32 err {err:.2e} of peak; trimming energy error {trim_err:.2e}")
+    print(f"cache identical {cache_identical}, stats {cached_tr.rir_cache_stats}; bucketed diff {bucket_err:.2e} of peak")
     print("wrote", out)
 
 

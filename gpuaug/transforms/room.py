@@ -1,6 +1,8 @@
 """Reverberation: a measured RIR from a bank, or a synthetic one per clip."""
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import torch
 
 from .._sync import upload
@@ -24,6 +26,11 @@ class Reverb(Transform):
             ``rt60_s`` (s), ``drr_db`` (direct-to-reverberant ratio, dB) and ``predelay_s``.
         categories: bank categories to draw from.
         normalize: ``energy`` (default; keeps the clip's energy) | ``peak`` | ``none``.
+        cache_bytes, cache_entries: bound of the per-transform LRU cache of bank RIR spectra
+            (default 64 MiB and 256 spectra; ``cache_bytes=0`` disables it). Key: (bank row,
+            n_fft, RIR span, scaled, dtype, device); the cached spectrum is the one
+            :func:`~gpuaug.functional.reverb.reverb` computes (outputs bit-identical).
+            ``rir_cache_stats`` counts hits and misses (one miss = one RIR rfft).
     Perception (rules ``reverb``): ``retaining`` (seed 001 Table 2, "Reverb"); the seeds
     varied pysndfx reverberance and room size, so measured RIRs and the synthetic rooms'
     RT60 0.2-0.8 s / DRR 0-10 dB are gpuaug's choices, from no paper. Note the seeds'
@@ -39,9 +46,15 @@ class Reverb(Transform):
     def __init__(self, bank: Bank | None = None, *, categories=None, min_rt60_s: float = 0.2,
                  max_rt60_s: float = 0.8, min_drr_db: float = 0.0, max_drr_db: float = 10.0,
                  min_predelay_s: float = 0.0, max_predelay_s: float = 0.02, normalize: str = "energy",
-                 p: float = 1.0):
+                 p: float = 1.0, cache_bytes: int = 64 << 20, cache_entries: int = 256):
         super().__init__(p)
         self.bank = bank
+        # RIR spectra across batches (bank source only): an LRU of at most cache_entries spectra
+        # and cache_bytes bytes, keyed by (bank row, n_fft, RIR span, scaled, dtype, device); 0 disables.
+        self.cache_bytes, self.cache_entries = int(cache_bytes), int(cache_entries)
+        self._rir_cache: OrderedDict = OrderedDict()
+        self._rir_cache_size = 0
+        self.rir_cache_stats = {"hits": 0, "misses": 0}
         self.categories = bank._category_list(categories) if bank is not None else None
         self.normalize = self.option("normalize", normalize)
         self.source = self.option("source", "bank" if bank is not None else "synthetic")
@@ -70,9 +83,50 @@ class Reverb(Transform):
             direct = as_3d(rir)[0].abs().amax(dim=1).argmax(dim=1)  # drawn on the host
             rir, rir_lengths = upload([rir, rir_lengths], wave.device)
             resolved, row = {}, None
+        spectra = None
+        if self.bank is not None and self.cache_bytes > 0:
+            def spectra(rows, tags, compute, used=used):
+                return self._cached_spectra(used[rows], tags, rows, compute)
         out, out_len = reverb(wave, lengths, rir.to(wave.dtype), rir_lengths, normalize=self.normalize,
-                              direct=direct, rir_index=row)
+                              direct=direct, rir_index=row, rir_spectra=spectra)
         return out, out_len, resolved
+
+    def _cached_spectra(self, bank_rows, tags, rows, compute):
+        """Spectra of the RIRs ``rows`` (bank rows ``bank_rows``) from the LRU cache, the misses
+        computed in one ``compute`` call and stored; key ``(bank row,) + tag`` with the tag
+        ``(n_fft, post, pre, scaled, dtype, device)`` from :func:`~gpuaug.functional.reverb.reverb`."""
+        cache, stats = self._rir_cache, self.rir_cache_stats
+        keys = [(int(r),) + tuple(t) for r, t in zip(bank_rows.tolist(), tags)]
+        miss = [i for i, k in enumerate(keys) if k not in cache]
+        stats["hits"] += len(keys) - len(miss)
+        stats["misses"] += len(miss)
+        got = {}
+        if miss:
+            fresh = compute(rows[torch.tensor(miss, dtype=torch.int64)])
+            for j, i in enumerate(miss):
+                got[keys[i]] = fresh[j].clone()
+        spectra = []
+        for k in keys:
+            if k in got:
+                spectra.append(got[k])
+            else:
+                cache.move_to_end(k)
+                spectra.append(cache[k])
+        for k, v in got.items():  # store, evicting least recently used entries past the bound
+            size = v.numel() * v.element_size()
+            if size > self.cache_bytes:
+                continue
+            cache[k] = v
+            self._rir_cache_size += size
+            while self._rir_cache_size > self.cache_bytes or len(cache) > self.cache_entries:
+                _, old = cache.popitem(last=False)
+                self._rir_cache_size -= old.numel() * old.element_size()
+        return torch.stack(spectra)
+
+    def clear_cache(self) -> None:
+        """Drop the cached RIR spectra."""
+        self._rir_cache.clear()
+        self._rir_cache_size = 0
 
     def annotate(self, entry):
         if self.bank is not None:

@@ -1,0 +1,145 @@
+"""Issue 11 item 1: RIR spectra cached across batches (Reverb) and length bucketing (reverb)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import importlib
+
+R = importlib.import_module("gpuaug.functional.reverb")
+from gpuaug.banks import Bank
+from gpuaug.functional.reverb import reverb, reverb_fft_size, rir_span, synthetic_rir
+from gpuaug.transforms import Reverb
+
+
+def _bank(n=5, sr=16000):
+    rirs, rl = synthetic_rir(torch.arange(n) + 11, rt60_s=torch.linspace(0.1, 0.3, n), drr_db=3.0,
+                             predelay_s=torch.linspace(0.0, 0.01, n), sample_rate=sr)
+    clips = [rirs[i, :int(rl[i])].clone() for i in range(n)]
+    clips[2] = torch.cat([torch.zeros(40), clips[2]])  # a later direct path
+    return Bank(clips, ["room"] * n, sr, names=[f"r{i}" for i in range(n)])
+
+
+class _Ctx:
+    sample_rate = 16000
+
+
+def _params(tr, B, seed):
+    g = torch.Generator().manual_seed(seed)
+    return {"u_category": torch.rand(B, generator=g, dtype=torch.float64),
+            "u_item": torch.rand(B, generator=g, dtype=torch.float64)}
+
+
+def _count_rffts(monkeypatch):
+    calls = {"n": 0}
+    orig = R._spectra
+
+    def counted(h, *a, **k):
+        calls["n"] += h.shape[0]
+        return orig(h, *a, **k)
+
+    monkeypatch.setattr(R, "_spectra", counted)
+    return calls
+
+
+def test_cache_bit_identical_and_hits(monkeypatch):
+    bank = _bank()
+    snapshot = [bank.clip(i).clone() for i in range(len(bank.names))]
+    cached, plain = Reverb(bank), Reverb(bank, cache_bytes=0)
+    g = torch.Generator().manual_seed(0)
+    wave = torch.randn(8, 4000, generator=g)
+    lengths = torch.tensor([4000, 3999, 4000, 2500, 4000, 4000, 100, 4000])
+    calls = _count_rffts(monkeypatch)
+    for seed in range(3):
+        params = _params(cached, 8, seed % 2)  # batches 0 and 2 draw the same RIRs
+        before = calls["n"]
+        a, la, _ = cached.apply(wave, lengths, params, _Ctx())
+        n_cached = calls["n"] - before
+        b, lb, _ = plain.apply(wave, lengths, params, _Ctx())
+        assert torch.equal(a, b) and torch.equal(la, lb)
+        if seed == 2:
+            assert n_cached == 0  # every RIR spectrum from the cache
+    assert cached.rir_cache_stats["hits"] > 0
+    for i, c in enumerate(snapshot):  # the bank's RIRs are never modified
+        assert torch.equal(bank.clip(i), c)
+
+
+def test_cache_keys_do_not_collide():
+    bank = _bank()
+    tr = Reverb(bank)
+    g = torch.Generator().manual_seed(1)
+    params = _params(tr, 4, 0)
+    for T in (3000, 9000):  # different n_fft
+        for dt in (torch.float32, torch.float64):
+            wave = torch.randn(4, T, generator=g, dtype=dt)
+            lengths = torch.full((4,), T)
+            a, _, _ = tr.apply(wave, lengths, params, _Ctx())
+            b, _, _ = Reverb(bank, cache_bytes=0).apply(wave, lengths, params, _Ctx())
+            assert a.dtype == dt and torch.equal(a, b)
+    dts = {k[5] for k in tr._rir_cache}
+    nffts = {k[1] for k in tr._rir_cache}
+    assert dts == {torch.float32, torch.float64} and len(nffts) == 2
+    assert all(k[6] == torch.device("cpu") for k in tr._rir_cache)  # device is part of the key
+
+
+def test_cache_bounded():
+    bank = _bank(6)
+    tr = Reverb(bank, cache_entries=3)
+    g = torch.Generator().manual_seed(2)
+    wave = torch.randn(6, 3000, generator=g)
+    for seed in range(6):
+        tr.apply(wave, torch.full((6,), 3000), _params(tr, 6, seed), _Ctx())
+        assert len(tr._rir_cache) <= 3
+    one = next(iter(tr._rir_cache.values()))
+    size = one.numel() * one.element_size()
+    small = Reverb(bank, cache_bytes=2 * size)
+    small.apply(wave, torch.full((6,), 3000), _params(small, 6, 0), _Ctx())
+    assert len(small._rir_cache) <= 2 and small._rir_cache_size <= 2 * size
+    assert small._rir_cache_size == sum(v.numel() * v.element_size() for v in small._rir_cache.values())
+
+
+def test_precomputed_spectra_tensor():
+    g = torch.Generator().manual_seed(3)
+    wave = torch.randn(5, 2, 3000, generator=g)
+    lengths = torch.tensor([3000, 2000, 3000, 10, 2999])
+    rirs, rl = synthetic_rir(torch.tensor([1, 2, 3]), rt60_s=0.2, drr_db=4.0, predelay_s=0.005, sample_rate=16000)
+    direct = rirs.abs().argmax(dim=1)
+    rows = torch.tensor([0, 2, 1, 1, 0])
+    n_fft = reverb_fft_size(3000, rl, direct)
+    post, pre = rir_span(rl, direct, 3000)
+    S = R._spectra(rirs[:, None], rirs.abs().amax(dim=1), rl, direct, 3000, n_fft, True, torch.float32)
+    a, _ = reverb(wave, lengths, rirs, rl, direct=direct, rir_index=rows, rir_spectra=S)
+    b, _ = reverb(wave, lengths, rirs, rl, direct=direct, rir_index=rows, bucket=False)
+    assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="rir_spectra must be"):
+        reverb(wave, lengths, rirs, rl, direct=direct, rir_index=rows, rir_spectra=S[..., :-1])
+
+
+@pytest.mark.parametrize("normalize", ["energy", "peak", "none"])
+def test_bucketing_matches_unbucketed(normalize):
+    g = torch.Generator().manual_seed(4)
+    T_long, T_short = 32000, 8000
+    B = 10
+    lengths = torch.tensor([T_short] * 8 + [T_long] * 2)
+    wave = torch.randn(B, T_long, generator=g) * (torch.arange(T_long) < lengths[:, None])
+    wave[:, -1] += 0.0  # padding already zero
+    rirs, rl = synthetic_rir(torch.arange(B), rt60_s=0.2, drr_db=3.0, predelay_s=0.01, sample_rate=16000)
+    groups = R._length_groups(lengths, rl, rirs.abs().argmax(1), torch.arange(B), 1, 1)
+    assert groups != [None]
+    a, la = reverb(wave, lengths, rirs, rl, normalize=normalize)
+    b, lb = reverb(wave, lengths, rirs, rl, normalize=normalize, bucket=False)
+    assert torch.equal(la, lengths) and torch.equal(lb, lengths)
+    peak = b.abs().amax()
+    assert float((a - b).abs().max()) <= 1e-5 * float(peak)  # different FFT sizes: fp32 rounding only
+    assert bool((a[:8, T_short:] == 0).all())  # zero padding kept
+
+
+def test_equal_lengths_take_the_old_path():
+    g = torch.Generator().manual_seed(5)
+    wave = torch.randn(4, 6000, generator=g)
+    lengths = torch.full((4,), 6000)
+    rirs, rl = synthetic_rir(torch.arange(4), rt60_s=0.2, drr_db=3.0, predelay_s=0.0, sample_rate=16000)
+    assert R._length_groups(lengths, rl, rirs.abs().argmax(1), torch.arange(4), 1, 1) == [None]
+    a, _ = reverb(wave, lengths, rirs, rl)
+    b, _ = reverb(wave, lengths, rirs, rl, bucket=False)
+    assert torch.equal(a, b)
