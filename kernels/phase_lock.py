@@ -31,27 +31,40 @@ from gpuaug.kernels._numba_glue import jit_cpu
 __all__ = ["phase_lock_kernel"]
 
 
+@jit_cpu
+def nearest_peaks(m, prev, peak):
+    """``peak[f]``: the nearest local peak of the magnitudes ``m`` ``(F,)`` to bin ``f`` (a peak:
+    ``m[f] > m[f - 1]`` and ``m[f] >= m[f + 1]``, beyond the edges ``-1``; a tie goes to the lower
+    peak), the rule of :func:`gpuaug.functional.pitch._phase_lock`. ``prev`` ``(F,)`` int64 is
+    scratch (the last peak at or below each bin); ``peak`` ``(F,)`` int64 is written."""
+    F = m.shape[0]
+    last = -1
+    for f in range(F):
+        below = m[f - 1] if f > 0 else -1.0
+        above = m[f + 1] if f < F - 1 else -1.0
+        if m[f] > below and m[f] >= above:
+            last = f
+        prev[f] = last
+    nxt = F
+    for f in range(F - 1, -1, -1):
+        if prev[f] == f:
+            nxt = f
+        lo = prev[f]
+        peak[f] = lo if lo >= 0 and (nxt >= F or f - lo <= nxt - f) else nxt
+
+
 @jit_cpu(parallel=True)
 def _phase_lock_cpu(mag, dp, ang, out):
     N, F, M = mag.shape
     for n in prange(N):
         prev = np.empty(F, np.int64)
+        peak = np.empty(F, np.int64)
         for f in range(F):
             out[n, f, 0] = ang[n, f, 0]
         for k in range(1, M):
-            last = -1
+            nearest_peaks(mag[n, :, k], prev, peak)
             for f in range(F):
-                below = mag[n, f - 1, k] if f > 0 else -1.0
-                above = mag[n, f + 1, k] if f < F - 1 else -1.0
-                if mag[n, f, k] > below and mag[n, f, k] >= above:
-                    last = f
-                prev[f] = last
-            nxt = F
-            for f in range(F - 1, -1, -1):
-                if prev[f] == f:
-                    nxt = f
-                lo = prev[f]
-                p = lo if lo >= 0 and (nxt >= F or f - lo <= nxt - f) else nxt
+                p = peak[f]
                 out[n, f, k] = out[n, p, k - 1] + (dp[n, p, k] + ang[n, f, k])
 
 

@@ -41,6 +41,7 @@ from numba import prange
 from gpuaug.backend import PHASE_VOCODER, register_kernel
 from gpuaug.kernels._launch import run_numba
 from gpuaug.kernels._numba_glue import jit_cpu
+from gpuaug.kernels.phase_lock import nearest_peaks
 
 __all__ = ["phase_vocoder_kernel"]
 
@@ -80,7 +81,8 @@ def _vocoder_cpu(spec, rate, out, channels):
         scalar[0] = 1.0
         one = scalar[0]
         zero = one - one
-        last_below = np.empty(F, np.int64)
+        last_below = np.empty(F, np.int64)  # scratch of nearest_peaks
+        peak = np.empty(F, np.int64)
         for k in range(n_out):
             t = k / r
             base = math.floor(t)
@@ -107,19 +109,9 @@ def _vocoder_cpu(spec, rate, out, channels):
                 for f in range(F):
                     ur[f], ui[f] = ar[f], ai[f]
             else:
-                last = -1
+                nearest_peaks(m_cur, last_below, peak)
                 for f in range(F):
-                    below = m_cur[f - 1] if f > 0 else -one
-                    above = m_cur[f + 1] if f < F - 1 else -one
-                    if m_cur[f] > below and m_cur[f] >= above:
-                        last = f
-                    last_below[f] = last
-                nxt = F
-                for f in range(F - 1, -1, -1):
-                    if last_below[f] == f:
-                        nxt = f
-                    lo = last_below[f]
-                    p = lo if lo >= 0 and (nxt >= F or f - lo <= nxt - f) else nxt
+                    p = peak[f]
                     ur[f] = qr[p] * ar[f] - qi[p] * ai[f]
                     ui[f] = qr[p] * ai[f] + qi[p] * ar[f]
             for f in range(F):

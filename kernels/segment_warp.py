@@ -85,7 +85,7 @@ from gpuaug.kernels._sinc_table import (  # noqa: F401 (re-exported: the tabulat
     table_groups,
     table_points,
 )
-from gpuaug.kernels.warp_sinc import CPU_CHUNK, CUDA_THREADS, _point_cpu, _point_cuda
+from gpuaug.kernels.warp_sinc import CPU_CHUNK, CUDA_THREADS, _point_cpu, _point_cuda, _steps_cpu
 
 __all__ = ["segment_warp_kernel", "TABLE_PHASES", "TABLE_ERROR_DB", "TABLE_MIN_SAMPLES", "sinc_table"]
 
@@ -137,8 +137,7 @@ def _segment_cpu(x, lengths, seg, new_lengths, out, zeros, rolloff, table_of, ha
         f = rolloff * min(1.0 / slope, 1.0)
         v = table_of[b]
         h = half[max(v, 0)]
-        ds, dc = math.sin(math.pi * f), math.cos(math.pi * f)
-        wds, wdc = math.sin(math.pi * f / zeros), math.cos(math.pi * f / zeros)
+        ds, dc, wds, wdc = _steps_cpu(f, zeros)
         j0 = (q % n_chunks) * CPU_CHUNK
         j1 = min(j0 + CPU_CHUNK, new_lengths[b])
         # the untouched parts: copies of [j0, s) and of [s + m, j1) from j - m + n (all < L)

@@ -31,7 +31,6 @@ Registered (:func:`gpuaug.backend.register_kernel`): :func:`uniform_warp_kernel`
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import torch
@@ -50,7 +49,7 @@ from gpuaug.kernels._sinc_table import (
     table_groups,
     table_points,
 )
-from gpuaug.kernels.warp_sinc import CPU_CHUNK, _point_cpu
+from gpuaug.kernels.warp_sinc import CPU_CHUNK, _point_cpu, _steps_cpu
 
 __all__ = ["uniform_warp_kernel"]
 
@@ -68,8 +67,7 @@ def _uniform_cpu(x, lengths, step, fc, new_lengths, out, zeros, table_of, half, 
         f = fc[b]
         v = table_of[b]
         h = half[max(v, 0)]
-        ds, dc = math.sin(math.pi * f), math.cos(math.pi * f)
-        wds, wdc = math.sin(math.pi * f / zeros), math.cos(math.pi * f / zeros)
+        ds, dc, wds, wdc = _steps_cpu(f, zeros)
         j0 = (q % n_chunks) * CPU_CHUNK
         j1 = min(j0 + CPU_CHUNK, new_lengths[b])
         for j in range(j0, j1):

@@ -98,6 +98,13 @@ def _warp_point(x, b, c, L, p, f, zeros, ds, dc, wds, wdc):
 
 
 _point_cpu = jit_cpu(_warp_point)
+
+
+@jit_cpu
+def _steps_cpu(f, zeros):
+    """``(ds, dc, wds, wdc)`` of :func:`_warp_point` for cutoff ``f``: ``(sin, cos)(pi f)`` and
+    ``(sin, cos)(pi f / zeros)``, the per-tap rotation steps of the sinc and of the window."""
+    return math.sin(math.pi * f), math.cos(math.pi * f), math.sin(math.pi * f / zeros), math.cos(math.pi * f / zeros)
 _point_cuda = cuda.jit(device=True)(_warp_point)
 
 
@@ -114,8 +121,7 @@ def _warp_cpu(x, lengths, pos, fc, new_lengths, out, zeros):
             f = fc[b, j]
             if f != last_f:
                 last_f = f
-                ds, dc = math.sin(math.pi * f), math.cos(math.pi * f)
-                wds, wdc = math.sin(math.pi * f / zeros), math.cos(math.pi * f / zeros)
+                ds, dc, wds, wdc = _steps_cpu(f, zeros)
             for c in range(C):
                 out[b, c, j] = _point_cpu(x, b, c, lengths[b], pos[b, j], f, zeros, ds, dc, wds, wdc)
 

@@ -14,18 +14,16 @@ def main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(prog="gpuaug", description="GPU-batched perception-aware audio augmentation")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo", help="augment the built-in corpus with DataLoader workers; print a summary")
-    demo.add_arguments(p)
-    p.set_defaults(func=demo.run)
-    p = sub.add_parser("augment", help="augment files (or the built-in corpus) and write wavs + params.json")
-    augment.add_arguments(p)
-    p.set_defaults(func=augment.run)
-    p = sub.add_parser("policy", help="print the perception rules with their sources, and the study table")
-    policy.add_arguments(p)
-    p.set_defaults(func=policy.run)
-    p = sub.add_parser("train", help="train and evaluate a SER model on a corpus with on-the-fly augmentation")
-    train.add_arguments(p)
-    p.set_defaults(func=train.run)
+    commands = (
+        (demo, "demo", "augment the built-in corpus with DataLoader workers; print a summary"),
+        (augment, "augment", "augment files (or the built-in corpus) and write wavs + params.json"),
+        (policy, "policy", "print the perception rules with their sources, and the study table"),
+        (train, "train", "train and evaluate a SER model on a corpus with on-the-fly augmentation"),
+    )
+    for module, name, help_text in commands:
+        p = sub.add_parser(name, help=help_text)
+        module.add_arguments(p)
+        p.set_defaults(func=module.run)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

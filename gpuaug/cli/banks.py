@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..data.synthetic import synthetic_insert_bank, synthetic_noise_bank, synthetic_rir_bank
 
 
 def add_bank_arguments(parser) -> None:
@@ -24,14 +23,7 @@ def check_bank_arguments(args) -> str | None:
 
 def load_banks(args, sample_rate: int):
     """``(noise, rir, insert)`` banks from ``--*-dir`` arguments or the synthetic defaults."""
-    from ..data.layouts import insert_bank_from_folder, noise_bank_from_folder, rir_bank_from_folder
+    from ..data.layouts import banks_or_synthetic
 
-    if args.noise_dir:
-        noise = noise_bank_from_folder(args.noise_dir, sample_rate, exclude=list(args.exclude_noise) or None)
-    else:
-        noise = synthetic_noise_bank(sample_rate=sample_rate)
-        if args.exclude_noise:
-            noise = noise.exclude(list(args.exclude_noise))
-    rir = rir_bank_from_folder(args.rir_dir, sample_rate) if args.rir_dir else synthetic_rir_bank(sample_rate=sample_rate)
-    insert = insert_bank_from_folder(args.insert_dir, sample_rate) if args.insert_dir else synthetic_insert_bank(sample_rate=sample_rate)
-    return noise, rir, insert
+    return banks_or_synthetic(sample_rate, noise_dir=args.noise_dir, rir_dir=args.rir_dir, insert_dir=args.insert_dir,
+                              exclude_noise=args.exclude_noise)

@@ -308,3 +308,24 @@ def insert_bank_from_folder(root: str | Path, sample_rate: int, *, max_seconds: 
         name = "/".join(rel.parts[1:-1] + (f.stem,)) if len(rel.parts) > 2 else f.stem
         entries.append((f, category, name))
     return _bank(entries, sample_rate, max_seconds)
+
+
+def banks_or_synthetic(sample_rate: int, *, noise_dir=None, rir_dir=None, insert_dir=None,
+                       exclude_noise: Sequence[str] = ()) -> tuple[Bank, Bank, Bank]:
+    """``(noise, rir, insert)`` banks at ``sample_rate``: each read from its folder when given
+    (:func:`noise_bank_from_folder`, :func:`rir_bank_from_folder`,
+    :func:`insert_bank_from_folder`), else the built-in synthetic one
+    (:mod:`gpuaug.data.synthetic`); ``exclude_noise`` drops noise categories either way."""
+    from .synthetic import synthetic_insert_bank, synthetic_noise_bank, synthetic_rir_bank
+
+    exclude = list(exclude_noise)
+    if noise_dir:
+        noise = noise_bank_from_folder(noise_dir, sample_rate, exclude=exclude or None)
+    else:
+        noise = synthetic_noise_bank(sample_rate=sample_rate)
+        noise = noise.exclude(exclude) if exclude else noise
+    rir = rir_bank_from_folder(rir_dir, sample_rate) if rir_dir else synthetic_rir_bank(sample_rate=sample_rate)
+    insert = insert_bank_from_folder(insert_dir, sample_rate) if insert_dir else \
+        synthetic_insert_bank(sample_rate=sample_rate)
+    return noise, rir, insert
+

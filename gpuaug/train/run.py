@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from ..data.synthetic import synthetic_insert_bank, synthetic_noise_bank, synthetic_rir_bank
+from ..data.layouts import banks_or_synthetic
 from .cache import MemoryCache
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .conditions import Banks, augment_pipeline, condition_pipeline, parse_condition
@@ -84,14 +84,8 @@ class RunConfig:
 
 
 def _banks(config: RunConfig, sample_rate: int) -> Banks:
-    from ..data.layouts import insert_bank_from_folder, noise_bank_from_folder, rir_bank_from_folder
-
-    noise = noise_bank_from_folder(config.noise_dir, sample_rate) if config.noise_dir else \
-        synthetic_noise_bank(sample_rate=sample_rate)
-    rir = rir_bank_from_folder(config.rir_dir, sample_rate) if config.rir_dir else synthetic_rir_bank(sample_rate=sample_rate)
-    insert = insert_bank_from_folder(config.insert_dir, sample_rate) if config.insert_dir else \
-        synthetic_insert_bank(sample_rate=sample_rate)
-    return Banks(noise, rir, insert)
+    return Banks(*banks_or_synthetic(sample_rate, noise_dir=config.noise_dir, rir_dir=config.rir_dir,
+                                     insert_dir=config.insert_dir))
 
 
 def _aux_table(corpus: Corpus) -> torch.Tensor | None:
