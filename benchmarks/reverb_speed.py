@@ -6,7 +6,12 @@ repeats interleaved, min and median over repeats. Also the float32 error against
 reference (the HEAD algorithm in float64 on the same trimmed RIRs). Issue 11 item 1 rows:
 ``transform_batches_cached`` / ``_uncached`` (Reverb(bank).apply over N_BATCHES consecutive
 batches, RIR spectra cache warmed vs off) and ``mixed_2s_8s_bucketed`` / ``_unbucketed`` (28
-clips of 2 s + 4 of 8 s, length bucketing on vs off).
+clips of 2 s + 4 of 8 s, length bucketing on vs off). The fused CPU kernel (op ``reverb``,
+``kernels/reverb_io.py``): ``transform_batches_torch`` (the same transform on the torch path),
+``transform_batches_fresh_buffers`` (the kernel with a workspace that keeps nothing: FFT buffers
+allocated per call), ``transform_reverb_fade_fused`` / ``transform_reverb_then_fade`` (a 2 %/s
+fade in the kernel's output pass vs the fade op after it), and ``fft_floor_x_only_out`` (rfft +
+irfft of the clips into kept buffers: the floor with cached RIR spectra and no allocation).
 
     .venv/bin/python benchmarks/reverb_speed.py [--repeats 7] [--rir-dir DIR]
 Writes benchmarks/results/cpu-2core-reverb-speed.json.
@@ -102,6 +107,8 @@ def main():
 
     # (a) the Reverb transform over several consecutive batches (same bank, fresh draws each batch),
     # RIR spectra cached across batches vs recomputed per batch; timed per batch sequence.
+    from gpuaug._workspace import Workspace
+    from gpuaug.functional import fade
     from gpuaug.transforms import Reverb
 
     class _Ctx:
@@ -136,12 +143,44 @@ def main():
             reverb(mixed, mixed_len, h_used, l_used, normalize="energy", direct=trimmed.peak_index[used], rir_index=row,
                    bucket=False)
 
+    torch_tr = Reverb(trimmed, backend="torch")
+    fresh_tr = Reverb(trimmed)
+    fresh_tr.workspace = Workspace(max_bytes=0)  # keeps nothing: every call allocates its FFT buffers
+    for tr_ in (torch_tr, fresh_tr):
+        for p_ in seq:
+            tr_.apply(wave, lengths, p_, _Ctx())
+    fade_spec = {"sample_rate": SR, "rate_per_s": 0.02, "direction": torch.arange(B) % 2 * 2 - 1}
+
+    def reverb_fade(fused):
+        def run():
+            with finite_checked():
+                for p_ in seq:
+                    if fused:
+                        cached_tr.apply(wave, lengths, p_, _Ctx(), epilogue=fade_spec)
+                    else:
+                        out_ = cached_tr.apply(wave, lengths, p_, _Ctx())[0]
+                        fade(out_, lengths, **fade_spec)
+        return run
+
+    buf = torch.zeros(B, n_after)
+    buf[:, :T] = wave
+    spec_buf = torch.empty(B, n_after // 2 + 1, dtype=torch.complex64)
+
+    def floor_x_out():
+        torch.fft.rfft(buf, out=spec_buf)
+        torch.fft.irfft(spec_buf, n=n_after, out=buf)
+
     cases = {"before": before, "after": after, "after_finite_trusted": after_trusted,
              "after_shared_spectra_trusted": after_shared_trusted, "fft_floor": floor, "fft_floor_x_only": floor_x,
              "transform_batches_cached": transform_seq(cached_tr),
              "transform_batches_uncached": transform_seq(Reverb(trimmed, cache_bytes=0)),
-             "mixed_2s_8s_bucketed": mixed_bucketed, "mixed_2s_8s_unbucketed": mixed_unbucketed}
-    per = {"transform_batches_cached": B * N_BATCHES, "transform_batches_uncached": B * N_BATCHES}
+             "mixed_2s_8s_bucketed": mixed_bucketed, "mixed_2s_8s_unbucketed": mixed_unbucketed,
+             "transform_batches_torch": transform_seq(torch_tr), "transform_batches_fresh_buffers": transform_seq(fresh_tr),
+             "transform_reverb_fade_fused": reverb_fade(True), "transform_reverb_then_fade": reverb_fade(False),
+             "fft_floor_x_only_out": floor_x_out}
+    per = {k: B * N_BATCHES for k in ("transform_batches_cached", "transform_batches_uncached", "transform_batches_torch",
+                                      "transform_batches_fresh_buffers", "transform_reverb_fade_fused",
+                                      "transform_reverb_then_fade")}
     for fn in cases.values():
         fn()  # warm-up
     runs = {k: [] for k in cases}
@@ -156,16 +195,26 @@ def main():
         for m in ("cpu_ms_per_clip_min", "cpu_ms_per_clip_median"):
             res[k][m.replace("cpu_ms_per_clip", "ratio_to_floor_cpu")] = res[k][m] / res["fft_floor"][m]
 
-    for a_, b_ in (("transform_batches_cached", "transform_batches_uncached"),
-                   ("mixed_2s_8s_bucketed", "mixed_2s_8s_unbucketed")):
+    for k in ("transform_batches_cached", "transform_batches_torch", "transform_batches_fresh_buffers"):
         for m in ("cpu_ms_per_clip_min", "cpu_ms_per_clip_median"):
-            res[a_][m.replace("cpu_ms_per_clip", "speedup_cpu")] = res[b_][m] / res[a_][m]
+            res[k][m.replace("cpu_ms_per_clip", "ratio_to_floor_x_only_out_cpu")] = res[k][m] / res["fft_floor_x_only_out"][m]
+    for a_, b_ in (("transform_batches_cached", "transform_batches_uncached"),
+                   ("mixed_2s_8s_bucketed", "mixed_2s_8s_unbucketed"),
+                   ("transform_batches_cached", "transform_batches_torch"),
+                   ("transform_batches_cached", "transform_batches_fresh_buffers"),
+                   ("transform_reverb_fade_fused", "transform_reverb_then_fade")):
+        for m in ("cpu_ms_per_clip_min", "cpu_ms_per_clip_median"):
+            res[a_][m.replace("cpu_ms_per_clip", f"speedup_cpu_vs_{b_}")] = res[b_][m] / res[a_][m]
     mb, _ = reverb(mixed, mixed_len, h_used, l_used, direct=trimmed.peak_index[used], rir_index=row)
     mu, _ = reverb(mixed, mixed_len, h_used, l_used, direct=trimmed.peak_index[used], rir_index=row, bucket=False)
     bucket_err = float((mb - mu).abs().max() / mu.abs().max())
     ca = cached_tr.apply(wave, lengths, seq[0], _Ctx())[0]
     cu = Reverb(trimmed, cache_bytes=0).apply(wave, lengths, seq[0], _Ctx())[0]
     cache_identical = bool(torch.equal(ca, cu))
+    ct = torch_tr.apply(wave, lengths, seq[0], _Ctx())[0]
+    kernel_vs_torch = float((ca - ct).abs().max() / ct.abs().max())
+    fused_out = cached_tr.apply(wave, lengths, seq[0], _Ctx(), epilogue=fade_spec)[0]
+    fade_bit_identical = bool(torch.equal(fused_out, fade(ca, lengths, **fade_spec)[0]))
 
     # accuracy: float32 after vs the HEAD algorithm in float64 on the same trimmed RIRs
     out32, _ = reverb(wave, lengths, h_trim, l_trim, normalize="energy", direct=d_trim)
@@ -192,6 +241,9 @@ def main():
         "transform_cached_bit_identical": cache_identical,
         "mixed_rows": f"{B - 4} clips of 2 s + 4 of {SECONDS:g} s, rir_index as Reverb.apply, finite scan trusted",
         "mixed_bucketed_max_abs_diff_rel_to_peak": bucket_err,
+        "kernel_vs_torch_max_abs_diff_rel_to_peak": kernel_vs_torch,
+        "fused_fade_bit_identical_to_reverb_then_fade": fade_bit_identical,
+        "workspace_stats": dict(cached_tr.workspace.stats),
     }
     out = ROOT / "benchmarks" / "results" / "cpu-2core-reverb-speed.json"
     out.write_text(json.dumps(report, indent=1))

@@ -102,12 +102,13 @@ MCADAMS = "mcadams"
 PHASE_LOCK = "phase_lock"
 UNIFORM_WARP = "uniform_warp"
 PHASE_VOCODER = "phase_vocoder"
+REVERB = "reverb"
 #: Every op gpuaug's kernel modules register (see the module docstring).
 OPS = (GAIN, FADE, MIX_NOISE, INSERT_CLIP, DROP_SEGMENTS, WARP, SEGMENT_WARP, MCADAMS, PHASE_LOCK, UNIFORM_WARP,
-       PHASE_VOCODER)
+       PHASE_VOCODER, REVERB)
 
 __all__ = ["BACKENDS", "OPS", "GAIN", "FADE", "MIX_NOISE", "INSERT_CLIP", "DROP_SEGMENTS", "WARP", "SEGMENT_WARP",
-           "MCADAMS", "PHASE_LOCK", "UNIFORM_WARP", "PHASE_VOCODER", "register_kernel", "kernel_for", "resolve", "check_op", "available",
+           "MCADAMS", "PHASE_LOCK", "UNIFORM_WARP", "PHASE_VOCODER", "REVERB", "register_kernel", "kernel_for", "resolve", "check_op", "available",
            "kernels_for", "fallback_reasons", "set_num_threads", "get_num_threads"]
 
 #: ``auto_rank`` of a kernel that ``auto`` never picks.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import operator
 import zlib
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -34,8 +35,28 @@ def _srl(z: Tensor, k: int) -> Tensor:
     return (z >> k) & ((1 << (64 - k)) - 1)
 
 
+_U64 = (1 << 64) - 1
+_NP_GOLDEN, _NP_C1, _NP_C2 = (np.uint64(c & _U64) for c in (_GOLDEN, _C1, _C2))
+_NP_30, _NP_27, _NP_31 = np.uint64(30), np.uint64(27), np.uint64(31)
+
+
 def mix(z: Tensor) -> Tensor:
-    """SplitMix64 finaliser of ``z + golden``: int64 tensor -> well-mixed int64 tensor."""
+    """SplitMix64 finaliser of ``z + golden``: int64 tensor -> well-mixed int64 tensor.
+
+    Plain CPU tensors are mixed in numpy uint64 (the same bits, fewer and cheaper calls: the
+    parameter draws of a pipeline call are many small ones); others (CUDA) in torch int64.
+    """
+    z = z.to(torch.int64)
+    if type(z) is Tensor and z.device.type == "cpu":
+        a = z.reshape(-1).numpy().view(np.uint64) + _NP_GOLDEN  # 1-D uint64 arrays wrap modulo 2**64
+        a = (a ^ (a >> _NP_30)) * _NP_C1
+        a = (a ^ (a >> _NP_27)) * _NP_C2
+        return torch.from_numpy((a ^ (a >> _NP_31)).view(np.int64)).reshape(z.shape)
+    return _mix_torch(z)
+
+
+def _mix_torch(z: Tensor) -> Tensor:
+    """:func:`mix` in torch int64 ops (any device)."""
     z = z.to(torch.int64) + _GOLDEN
     z = (z ^ _srl(z, 30)) * _C1
     z = (z ^ _srl(z, 27)) * _C2

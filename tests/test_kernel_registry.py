@@ -13,6 +13,7 @@ import gpuaug.kernels.elementwise as ew
 import gpuaug.kernels.mcadams_frames as km
 import gpuaug.kernels.phase_lock as pl
 import gpuaug.kernels.phase_vocoder as pv
+import gpuaug.kernels.reverb_io as rv
 import gpuaug.kernels.segment_warp as sw
 import gpuaug.kernels.snr_mix as sm
 import gpuaug.kernels.splice as sp
@@ -39,13 +40,16 @@ EXPECTED = {
     (gb.PHASE_LOCK, "numba", "cpu"): pl.phase_lock_kernel,
     (gb.UNIFORM_WARP, "numba", "cpu"): uw.uniform_warp_kernel,
     (gb.PHASE_VOCODER, "numba", "cpu"): pv.phase_vocoder_kernel,
+    (gb.REVERB, "numba", "cpu"): rv.reverb_convolve,
 }
-#: Ops with a CPU kernel only (torch on CUDA; no transform names them: they run inside other ops).
-CPU_ONLY = {gb.PHASE_LOCK, gb.UNIFORM_WARP, gb.PHASE_VOCODER}
+#: Ops no transform names (they run inside speed / pitch / tempo).
+INNER = {gb.PHASE_LOCK, gb.UNIFORM_WARP, gb.PHASE_VOCODER}
+#: Ops with a CPU kernel only (torch on CUDA).
+CPU_ONLY = INNER | {gb.REVERB}
 #: Leading tensor arguments of each op's kernels (the rest is keyword-only).
 TENSORS = {gb.GAIN: 3, gb.FADE: 4, gb.MIX_NOISE: 11, gb.INSERT_CLIP: 9, gb.DROP_SEGMENTS: 6, gb.WARP: 5,
            gb.SEGMENT_WARP: 6, gb.MCADAMS: 4, gb.PHASE_LOCK: 3,
-           gb.UNIFORM_WARP: 5, gb.PHASE_VOCODER: 2}
+           gb.UNIFORM_WARP: 5, gb.PHASE_VOCODER: 2, gb.REVERB: 4}
 
 
 def gpuaug_kernels() -> dict:
@@ -160,7 +164,7 @@ def test_every_transform_kernel_op_is_an_op():
     import gpuaug.transforms as T
 
     ops = {cls.kernel_op for cls in vars(T).values() if isinstance(cls, type) and issubclass(cls, Transform)}
-    assert ops - {None} == set(gb.OPS) - CPU_ONLY  # these run inside speed / pitch / tempo only
+    assert ops - {None} == set(gb.OPS) - INNER
 
 
 # ---------------------------------------------------------------- the functional ops dispatch through it
@@ -191,6 +195,8 @@ CALLS = {
     gb.MCADAMS: lambda w, l: F.mcadams(w, l, alpha=0.8),
     gb.PHASE_LOCK: lambda w, l: _torch_vocoder(F.pitch_shift, w, l, semitones=1.0),
     gb.PHASE_VOCODER: lambda w, l: F.pitch_shift(w, l, semitones=1.0),
+    gb.REVERB: lambda w, l: F.reverb(w, l, torch.tensor([[1.0, 0.5, 0.25]] * 3), torch.tensor([3, 2, 1]),
+                                      bucket=False),
 }
 
 

@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from gpuaug.random import combine, item_keys, mix, normal, stream_id, uniform
+from gpuaug.random import _mix_torch, combine, item_keys, mix, normal, stream_id, uniform
 
 
 def _mix_ref(z: np.ndarray) -> np.ndarray:
@@ -14,10 +14,14 @@ def _mix_ref(z: np.ndarray) -> np.ndarray:
 
 
 def test_mix_matches_uint64_splitmix():
+    """Both implementations (numpy uint64 on plain CPU tensors, torch int64 elsewhere), any shape."""
     x = torch.tensor([0, 1, 2, 12345, -1, -(2**63), 2**63 - 1], dtype=torch.int64)
-    got = mix(x).numpy().view(np.uint64)
+    x = torch.cat([x, torch.randint(-(2**63), 2**63 - 1, (504,), generator=torch.Generator().manual_seed(0))])
     want = _mix_ref(x.numpy().view(np.uint64))
-    np.testing.assert_array_equal(got, want)
+    for impl in (mix, _mix_torch):
+        np.testing.assert_array_equal(impl(x).numpy().view(np.uint64), want)
+        assert impl(x.view(-1, 7)[:, 2:5]).shape == (73, 3) and torch.equal(impl(x[3]), impl(x[3:4])[0])
+        assert torch.equal(impl(x[5].expand(4)), impl(x[5:6]).expand(4))
 
 
 def test_known_splitmix_value():

@@ -15,7 +15,7 @@ from gpuaug._sync import host_of
 from ..backend import FADE, kernel_for
 from ._batch import as_3d, check_wave, per_clip, per_clip_int, restore_rank, valid_mask
 
-__all__ = ["fade", "FADE_SHAPES"]
+__all__ = ["fade", "fade_args", "FADE_SHAPES"]
 
 FADE_SHAPES = ("linear", "exponential")
 
@@ -65,24 +65,9 @@ def fade(
             range, or ``direction`` not in ``{-1, 0, 1}``.
     """
     lengths = check_wave(wave, lengths)
-    if shape not in FADE_SHAPES:
-        raise ValueError(f"shape must be one of {FADE_SHAPES}, got {shape!r}")
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, numbers.Real):
-        raise TypeError(f"sample_rate must be a number, got {type(sample_rate).__name__}")
-    if not (math.isfinite(float(sample_rate)) and sample_rate > 0):
-        raise ValueError(f"sample_rate must be positive and finite, got {sample_rate}")
     B, T = wave.shape[0], wave.shape[-1]
     dev = wave.device
-    rate = per_clip(rate_per_s, B, name="rate_per_s", device=dev, dtype=torch.float64)
-    direc = per_clip_int(direction, B, name="direction", device=dev)
-    if B:
-        hi = 1.0 if shape == "exponential" else math.inf
-        r, d = host_of(rate), host_of(direc)  # checked on the host (no sync)
-        if bool(((r < 0) | (r > hi)).any()):
-            raise ValueError(f"rate_per_s must lie in [0, {hi}] for a {shape} fade, got {r.tolist()}")
-        if bool(((d < -1) | (d > 1)).any()):
-            raise ValueError(f"direction must be -1, 0 or +1, got {d.tolist()}")
-
+    rate, direc = fade_args(B, dev, sample_rate=sample_rate, rate_per_s=rate_per_s, direction=direction, shape=shape)
     kernel = kernel_for(FADE, dev, backend)[1]
     if kernel is not None:
         w3, was_2d = as_3d(wave)
@@ -100,3 +85,25 @@ def fade(
     g = (g * valid_mask(lengths, T)).to(wave.dtype)
     w3, was_2d = as_3d(wave)
     return restore_rank(w3 * g[:, None, :], was_2d), lengths
+
+
+def fade_args(B: int, device, *, sample_rate: float, rate_per_s, direction, shape: str) -> tuple[Tensor, Tensor]:
+    """Validated per-clip fade parameters of :func:`fade` (same arguments): ``(rate, direc)``,
+    ``(B,)`` float64 rates per second and int64 directions on ``device``."""
+    dev = device
+    if shape not in FADE_SHAPES:
+        raise ValueError(f"shape must be one of {FADE_SHAPES}, got {shape!r}")
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, numbers.Real):
+        raise TypeError(f"sample_rate must be a number, got {type(sample_rate).__name__}")
+    if not (math.isfinite(float(sample_rate)) and sample_rate > 0):
+        raise ValueError(f"sample_rate must be positive and finite, got {sample_rate}")
+    rate = per_clip(rate_per_s, B, name="rate_per_s", device=dev, dtype=torch.float64)
+    direc = per_clip_int(direction, B, name="direction", device=dev)
+    if B:
+        hi = 1.0 if shape == "exponential" else math.inf
+        r, d = host_of(rate), host_of(direc)  # checked on the host (no sync)
+        if bool(((r < 0) | (r > hi)).any()):
+            raise ValueError(f"rate_per_s must lie in [0, {hi}] for a {shape} fade, got {r.tolist()}")
+        if bool(((d < -1) | (d > 1)).any()):
+            raise ValueError(f"direction must be -1, 0 or +1, got {d.tolist()}")
+    return rate, direc

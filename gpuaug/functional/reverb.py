@@ -9,6 +9,8 @@ import torch
 from torch import Tensor
 
 from gpuaug._sync import check_later, host_of, mirrored, upload
+from gpuaug._workspace import Workspace
+from gpuaug.backend import REVERB, kernel_for
 from gpuaug.functional._batch import (
     NARROW_FLOATS,
     as_3d,
@@ -22,6 +24,7 @@ from gpuaug.functional._batch import (
     valid_mask,
     zero_padding,
 )
+from gpuaug.functional.fade import fade as fade_op, fade_args
 from gpuaug.functional.fft_sizes import fast_fft_size
 from gpuaug.random import normal, stream_id
 
@@ -50,6 +53,7 @@ def _pow2_scale(peak: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
 def reverb(
     wave: Tensor, lengths: Tensor, rir: Tensor, rir_lengths: Tensor, *, normalize: str = "energy",
     direct: Tensor | None = None, rir_index: Tensor | None = None, rir_spectra=None, bucket: bool = True,
+    fade: dict | None = None, backend: str | None = None, workspace: Workspace | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Convolve each clip with its own RIR (batched FFT convolution), aligned to the direct path.
 
@@ -88,6 +92,19 @@ def reverb(
             passes its LRU cache this way.
         bucket: split a batch that mixes short and long clips into two length groups, each at
             its own FFT size, when that lowers the estimated FFT cost (Notes). Default True.
+        fade: optional fade applied to the output, ``{"sample_rate", "rate_per_s", "direction",
+            "shape"}`` as the arguments of :func:`gpuaug.functional.fade.fade` (``shape``
+            default ``"linear"``): the result equals ``fade(reverb(...), ...)`` bit for bit,
+            and the ``reverb`` kernel applies it in its output pass (no extra pass, no extra
+            buffer; :class:`gpuaug.transforms.Pipeline` fuses a Fade that follows a Reverb
+            on the same clips this way).
+        backend: ``"auto"`` | ``"torch"`` | ``"numba"`` | ``"cupy"`` or None (op ``"reverb"``,
+            :mod:`gpuaug.backend`): the Numba CPU kernel
+            (:mod:`gpuaug.kernels.reverb_io`) fuses the passes around the FFTs; the FFTs and
+            the RIR spectra are the same on every backend.
+        workspace: optional :class:`gpuaug._workspace.Workspace` the kernel takes its FFT
+            buffers from (no page faults after the first batch; :class:`gpuaug.transforms.Reverb`
+            passes its own). Ignored by the torch path.
 
     Shapes:
         returns ``wave`` with the input's shape, dtype and device and ``lengths`` unchanged.
@@ -137,10 +154,13 @@ def reverb(
                                      name="rir", min_length=1)
     if wave.dtype in NARROW_FLOATS:  # torch's FFTs refuse 16-bit floats on the CPU: compute in float32
         return in_float32(reverb, wave, lengths, rir, rir_lengths, normalize=normalize, direct=direct,
-                          rir_index=rir_index, rir_spectra=rir_spectra, bucket=bucket, name="reverb")
+                          rir_index=rir_index, rir_spectra=rir_spectra, bucket=bucket, fade=fade, backend=backend,
+                          workspace=workspace, name="reverb")
+    dev, dt = w.device, w.dtype
+    fade = _fade_params(fade, B, dev)
+    kernel = kernel_for(REVERB, dev, backend, shared=True)[1]
     if B == 0:
         return wave.clone(), lengths
-    dev, dt = w.device, w.dtype
     len_host, hl_host = host_of(lengths), host_of(rir_lengths)
     n_w = int(len_host.max())
     h = h.to(device=dev)
@@ -163,18 +183,45 @@ def reverb(
 
     clip_row = torch.arange(B) if rir_index is None else rir_index
     groups = [None] if isinstance(rir_spectra, Tensor) or not bucket else _length_groups(len_host, hl_host, direct_host, clip_row, C, h.shape[1])
+    args = (h, h_peak, hl_host, direct_host, normalize, rir_spectra, kernel, workspace)
+    k_fade = fade if kernel is not None else None  # the kernel fades in its output pass; torch afterwards
     if groups == [None]:
-        out = _convolve(w, lengths, len_host, h, h_peak, hl_host, direct_host, clip_row, normalize, rir_spectra)
+        out, finite = _convolve(w, lengths, len_host, clip_row, k_fade, *args)
     else:
-        out = w.new_empty(B, C, T)
+        out, finite = w.new_empty(B, C, T), torch.ones(B, dtype=torch.bool, device=dev)
         for idx in groups:
             idx_dev = mirrored(idx, dev)
             g_len = mirrored(len_host[idx], dev)
-            o = _convolve(w[idx_dev], g_len, len_host[idx], h, h_peak, hl_host, direct_host, clip_row[idx], normalize,
-                          rir_spectra)
+            g_fade = None if k_fade is None else (k_fade[0][idx_dev], k_fade[1][idx_dev], *k_fade[2:])
+            o, f = _convolve(w[idx_dev], g_len, len_host[idx], clip_row[idx], g_fade, *args)
             out.index_copy_(0, idx_dev, o)
-    check_finite_output(out, "reverb", lambda: f"normalize={normalize!r} overflows {dt}")
+            finite = None if f is None or finite is None else finite.index_copy(0, idx_dev, f)
+    if fade is not None and kernel is None:
+        rate, direc, sample_rate, shape = fade
+        out = fade_op(out, lengths, sample_rate=sample_rate, rate_per_s=rate, direction=direc, shape=shape,
+                      backend="torch")[0]
+    why = lambda: f"normalize={normalize!r} overflows {dt}"  # noqa: E731
+    if finite is None:
+        check_finite_output(out, "reverb", why)
+    else:  # the kernel flagged its non-finite outputs in its output pass
+        check_later(finite, lambda ok: f"reverb: the output of clip(s) {(~ok).nonzero().flatten().tolist()} is not "
+                                       f"finite (Inf / NaN in {dt}): {why()}")
     return restore_rank(out, was_2d), lengths
+
+
+def _fade_params(fade: dict | None, B: int, dev) -> tuple | None:
+    """``reverb``'s ``fade`` argument as ``(rate, direc, sample_rate, shape)``, validated by
+    :func:`~gpuaug.functional.fade.fade_args`; None stays None."""
+    if fade is None:
+        return None
+    unknown = set(fade) - {"sample_rate", "rate_per_s", "direction", "shape"}
+    if unknown or not {"sample_rate", "rate_per_s", "direction"} <= set(fade):
+        raise ValueError(f"reverb: fade must be a dict with keys sample_rate, rate_per_s, direction (and shape), "
+                         f"got {sorted(fade)}")
+    shape = fade.get("shape", "linear")
+    rate, direc = fade_args(B, dev, sample_rate=fade["sample_rate"], rate_per_s=fade["rate_per_s"],
+                            direction=fade["direction"], shape=shape)
+    return rate, direc, float(fade["sample_rate"]), shape
 
 
 
@@ -247,14 +294,17 @@ def _length_groups(len_host: Tensor, hl_host: Tensor, direct_host: Tensor, clip_
     return [best_sel.nonzero().flatten(), (~best_sel).nonzero().flatten()]
 
 
-def _convolve(w, lengths, len_host, h, h_peak, hl_host, direct_host, clip_row, normalize, rir_spectra):
+def _convolve(w, lengths, len_host, clip_row, fade, h, h_peak, hl_host, direct_host, normalize, rir_spectra, kernel,
+              workspace):
     """The convolution of :func:`reverb` for clips ``w`` (``(B, C, T)``), clip ``b`` with RIR row
-    ``clip_row[b]`` of ``h``; returns the ``(B, C, T)`` output."""
+    ``clip_row[b]`` of ``h`` (through ``kernel`` when it is not None, with the optional ``fade``
+    of :func:`_fade_params` in its output pass); returns the ``(B, C, T)`` output and, from the
+    kernel, its ``(B,)`` finite flags (else None)."""
     B, C, T = w.shape
     dev, dt = w.device, w.dtype
     n_w = int(len_host.max())
     if n_w == 0:
-        return w.new_zeros(B, C, T)
+        return w.new_zeros(B, C, T), None
     rows, inv = torch.unique(clip_row, return_inverse=True)
     n_fft = reverb_fft_size(n_w, hl_host[rows], direct_host[rows])
     scaled = normalize != "none"
@@ -263,7 +313,7 @@ def _convolve(w, lengths, len_host, h, h_peak, hl_host, direct_host, clip_row, n
         if rir_spectra.shape != (h.shape[0], h.shape[1], nf) or not rir_spectra.is_complex():
             raise ValueError(f"rir_spectra must be a complex ({h.shape[0]}, {h.shape[1]}, {nf}) tensor "
                              f"(n_fft {n_fft}), got {rir_spectra.dtype} {tuple(rir_spectra.shape)}")
-        H = rir_spectra.to(device=dev)[mirrored(clip_row, dev)]
+        H, H_row = rir_spectra.to(device=dev), clip_row  # spectrum H[H_row[b]] for clip b
     else:
         def compute(sub: Tensor) -> Tensor:  # spectra of RIR rows ``sub`` (host int64)
             sub_dev = mirrored(sub, dev)
@@ -275,8 +325,11 @@ def _convolve(w, lengths, len_host, h, h_peak, hl_host, direct_host, clip_row, n
             post, pre = rir_span(hl_host[rows], direct_host[rows], n_w)
             tags = [(n_fft, p, m, scaled, dt, dev) for p, m in zip(post.tolist(), pre.tolist())]
             H = rir_spectra(rows, tags, compute)
-        if rows.numel() != B or not torch.equal(inv, torch.arange(B)):
-            H = H[mirrored(inv, dev)]
+        H_row = inv
+    if kernel is not None:  # the kernel reads H[H_row[b]] itself: no (B, Cr, nf) gather
+        return kernel(w, lengths, H, H_row, n_fft=n_fft, normalize=normalize, fade=fade, workspace=workspace)
+    if H.shape[0] != B or not torch.equal(H_row, torch.arange(B)):
+        H = H[mirrored(H_row, dev)]
     # the clip, zero past its length (and scaled to peak in [0.5, 1)), written into the padded FFT input
     x = w[..., :n_w]
     masked = int(len_host.min()) < n_w
@@ -313,7 +366,7 @@ def _convolve(w, lengths, len_host, h, h_peak, hl_host, direct_host, clip_row, n
         gain = ref64 / got64.clamp_min(torch.finfo(torch.float64).tiny) / (x1.to(torch.float64) * x2.to(torch.float64))
         gain = torch.where(got64 > 0, gain, torch.zeros_like(gain))
         out.mul_(gain.to(dt)[:, None, None])  # an overflowing gain is caught just below
-    return out
+    return out, None
 
 
 def synthetic_rir(

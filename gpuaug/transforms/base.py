@@ -171,31 +171,54 @@ class Transform:
         return draw_space(self.space, draw, batch)
 
     # ---- application -----------------------------------------------------------------
-    def run(self, wave: Tensor, lengths: Tensor, params: dict, ctx: Context, active: Tensor):
+    def fuses_with(self, nxt: "Transform", device) -> bool:
+        """Whether ``nxt``, the next transform of a sequence, can run inside this one's
+        :meth:`apply` (as ``epilogue=nxt.epilogue(params, ctx)``) on ``device``; the base
+        class fuses nothing."""
+        return False
+
+    def run(self, wave: Tensor, lengths: Tensor, params: dict, ctx: Context, active: Tensor, then=None):
         """Apply to clips where ``active & apply``; returns ``(wave, lengths)``.
 
         ``wave`` is ``(B, C, T)``; ``lengths`` carries a host mirror, ``active`` and the
         parameters are host tensors. Resolved values are written into ``params[self.slot]``
         (those only on the device at the end of the pipeline call, in one read).
+        ``then``: ``(nxt, nxt_active)``, the next transform of a sequence that
+        :meth:`fuses_with` accepted and its active mask: where it applies to exactly the same
+        clips (host masks) it runs inside this one's :meth:`apply` and is recorded here as if
+        it had run on its own; otherwise it runs after this one as usual.
         """
         own = params[self.slot]
         mask = active & own["apply"]  # host masks: the selection costs no sync
+        if then is not None:
+            nxt, nxt_active = then
+            nxt_mask = nxt_active & params[nxt.slot]["apply"]
+            if not torch.equal(nxt_mask, mask) or not bool(mask.any()):
+                wave, lengths = self.run(wave, lengths, params, ctx, active)
+                return nxt.run(wave, lengths, params, ctx, nxt_active)
+            params[nxt.slot]["apply"] = nxt_mask
         own["apply"] = mask
         idx = mask.nonzero().flatten()
         if idx.numel() == 0:
             return wave, lengths
         whole = idx.numel() == mask.shape[0]
+        rows = (lambda v: v) if whole else (lambda v: v[idx])
+        sub_ctx = ctx if whole else ctx.subset(idx)
+        fused = {}
+        if then is not None:
+            fused["epilogue"] = nxt.epilogue({k: rows(v) for k, v in params[nxt.slot].items() if k != "apply"}, sub_ctx)
+        sub = {k: rows(v) for k, v in own.items() if k != "apply"}
         if whole:  # every clip: no gather, no merge (ops never write in place)
-            sub = {k: v for k, v in own.items() if k != "apply"}
-            w, l, resolved = self.apply(wave, lengths, sub, ctx)
+            w, l, resolved = self.apply(wave, lengths, sub, sub_ctx, **fused)
         else:  # parameters stay on the host (the ops upload what they need); one index upload
             dev_idx = mirrored(idx, wave.device)
-            sub = {k: v[idx] for k, v in own.items() if k != "apply"}
-            w, l, resolved = self.apply(wave[dev_idx], take_rows(lengths, idx, dev_idx), sub, ctx.subset(idx))
-        if self.kernel_op is not None:  # the record says which backend ran
-            resolved["backend"] = torch.full((idx.numel(),), BACKENDS.index(self.backend_for(wave.device)))
-        for k, v in resolved.items():  # host values (or mirrors) now; device-only values at the end of the call
-            read_later(v.detach(), lambda value, k=k: self._store(own, k, idx, value))
+            w, l, resolved = self.apply(wave[dev_idx], take_rows(lengths, idx, dev_idx), sub, sub_ctx, **fused)
+        for t, res in ((self, resolved), *(((nxt, {}),) if fused else ())):
+            if t.kernel_op is not None:  # the record says which backend ran
+                res["backend"] = torch.full((idx.numel(),), BACKENDS.index(t.backend_for(wave.device)))
+            t_own = params[t.slot]
+            for k, v in res.items():  # host values (or mirrors) now; device-only values at the end of the call
+                read_later(v.detach(), lambda value, k=k, t=t, t_own=t_own: t._store(t_own, k, idx, value))
         if whole:
             return w, l
         return merge_rows(wave, lengths, dev_idx, w, l)

@@ -52,8 +52,14 @@ class _Container(Transform):
         own["apply"] = on
         B = wave.shape[0]
         masks = [torch.ones(B, dtype=torch.bool)] * len(self.transforms) if "replay" in own else self.child_masks(own, B)
-        for t, m in zip(self.transforms, masks):
-            wave, lengths = t.run(wave, lengths, params, ctx, on & m)
+        ts, i = self.transforms, 0
+        while i < len(ts):  # a transform that fuses with its successor runs both (Transform.run's then=)
+            if i + 1 < len(ts) and ts[i].fuses_with(ts[i + 1], wave.device):
+                wave, lengths = ts[i].run(wave, lengths, params, ctx, on & masks[i], then=(ts[i + 1], on & masks[i + 1]))
+                i += 2
+            else:
+                wave, lengths = ts[i].run(wave, lengths, params, ctx, on & masks[i])
+                i += 1
         return wave, lengths
 
     def possible_tags(self) -> set[str]:

@@ -63,7 +63,14 @@ class Fade(Transform):
         self.directions = tuple(self.space["direction"].names)
 
     def apply(self, wave, lengths, params, ctx):
-        sign = 1 - 2 * params["direction"]  # in -> +1, out -> -1
-        out, out_len = fade(wave, lengths, sample_rate=ctx.sample_rate, rate_per_s=params["rate_per_s"],
-                            direction=sign, shape=self.shape, backend=self.backend_for(wave.device))
+        out, out_len = fade(wave, lengths, **self.epilogue(params, ctx), backend=self.backend_for(wave.device))
         return out, out_len, {}
+
+    def epilogue(self, params, ctx) -> dict:
+        """The fade of the clips ``params`` as the ``fade=`` argument of
+        :func:`gpuaug.functional.reverb.reverb` (and the keyword arguments of
+        :func:`~gpuaug.functional.fade.fade`): a preceding Reverb applies it in its output pass
+        (:meth:`gpuaug.transforms.Reverb.fuses_with`)."""
+        sign = 1 - 2 * params["direction"]  # in -> +1, out -> -1
+        return {"sample_rate": ctx.sample_rate, "rate_per_s": params["rate_per_s"], "direction": sign,
+                "shape": self.shape}

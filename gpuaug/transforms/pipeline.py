@@ -243,7 +243,8 @@ class Pipeline:
         active = torch.ones(B, dtype=torch.bool) if select is None else select.clone()
         with finite_checked(), deferred_reads() as deferred:  # checked above; finite stays finite
             w3, lengths = self.root.run(w3, lengths, params, ctx, active)
-            w3, level = self._output_level(w3, params, B)
+            owned = w3.untyped_storage().data_ptr() != wave.untyped_storage().data_ptr()  # not the caller's tensor
+            w3, level = self._output_level(w3, params, B, inplace=owned)
             deferred.flush()  # the call's last sync: deferred checks and device-only record values
         perception = self.perception(params, B)
         severity, delta = perception.severity, perception.delta
@@ -255,9 +256,10 @@ class Pipeline:
             output_level=level, selected=select, perception=perception,
         )
 
-    def _output_level(self, w3: Tensor, params: dict, batch: int) -> tuple[Tensor, dict]:
+    def _output_level(self, w3: Tensor, params: dict, batch: int, inplace: bool) -> tuple[Tensor, dict]:
         """The output-level step on the clips any leaf was applied to (host flags); gain and
-        peak come back with the call's deferred read."""
+        peak come back with the call's deferred read. ``inplace``: ``w3`` is the call's own
+        intermediate (not the caller's storage), so it is scaled in place."""
         applied = torch.zeros(batch, dtype=torch.bool)
         for leaf in self.leaves:
             applied |= params[leaf.slot]["apply"]
@@ -265,7 +267,8 @@ class Pipeline:
                  "gain": torch.ones(batch, dtype=torch.float32), "peak": None}
         if self.output_level == "keep" or not bool(applied.any()):  # host flags: no sync
             return w3, level
-        w3, gain, peak = output_level(w3, self.output_level, self.output_peak, mask=mirrored(applied, w3.device))
+        w3, gain, peak = output_level(w3, self.output_level, self.output_peak, mask=mirrored(applied, w3.device),
+                                      inplace=inplace)
         read_later(gain, lambda v: level.__setitem__("gain", v.clone()))
         read_later(peak, lambda v: level.__setitem__("peak", v.clone()))
         return w3, level

@@ -6,10 +6,13 @@ from collections import OrderedDict
 import torch
 
 from .._sync import upload
+from .._workspace import Workspace
+from ..backend import REVERB
 from ..banks import Bank
 from ..functional._batch import as_3d
 from ..functional.reverb import reverb, synthetic_rir
 from .base import Draw, Transform
+from .level import Fade
 from .space import Limit, describe_space
 
 __all__ = ["Reverb", "REVERB_SOURCES"]
@@ -31,6 +34,14 @@ class Reverb(Transform):
             n_fft, RIR span, scaled, dtype, device); the cached spectrum is the one
             :func:`~gpuaug.functional.reverb.reverb` computes (outputs bit-identical).
             ``rir_cache_stats`` counts hits and misses (one miss = one RIR rfft).
+        backend: backend of the op (op ``"reverb"``, see :mod:`gpuaug.backend`; recorded). The
+            CPU kernel takes its FFT buffers from the transform's own
+            :class:`~gpuaug._workspace.Workspace` (``workspace``; kept between calls, about
+            ``B C n_fft (4 + 4)`` bytes for float32: 48 MB for 32 clips of 8 s).
+    Fusion: in a Compose / Pipeline, a :class:`~gpuaug.transforms.Fade` right after this
+    Reverb that applies to exactly the same clips runs inside the reverb kernel's output pass
+    when both resolve to the Numba CPU kernels (:meth:`fuses_with`); the output is bit-identical
+    to running them one after the other, and both are recorded as usual.
     Perception (rules ``reverb``): ``retaining`` (seed 001 Table 2, "Reverb"); the seeds
     varied pysndfx reverberance and room size, so measured RIRs and the synthetic rooms'
     RT60 0.2-0.8 s / DRR 0-10 dB are gpuaug's choices, from no paper. Note the seeds'
@@ -38,6 +49,7 @@ class Reverb(Transform):
     """
 
     name = "reverb"
+    kernel_op = REVERB
     LIMITS = {"rt60_s": Limit(0.0, 10.0, "s", "reverberation time", lo_open=True),
               "drr_db": Limit(-30.0, 40.0, "dB", "direct-to-reverberant ratio"),
               "predelay_s": Limit(0.0, 0.5, "s", "delay of the reverberant tail"),
@@ -46,9 +58,11 @@ class Reverb(Transform):
     def __init__(self, bank: Bank | None = None, *, categories=None, min_rt60_s: float = 0.2,
                  max_rt60_s: float = 0.8, min_drr_db: float = 0.0, max_drr_db: float = 10.0,
                  min_predelay_s: float = 0.0, max_predelay_s: float = 0.02, normalize: str = "energy",
-                 p: float = 1.0, cache_bytes: int = 64 << 20, cache_entries: int = 256):
-        super().__init__(p)
+                 p: float = 1.0, cache_bytes: int = 64 << 20, cache_entries: int = 256,
+                 backend: str | None = None):
+        super().__init__(p, backend)
         self.bank = bank
+        self.workspace = Workspace()
         # RIR spectra across batches (bank source only): an LRU of at most cache_entries spectra
         # and cache_bytes bytes, keyed by (bank row, n_fft, RIR span, scaled, dtype, device); 0 disables.
         self.cache_bytes, self.cache_entries = int(cache_bytes), int(cache_entries)
@@ -69,7 +83,13 @@ class Reverb(Transform):
             return {"u_category": draw("category"), "u_item": draw("item")}
         return {**super().draw_params(draw, batch), "rir_seed": (draw("seed") * 2.0**53).long()}
 
-    def apply(self, wave, lengths, params, ctx):
+    def fuses_with(self, nxt: Transform, device) -> bool:
+        """Whether a following ``nxt`` can run inside this transform's kernel (class docstring):
+        a Fade, both ops on the Numba CPU kernels."""
+        return (isinstance(nxt, Fade) and torch.device(device).type == "cpu"
+                and self.backend_for(device) == "numba" and nxt.backend_for(device) == "numba")
+
+    def apply(self, wave, lengths, params, ctx, epilogue: dict | None = None):
         if self.bank is not None:
             # Replay resolves the recorded RIR by identity (content hash), never by index or draw.
             index = self.bank.choose(params, "rir_id", self.categories, what="RIR")
@@ -88,7 +108,8 @@ class Reverb(Transform):
             def spectra(rows, tags, compute, used=used):
                 return self._cached_spectra(used[rows], tags, rows, compute)
         out, out_len = reverb(wave, lengths, rir.to(wave.dtype), rir_lengths, normalize=self.normalize,
-                              direct=direct, rir_index=row, rir_spectra=spectra)
+                              direct=direct, rir_index=row, rir_spectra=spectra, fade=epilogue,
+                              backend=self.backend_for(wave.device), workspace=self.workspace)
         return out, out_len, resolved
 
     def _cached_spectra(self, bank_rows, tags, rows, compute):

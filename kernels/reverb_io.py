@@ -1,0 +1,223 @@
+"""The passes around reverb's FFTs on the CPU, fused: op ``reverb`` (:func:`reverb_convolve`).
+
+:func:`gpuaug.functional.reverb.reverb` in plain torch spends, per 8 s clip, about as long on
+copies, masks, zero fills, norms and freshly faulted-in buffers as on its two FFTs. Here the
+convolution of a batch with its (already computed, direct-path aligned) RIR spectra ``H`` is
+three steps:
+
+1. **load** (``@njit``, one ``prange`` over clips): the clip's peak over its valid samples,
+   the exact power-of-two scale ``s`` that brings it to [0.5, 1) (as the torch path does,
+   so denormal or huge clips neither underflow nor overflow), the scaled valid samples written
+   into the FFT input with its zero tail, and the input's energy (float64 sum of squares) or
+   peak, all in one read of the clip after the peak scan;
+2. ``torch.fft.rfft`` into a kept spectrum buffer, ``X[b] *= H[H_row[b]]`` (``@njit``: the
+   distinct RIR spectra are read in place, never gathered per clip), ``torch.fft.irfft`` back
+   into the FFT input buffer (both buffers from the caller's :class:`gpuaug._workspace.Workspace`,
+   so no page faults after the first batch);
+3. **store** (``@njit``): the output's energy (float64) or peak over the valid samples, the
+   gain ``ref / got`` (energy: ``sqrt``) divided by ``s`` and cast to the wave's dtype, then
+   ``out = y * gain`` on the valid samples (times the optional fade gain of
+   :mod:`gpuaug.kernels.elementwise`, cast to the dtype first, exactly as the fade kernel
+   multiplies), zero padding, and a per-clip flag of any non-finite output sample.
+
+The arithmetic of ``out`` matches the torch path's except for the energy sums (float64 here,
+float32 in torch: gains differ by ~1e-7 relative). With a fade the output is bit-identical to
+running this kernel and then the fade kernel. ``normalize="none"`` does not scale (``s = 1``)
+and multiplies by 1.
+
+Registered (:func:`gpuaug.backend.register_kernel`): :func:`reverb_convolve` as op ``reverb``,
+``("numba", "cpu", 0)`` only: on CUDA the torch path's elementwise passes run on the GPU and
+the caching allocator already reuses the buffers. Timings: ``benchmarks/reverb_speed.py``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from numba import prange
+
+from gpuaug._workspace import Workspace
+from gpuaug.backend import REVERB, register_kernel
+from gpuaug.kernels._launch import kernel_float, run_numba
+from gpuaug.kernels._numba_glue import jit_cpu
+from gpuaug.kernels.elementwise import FADE_SHAPE_CODES, _fade_gain_cpu
+
+__all__ = ["reverb_convolve", "NORMALIZE_CODES"]
+
+#: Kernel code of each ``normalize`` mode of :func:`gpuaug.functional.reverb.reverb`.
+NORMALIZE_CODES = {"energy": 0, "peak": 1, "none": 2}
+
+
+@jit_cpu
+def _row_stats(row, L):
+    """``(sum of squares (float64), max |v|, nan_check)`` of ``row[:L]``: four interleaved
+    accumulators (the sums do not wait on each other); ``nan_check`` is 0 unless a sample is
+    NaN / Inf (``v - v``)."""
+    s0 = s1 = s2 = s3 = 0.0
+    m0 = m1 = m2 = m3 = 0.0
+    z = 0.0
+    L4 = L - L % 4
+    for t in range(0, L4, 4):
+        a0, a1, a2, a3 = float(row[t]), float(row[t + 1]), float(row[t + 2]), float(row[t + 3])
+        s0 += a0 * a0
+        s1 += a1 * a1
+        s2 += a2 * a2
+        s3 += a3 * a3
+        m0 = max(m0, abs(a0))
+        m1 = max(m1, abs(a1))
+        m2 = max(m2, abs(a2))
+        m3 = max(m3, abs(a3))
+        z += (a0 - a0) + (a1 - a1) + (a2 - a2) + (a3 - a3)
+    for t in range(L4, L):
+        a = float(row[t])
+        s0 += a * a
+        m0 = max(m0, abs(a))
+        z += a - a
+    return (s0 + s1) + (s2 + s3), max(max(m0, m1), max(m2, m3)), z
+
+
+@jit_cpu(parallel=True)
+def _load_cpu(x, lengths, buf, ref, inv, mode):
+    B, C, T = x.shape
+    n = buf.shape[2]
+    for b in prange(B):
+        L = lengths[b]
+        s = 1.0
+        sq, peak = 0.0, 0.0
+        if mode != 2:
+            for c in range(C):
+                s_c, m_c, _ = _row_stats(x[b, c], L)
+                sq += s_c
+                peak = max(peak, m_c)
+            if peak > 0.0:
+                s = math.ldexp(1.0, -math.frexp(peak)[1])  # peak * s in [0.5, 1), exact
+        for c in range(C):
+            for t in range(L):
+                buf[b, c, t] = x[b, c, t] * s  # exactly representable in the wave's dtype
+            for t in range(L, n):
+                buf[b, c, t] = 0.0
+        acc = 0.0
+        if mode == 0:
+            acc = sq * s * s  # exact scaling by a power of two, unless float64 squares under- / overflowed:
+            if not (acc < math.inf and (acc > 0.0 or peak == 0.0)):
+                acc = 0.0  # then sum the scaled samples (a float64 wave with |x| beyond ~1e+-154)
+                for c in range(C):
+                    acc += _row_stats(buf[b, c], L)[0]
+        elif mode == 1:
+            acc = peak * s
+        ref[b] = acc
+        inv[b] = 1.0 / s
+
+
+@jit_cpu(parallel=True)
+def _store_cpu(y, lengths, ref, inv, rate, direc, out, gain, top_out, bad, mode, sample_rate, shape):
+    B, C, T = out.shape
+    for b in prange(B):
+        L = lengths[b]
+        sq, top, z = 0.0, 0.0, 0.0
+        for c in range(C):
+            s_c, m_c, z_c = _row_stats(y[b, c], L)
+            sq += s_c
+            top = max(top, m_c)
+            z += z_c
+        g = 1.0
+        if mode != 2:
+            got = sq if mode == 0 else top
+            if got > 0.0:
+                g = (math.sqrt(ref[b] / got) if mode == 0 else ref[b] / got) * inv[b]
+            else:
+                g = 0.0
+        gain[b] = g  # cast to the wave's dtype, as the torch path casts its gain
+        gb = gain[b]
+        # the largest |y * gb| in the wave's dtype is at max |y| (rounding is monotonic; exact
+        # cast of ``top``) and a fade gain lies in [0, 1]
+        top_out[b] = top
+        top_out[b] *= gb
+        bad[b] = not (z == 0.0 and abs(top_out[b]) < math.inf)
+        d = direc[b]
+        for c in range(C):
+            if d != 0:
+                for t in range(L):
+                    out[b, c, t] = _fade_gain_cpu(t, L, rate[b], d, sample_rate, shape)  # cast, then multiply
+                    out[b, c, t] *= y[b, c, t] * gb
+            else:
+                for t in range(L):
+                    out[b, c, t] = y[b, c, t] * gb
+            for t in range(L, T):
+                out[b, c, t] = 0.0
+
+
+@jit_cpu(parallel=True)
+def _mul_spectra(spec, H, row):
+    B, C, nf = spec.shape
+    Cr = H.shape[1]
+    for q in prange(B * C):
+        b = q // C
+        c = q % C
+        h = H[row[b], c if Cr > 1 else 0]
+        x = spec[b, c]
+        for k in range(nf):
+            x[k] *= h[k]
+
+
+def _take(workspace: Workspace | None, name: str, shape, dtype, device) -> torch.Tensor:
+    if workspace is None:
+        return torch.empty(shape, dtype=dtype, device=device)
+    return workspace.take(name, shape, dtype, device)  # host scratch: never returned to the caller
+
+
+@register_kernel(REVERB, "numba", "cpu")
+def reverb_convolve(w, lengths, H, H_row, *, n_fft: int, normalize: str, fade=None,
+                    workspace: Workspace | None = None):
+    """``(out, finite)``: the clips ``w`` convolved with their RIR spectra ``H`` (module docstring).
+
+    Args:
+        w: ``(B, C, T)`` float32 / float64 CPU wave (other float dtypes are computed in float32).
+        lengths: ``(B,)`` int64 valid samples per clip (``<= T``).
+        H: ``(U, Cr, n_fft // 2 + 1)`` complex spectra of the batch's distinct RIRs (``Cr`` 1
+            or ``C``), shifted to the direct path and scaled to peak in [0.5, 1) unless
+            ``normalize`` is ``"none"`` (:func:`gpuaug.functional.reverb.reverb`).
+        H_row: ``(B,)`` int64: clip ``b`` is convolved with ``H[H_row[b]]`` (read in place, no
+            ``(B, Cr, n_fft // 2 + 1)`` gather).
+        n_fft: the FFT size; ``n_fft >= max(lengths)`` plus the RIR span (nothing wraps).
+        normalize: ``"energy"`` | ``"peak"`` | ``"none"`` (see the functional op).
+        fade: ``None`` or ``(rate, direction, sample_rate, shape)``: ``(B,)`` float64 rates per
+            second, ``(B,)`` int64 directions (+1 in, -1 out, 0 none), a float and a shape name
+            of :data:`~gpuaug.kernels.elementwise.FADE_SHAPE_CODES`, applied after the
+            normalisation as :func:`gpuaug.functional.fade.fade` would.
+        workspace: where the FFT buffers come from and go back to (None: fresh tensors).
+
+    Returns:
+        ``out`` ``(B, C, T)`` in ``w``'s dtype (padding zero) and ``finite`` ``(B,)`` bool: clip
+        ``b``'s output samples are all finite.
+    """
+    x = kernel_float(w)
+    B, C, T = x.shape
+    mode = NORMALIZE_CODES[normalize]
+    lengths = lengths.to(torch.int64).contiguous()
+    cdt = torch.complex128 if x.dtype == torch.float64 else torch.complex64
+    dev = x.device
+    buf = _take(workspace, "fft_input", (B, C, n_fft), x.dtype, dev)
+    spec = _take(workspace, "spectrum", (B, C, n_fft // 2 + 1), cdt, dev)
+    ref = x.new_empty(B, dtype=torch.float64)  # new_*: tensors like the input (a sync-counting stand-in stays one)
+    inv = x.new_empty(B, dtype=torch.float64)
+    run_numba(_load_cpu, None, [x, lengths, buf, ref, inv], mode)
+    torch.fft.rfft(buf, out=spec)
+    run_numba(_mul_spectra, None, [spec, H.to(cdt).contiguous(), H_row.to(device=dev, dtype=torch.int64).contiguous()])
+    torch.fft.irfft(spec, n=n_fft, out=buf)
+    if workspace is not None:
+        workspace.give("spectrum", spec)
+    if fade is None:
+        rate, direc = x.new_zeros(B, dtype=torch.float64), x.new_zeros(B, dtype=torch.int64)
+        sample_rate, shape = 1.0, 0
+    else:
+        rate, direc, sample_rate, shape = fade
+        rate, direc, shape = rate.to(torch.float64).contiguous(), direc.to(torch.int64).contiguous(), FADE_SHAPE_CODES[shape]
+    out = x.new_empty(B, C, T)
+    gain, top_out = x.new_empty(B), x.new_empty(B)
+    bad = x.new_zeros(B, dtype=torch.bool)
+    run_numba(_store_cpu, None, [buf, lengths, ref, inv, rate, direc, out, gain, top_out, bad], mode,
+              float(sample_rate), shape)
+    if workspace is not None:
+        workspace.give("fft_input", buf)
+    return out.to(w.dtype), ~bad

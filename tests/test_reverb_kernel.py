@@ -1,0 +1,205 @@
+"""Issue 11: the fused CPU reverb kernel (op ``reverb``), its workspace, and Fade fused into it.
+
+The kernel is checked against the float64 reference and the torch path; the fused fade against
+the reverb-then-fade sequence (bit for bit); the pipeline fusion against the same pipeline with
+fusion switched off (bit for bit, same records); the workspace for reuse and thread safety.
+"""
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+
+from gpuaug._workspace import Workspace
+from gpuaug.banks import Bank
+from gpuaug.functional import fade
+from gpuaug.functional.reverb import reverb, synthetic_rir
+from gpuaug.transforms import Fade, Gain, Pipeline, Reverb
+from harness import mixed_batch
+from reference.reverb_ref import reverb_ref
+
+MODES = ["energy", "peak", "none"]
+
+
+def _batch_ref(wave, lengths, rir, rl, normalize):
+    """:func:`reverb_ref` clip by clip, zero padded to the batch: ``(B, C, T)`` float64."""
+    w = wave if wave.dim() == 3 else wave[:, None]
+    h = rir if rir.dim() == 3 else rir[:, None]
+    out = torch.zeros(w.shape, dtype=torch.float64)
+    for b in range(w.shape[0]):
+        L = int(lengths[b])
+        if L:
+            y = reverb_ref(w[b, :, :L].double().numpy(), h[b, :, :int(rl[b])].double().numpy(), normalize=normalize)
+            out[b, :, :L] = torch.from_numpy(y)
+    return out.reshape(wave.shape)
+
+
+def _rirs(B, seed=0, dtype=torch.float64, channels=None):
+    rir, rl = synthetic_rir(torch.arange(B) + seed, rt60_s=torch.linspace(0.05, 0.2, B), drr_db=2.0,
+                            predelay_s=torch.linspace(0.0, 0.005, B), sample_rate=16000, dtype=dtype)
+    if channels:
+        rir = torch.stack([rir, 0.5 * rir.roll(7, dims=-1)], 1)[:, :channels]
+    return rir, rl
+
+
+@pytest.mark.parametrize("normalize", MODES)
+@pytest.mark.parametrize("C,Cr", [(None, None), (2, 1), (2, 2)])
+def test_kernel_matches_float64_reference_and_torch(normalize, C, Cr):
+    B, T = 5, 3000
+    wave, lengths = mixed_batch(B=B, T=T, C=C, seed=4, dtype=torch.float64)
+    lengths[1] = 0
+    wave[1] = 0
+    rir, rl = _rirs(B, channels=Cr if C else None)  # (B, Cr, Tr) for multichannel clips
+    want = _batch_ref(wave, lengths, rir, rl, normalize)
+    for dt, tol in [(torch.float64, 1e-12), (torch.float32, 2e-6)]:
+        x, h = wave.to(dt), rir.to(dt)
+        before = x.clone()
+        got, out_len = reverb(x, lengths, h, rl, normalize=normalize, backend="numba")
+        ref_t, _ = reverb(x, lengths, h, rl, normalize=normalize, backend="torch")
+        peak = want.abs().max()
+        assert got.dtype == dt and got.shape == x.shape and torch.equal(out_len, lengths)
+        assert torch.equal(x, before)
+        assert (got.to(torch.float64) - want).abs().max() <= tol * 10 * peak
+        assert (got - ref_t).abs().max() <= tol * 10 * peak
+        pad = torch.arange(T) >= lengths[:, None]
+        assert not got.reshape(B, -1, T).masked_select(pad[:, None, :].expand(B, got.reshape(B, -1, T).shape[1], T)).any()
+
+
+def test_kernel_shares_spectra_by_row_and_buckets():
+    """rir_index (distinct RIRs read in place) and length bucketing give the per-clip result."""
+    B, T = 7, 4000
+    wave, lengths = mixed_batch(B=B, T=T, seed=9)
+    lengths[:5] = torch.tensor([400, 500, 450, 600, 420])
+    wave = wave * (torch.arange(T) < lengths[:, None])
+    rir, rl = _rirs(3, dtype=torch.float32)
+    row = torch.tensor([2, 0, 0, 1, 2, 1, 0])
+    shared, _ = reverb(wave, lengths, rir, rl, rir_index=row, backend="numba")
+    single, _ = reverb(wave, lengths, rir[row], rl[row], bucket=False, backend="numba")
+    torch_path, _ = reverb(wave, lengths, rir, rl, rir_index=row, backend="torch")
+    assert (shared - single).abs().max() <= 1e-5 * single.abs().max()
+    assert (shared - torch_path).abs().max() <= 1e-5 * single.abs().max()
+
+
+@pytest.mark.parametrize("shape", ["linear", "exponential"])
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_fused_fade_equals_reverb_then_fade(shape, backend):
+    B, T = 6, 5000
+    wave, lengths = mixed_batch(B=B, T=T, seed=2)
+    rir, rl = _rirs(B, dtype=torch.float32)
+    rate = torch.tensor([0.02, 0.3, 0.5, 0.0, 0.9, 0.1], dtype=torch.float64) * 10 if shape == "linear" else \
+        torch.tensor([0.02, 0.3, 0.5, 0.0, 0.9, 0.1], dtype=torch.float64)
+    direction = torch.tensor([1, -1, 0, 1, -1, 1])
+    spec = {"sample_rate": 16000, "rate_per_s": rate, "direction": direction, "shape": shape}
+    fused, _ = reverb(wave, lengths, rir, rl, fade=spec, backend=backend)
+    plain, _ = reverb(wave, lengths, rir, rl, backend=backend)
+    seq, _ = fade(plain, lengths, sample_rate=16000, rate_per_s=rate, direction=direction, shape=shape,
+                  backend=backend)
+    assert torch.equal(fused, seq)
+    assert not torch.equal(fused, plain)
+
+
+def test_fade_argument_is_validated():
+    wave, lengths = mixed_batch(B=2, T=800, seed=1)
+    rir, rl = _rirs(2, dtype=torch.float32)
+    with pytest.raises(ValueError, match="reverb: fade must be a dict"):
+        reverb(wave, lengths, rir, rl, fade={"rate": 0.1})
+    with pytest.raises(ValueError, match="direction"):
+        reverb(wave, lengths, rir, rl, fade={"sample_rate": 16000, "rate_per_s": 0.1, "direction": 3})
+
+
+def test_kernel_flags_overflow_without_a_scan():
+    wave = torch.full((2, 600), 1e30)
+    rir = torch.zeros(2, 50)
+    rir[:, 0] = 1e30  # normalize="none": the plain convolution overflows float32
+    with pytest.raises(ValueError, match=r"reverb: the output of clip\(s\) \[0, 1\] is not finite"):
+        reverb(wave, torch.tensor([600, 600]), rir, torch.tensor([50, 50]), normalize="none", backend="numba")
+
+
+def test_workspace_reuses_and_never_shares_a_buffer():
+    ws = Workspace()
+    a = ws.take("x", (3, 4), torch.float32)
+    b = ws.take("x", (3, 4), torch.float32)  # a is out: a second buffer
+    assert a.data_ptr() != b.data_ptr() and ws.stats == {"reused": 0, "allocated": 2}
+    ws.give("x", a)
+    c = ws.take("x", (2, 5), torch.float32)  # fits in a's 12 elements
+    assert c.data_ptr() == a.data_ptr() and c.is_contiguous() and ws.stats["reused"] == 1
+    ws.give("x", c)
+    big = ws.take("x", (5, 5), torch.float32)  # larger: a new buffer, kept instead
+    ws.give("x", big)
+    assert ws.nbytes == 100
+    small = Workspace(max_bytes=16)
+    small.give("x", small.take("x", (8,), torch.float32))
+    assert small.nbytes == 0
+    ws.clear()
+    assert ws.nbytes == 0
+
+
+def _bank(n=4):
+    rirs, rl = _rirs(n, seed=30, dtype=torch.float32)
+    return Bank([rirs[i, :int(rl[i])].clone() for i in range(n)], ["room"] * n, 16000,
+                names=[f"r{i}" for i in range(n)])
+
+
+def test_transform_workspace_is_reused_and_thread_safe():
+    tr = Reverb(_bank())
+    pipe = Pipeline([tr], sample_rate=16000)
+    wave, lengths = mixed_batch(B=6, T=8000, seed=5)
+    want = [pipe(wave, lengths, seed=0, epoch=e).wave for e in range(4)]
+    assert tr.workspace.stats["reused"] > 0 and tr.workspace.nbytes > 0
+    got, errors = {}, []
+
+    def work(e):
+        try:
+            for _ in range(3):
+                got[e] = pipe(wave, lengths, seed=0, epoch=e).wave
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(e,)) for e in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for e in range(4):
+        assert torch.equal(got[e], want[e])
+
+
+def _no_fusion(monkeypatch):
+    monkeypatch.setattr(Reverb, "fuses_with", lambda self, nxt, device: False)
+
+
+@pytest.mark.parametrize("p_fade", [1.0, 0.5])
+def test_pipeline_fuses_fade_into_reverb_bit_identically(monkeypatch, p_fade):
+    bank = _bank()
+    wave, lengths = mixed_batch(B=8, T=6000, seed=6)
+
+    def run():
+        pipe = Pipeline([Reverb(bank), Fade(rate_per_s=0.3), Gain(min_gain_db=-3.0, max_gain_db=3.0)],
+                        sample_rate=16000)
+        pipe.leaves[1].p = p_fade
+        return pipe(wave, lengths, seed=3, epoch=1)
+
+    calls = []
+
+    def spy(*a, **k):
+        calls.append(k.get("fade") is not None)
+        return reverb(*a, **k)
+
+    monkeypatch.setattr("gpuaug.transforms.room.reverb", spy)
+    fused = run()
+    assert calls == [p_fade == 1.0]  # fused only where both apply to the same clips
+    _no_fusion(monkeypatch)
+    plain = run()
+    assert torch.equal(fused.wave, plain.wave)
+    assert fused.record == plain.record
+    assert any(e.get("transform") == "fade" and e["backend_name"] == "numba" for clip in fused.record for e in clip)
+
+
+def test_no_fusion_when_fade_runs_elsewhere():
+    tr = Reverb(_bank())
+    assert tr.fuses_with(Fade(), "cpu")
+    assert not tr.fuses_with(Fade(backend="torch"), "cpu")
+    assert not tr.fuses_with(Gain(), "cpu")
+    assert not Reverb(_bank(), backend="torch").fuses_with(Fade(), "cpu")
