@@ -77,10 +77,10 @@ def _row_stats(row, L):
 
 
 @jit_cpu(parallel=True)
-def _load_cpu(x, lengths, buf, ref, inv, mode):
-    B, C, T = x.shape
-    n = buf.shape[2]
-    for b in prange(B):
+def _load_cpu(x, lengths, clips, buf, ref, inv, mode):
+    G, C, n = buf.shape
+    for i in prange(G):
+        b = clips[i]
         L = lengths[b]
         s = 1.0
         sq, peak = 0.0, 0.0
@@ -93,30 +93,32 @@ def _load_cpu(x, lengths, buf, ref, inv, mode):
                 s = math.ldexp(1.0, -math.frexp(peak)[1])  # peak * s in [0.5, 1), exact
         for c in range(C):
             for t in range(L):
-                buf[b, c, t] = x[b, c, t] * s  # exactly representable in the wave's dtype
+                buf[i, c, t] = x[b, c, t] * s  # exactly representable in the wave's dtype
             for t in range(L, n):
-                buf[b, c, t] = 0.0
+                buf[i, c, t] = 0.0
         acc = 0.0
         if mode == 0:
             acc = sq * s * s  # exact scaling by a power of two, unless float64 squares under- / overflowed:
             if not (acc < math.inf and (acc > 0.0 or peak == 0.0)):
                 acc = 0.0  # then sum the scaled samples (a float64 wave with |x| beyond ~1e+-154)
                 for c in range(C):
-                    acc += _row_stats(buf[b, c], L)[0]
+                    acc += _row_stats(buf[i, c], L)[0]
         elif mode == 1:
             acc = peak * s
-        ref[b] = acc
-        inv[b] = 1.0 / s
+        ref[i] = acc
+        inv[i] = 1.0 / s
 
 
 @jit_cpu(parallel=True)
-def _store_cpu(y, lengths, ref, inv, rate, direc, out, gain, top_out, bad, mode, sample_rate, shape):
-    B, C, T = out.shape
-    for b in prange(B):
+def _store_cpu(y, lengths, clips, ref, inv, rate, direc, out, gain, top_out, bad, mode, sample_rate, shape):
+    G, C, _ = y.shape
+    T = out.shape[2]
+    for i in prange(G):
+        b = clips[i]
         L = lengths[b]
         sq, top, z = 0.0, 0.0, 0.0
         for c in range(C):
-            s_c, m_c, z_c = _row_stats(y[b, c], L)
+            s_c, m_c, z_c = _row_stats(y[i, c], L)
             sq += s_c
             top = max(top, m_c)
             z += z_c
@@ -124,25 +126,25 @@ def _store_cpu(y, lengths, ref, inv, rate, direc, out, gain, top_out, bad, mode,
         if mode != 2:
             got = sq if mode == 0 else top
             if got > 0.0:
-                g = (math.sqrt(ref[b] / got) if mode == 0 else ref[b] / got) * inv[b]
+                g = (math.sqrt(ref[i] / got) if mode == 0 else ref[i] / got) * inv[i]
             else:
                 g = 0.0
-        gain[b] = g  # cast to the wave's dtype, as the torch path casts its gain
-        gb = gain[b]
+        gain[i] = g  # cast to the wave's dtype, as the torch path casts its gain
+        gb = gain[i]
         # the largest |y * gb| in the wave's dtype is at max |y| (rounding is monotonic; exact
         # cast of ``top``) and a fade gain lies in [0, 1]
-        top_out[b] = top
-        top_out[b] *= gb
-        bad[b] = not (z == 0.0 and abs(top_out[b]) < math.inf)
+        top_out[i] = top
+        top_out[i] *= gb
+        bad[i] = not (z == 0.0 and abs(top_out[i]) < math.inf)
         d = direc[b]
         for c in range(C):
             if d != 0:
                 for t in range(L):
                     out[b, c, t] = _fade_gain_cpu(t, L, rate[b], d, sample_rate, shape)  # cast, then multiply
-                    out[b, c, t] *= y[b, c, t] * gb
+                    out[b, c, t] *= y[i, c, t] * gb
             else:
                 for t in range(L):
-                    out[b, c, t] = y[b, c, t] * gb
+                    out[b, c, t] = y[i, c, t] * gb
             for t in range(L, T):
                 out[b, c, t] = 0.0
 
@@ -168,7 +170,7 @@ def _take(workspace: Workspace | None, name: str, shape, dtype, device) -> torch
 
 @register_kernel(REVERB, "numba", "cpu")
 def reverb_convolve(w, lengths, H, H_row, *, n_fft: int, normalize: str, fade=None,
-                    workspace: Workspace | None = None):
+                    workspace: Workspace | None = None, clips=None, out=None):
     """``(out, finite)``: the clips ``w`` convolved with their RIR spectra ``H`` (module docstring).
 
     Args:
@@ -177,8 +179,8 @@ def reverb_convolve(w, lengths, H, H_row, *, n_fft: int, normalize: str, fade=No
         H: ``(U, Cr, n_fft // 2 + 1)`` complex spectra of the batch's distinct RIRs (``Cr`` 1
             or ``C``), shifted to the direct path and scaled to peak in [0.5, 1) unless
             ``normalize`` is ``"none"`` (:func:`gpuaug.functional.reverb.reverb`).
-        H_row: ``(B,)`` int64: clip ``b`` is convolved with ``H[H_row[b]]`` (read in place, no
-            ``(B, Cr, n_fft // 2 + 1)`` gather).
+        H_row: ``(G,)`` int64: clip ``clips[i]`` is convolved with ``H[H_row[i]]`` (read in
+            place, no ``(G, Cr, n_fft // 2 + 1)`` gather).
         n_fft: the FFT size; ``n_fft >= max(lengths)`` plus the RIR span (nothing wraps).
         normalize: ``"energy"`` | ``"peak"`` | ``"none"`` (see the functional op).
         fade: ``None`` or ``(rate, direction, sample_rate, shape)``: ``(B,)`` float64 rates per
@@ -186,22 +188,29 @@ def reverb_convolve(w, lengths, H, H_row, *, n_fft: int, normalize: str, fade=No
             of :data:`~gpuaug.kernels.elementwise.FADE_SHAPE_CODES`, applied after the
             normalisation as :func:`gpuaug.functional.fade.fade` would.
         workspace: where the FFT buffers come from and go back to (None: fresh tensors).
+        clips: ``(G,)`` int64 host tensor, the rows of ``w`` to convolve (default: all ``B``;
+            a length bucket of :func:`gpuaug.functional.reverb.reverb` reads and writes its rows
+            in place, without a gather or a merge).
+        out: ``(B, C, T)`` tensor of ``w``'s dtype (float32 / float64) whose rows ``clips``
+            are written (the others are left as they are); default a new one.
 
     Returns:
-        ``out`` ``(B, C, T)`` in ``w``'s dtype (padding zero) and ``finite`` ``(B,)`` bool: clip
-        ``b``'s output samples are all finite.
+        ``out`` ``(B, C, T)`` in ``w``'s dtype (padding zero) and ``finite`` ``(G,)`` bool: clip
+        ``clips[i]``'s output samples are all finite.
     """
     x = kernel_float(w)
     B, C, T = x.shape
     mode = NORMALIZE_CODES[normalize]
     lengths = lengths.to(torch.int64).contiguous()
+    clips = torch.arange(B) if clips is None else clips.to(torch.int64).contiguous()
+    G = clips.shape[0]
     cdt = torch.complex128 if x.dtype == torch.float64 else torch.complex64
     dev = x.device
-    buf = _take(workspace, "fft_input", (B, C, n_fft), x.dtype, dev)
-    spec = _take(workspace, "spectrum", (B, C, n_fft // 2 + 1), cdt, dev)
-    ref = x.new_empty(B, dtype=torch.float64)  # new_*: tensors like the input (a sync-counting stand-in stays one)
-    inv = x.new_empty(B, dtype=torch.float64)
-    run_numba(_load_cpu, None, [x, lengths, buf, ref, inv], mode)
+    buf = _take(workspace, "fft_input", (G, C, n_fft), x.dtype, dev)
+    spec = _take(workspace, "spectrum", (G, C, n_fft // 2 + 1), cdt, dev)
+    ref = x.new_empty(G, dtype=torch.float64)  # new_*: tensors like the input (a sync-counting stand-in stays one)
+    inv = x.new_empty(G, dtype=torch.float64)
+    run_numba(_load_cpu, None, [x, lengths, clips, buf, ref, inv], mode)
     torch.fft.rfft(buf, out=spec)
     run_numba(_mul_spectra, None, [spec, H.to(cdt).contiguous(), H_row.to(device=dev, dtype=torch.int64).contiguous()])
     torch.fft.irfft(spec, n=n_fft, out=buf)
@@ -213,11 +222,14 @@ def reverb_convolve(w, lengths, H, H_row, *, n_fft: int, normalize: str, fade=No
     else:
         rate, direc, sample_rate, shape = fade
         rate, direc, shape = rate.to(torch.float64).contiguous(), direc.to(torch.int64).contiguous(), FADE_SHAPE_CODES[shape]
-    out = x.new_empty(B, C, T)
-    gain, top_out = x.new_empty(B), x.new_empty(B)
-    bad = x.new_zeros(B, dtype=torch.bool)
-    run_numba(_store_cpu, None, [buf, lengths, ref, inv, rate, direc, out, gain, top_out, bad], mode,
+    target = out if out is not None and out.dtype == x.dtype else x.new_empty(B, C, T)
+    gain, top_out = x.new_empty(G), x.new_empty(G)
+    bad = x.new_zeros(G, dtype=torch.bool)
+    run_numba(_store_cpu, None, [buf, lengths, clips, ref, inv, rate, direc, target, gain, top_out, bad], mode,
               float(sample_rate), shape)
     if workspace is not None:
         workspace.give("fft_input", buf)
-    return out.to(w.dtype), ~bad
+    if out is not None and target is not out:
+        out[clips] = target[clips].to(out.dtype)
+        return out, ~bad
+    return target.to(w.dtype), ~bad

@@ -147,16 +147,24 @@ def _mix_run(w, noise, out, lo, hi, j0, g, end, fade, f0):
     ``out[t] - out[t]``: 0 when every written sample is finite, NaN otherwise (Inf - Inf)."""
     mid = min(max(f0, lo), hi)
     d = j0 - lo
-    chk = 0.0
     for t in range(lo, mid):
         out[t] = g * numba.float64(noise[t + d])  # cast, then add (as the torch path)
         out[t] += w[t]
-        chk += out[t] - out[t]
     for t in range(mid, hi):
         out[t] = g * ((end - 1 - t) / fade * numba.float64(noise[t + d]))
         out[t] += w[t]
-        chk += out[t] - out[t]
-    return chk
+    # the check in its own sweep with four partial sums: inside the mix loop it re-read each
+    # stored sample and chained one accumulator (1.6x the time of the whole run)
+    c0 = c1 = c2 = c3 = 0.0
+    n4 = lo + (hi - lo) // 4 * 4
+    for t in range(lo, n4, 4):
+        c0 += out[t] - out[t]
+        c1 += out[t + 1] - out[t + 1]
+        c2 += out[t + 2] - out[t + 2]
+        c3 += out[t + 3] - out[t + 3]
+    for t in range(n4, hi):
+        c0 += out[t] - out[t]
+    return (c0 + c1) + (c2 + c3)
 
 
 @jit_cpu

@@ -134,7 +134,8 @@ def test_bucketing_matches_unbucketed(normalize):
     assert bool((a[:8, T_short:] == 0).all())  # zero padding kept
 
 
-def test_equal_lengths_take_the_old_path():
+def test_equal_needs_take_the_old_path():
+    """Equal lengths and equal RIR spans: one group, the one-size result bit for bit."""
     g = torch.Generator().manual_seed(5)
     wave = torch.randn(4, 6000, generator=g)
     lengths = torch.full((4,), 6000)
@@ -143,3 +144,27 @@ def test_equal_lengths_take_the_old_path():
     a, _ = reverb(wave, lengths, rirs, rl)
     b, _ = reverb(wave, lengths, rirs, rl, bucket=False)
     assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("normalize", ["energy", "peak", "none"])
+def test_equal_lengths_split_by_rir_span(normalize):
+    """2 s clips, two RIRs of 0.02 s and 2 s: the short-RIR clips run at a smaller FFT size;
+    RIRs of 0.5 s and 1 s (the saving below the FFT calls' set-up) stay in one group."""
+    g = torch.Generator().manual_seed(6)
+    B, T = 16, 32000
+    wave = torch.randn(B, T, generator=g)
+    lengths = torch.full((B,), T)
+    row = torch.arange(B) % 2
+    for rl_want, split in ((torch.tensor([320, 32000]), True), (torch.tensor([8000, 16000]), False)):
+        rirs, rl = synthetic_rir(torch.arange(2), rt60_s=rl_want / 16000.0, drr_db=3.0, predelay_s=0.0,
+                                 sample_rate=16000, length=rl_want)
+        direct = rirs.abs().argmax(1)
+        groups = R._length_groups(lengths, rl, direct, row, 1, 1)
+        assert (groups != [None]) == split
+        if not split:
+            continue
+        assert groups[0].tolist() == list(range(0, B, 2))
+        assert reverb_fft_size(T, rl[:1], direct[:1]) < reverb_fft_size(T, rl, direct)
+        a, _ = reverb(wave, lengths, rirs, rl, normalize=normalize, rir_index=row)
+        b, _ = reverb(wave, lengths, rirs, rl, normalize=normalize, rir_index=row, bucket=False)
+        assert float((a - b).abs().max()) <= 1e-5 * float(b.abs().amax())

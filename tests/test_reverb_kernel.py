@@ -6,6 +6,7 @@ fusion switched off (bit for bit, same records); the workspace for reuse and thr
 """
 from __future__ import annotations
 
+import importlib
 import threading
 
 import pytest
@@ -74,6 +75,8 @@ def test_kernel_shares_spectra_by_row_and_buckets():
     wave = wave * (torch.arange(T) < lengths[:, None])
     rir, rl = _rirs(3, dtype=torch.float32)
     row = torch.tensor([2, 0, 0, 1, 2, 1, 0])
+    R = importlib.import_module("gpuaug.functional.reverb")
+    assert R._length_groups(lengths, rl, rir.abs().argmax(1), row, 1, 1) != [None]  # the in-place bucket path
     shared, _ = reverb(wave, lengths, rir, rl, rir_index=row, backend="numba")
     single, _ = reverb(wave, lengths, rir[row], rl[row], bucket=False, backend="numba")
     torch_path, _ = reverb(wave, lengths, rir, rl, rir_index=row, backend="torch")

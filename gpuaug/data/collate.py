@@ -39,6 +39,7 @@ import torch
 from torch import Tensor
 
 from .._sync import host_of, mirrored, take_rows
+from ..functional._batch import finite_rows
 from ..random import check_seed, item_keys, stream_id, uniform
 from ..transforms.pipeline import Pipeline
 from ..audio_io import resample
@@ -160,7 +161,7 @@ class AugmentCollate:
         if wave.dim() not in (1, 2) or wave.shape[-1] == 0:
             raise ValueError(f"item {pos} (index {item.get('index')}): wave must be (T,) or (C, T) with T > 0, "
                              f"got shape {tuple(wave.shape)}")
-        if not bool(torch.isfinite(wave).all()):
+        if not bool(finite_rows(wave.reshape(1, -1))[0]):  # max / min: no (T,) bool temporary
             raise ValueError(f"item {pos} (index {item.get('index')}): wave contains NaN or Inf samples")
         if self.mono and wave.dim() == 2:
             wave = wave.mean(dim=0)

@@ -37,6 +37,7 @@ __all__ = [
     "finite_trusted",
     "NARROW_FLOATS",
     "check_finite_output",
+    "finite_rows",
     "in_float32",
 ]
 
@@ -81,7 +82,7 @@ def restore_rank(wave: Tensor, was_2d: bool) -> Tensor:
     return wave.squeeze(1) if was_2d else wave
 
 
-def _finite_rows(wave: Tensor) -> Tensor:
+def finite_rows(wave: Tensor) -> Tensor:
     """``(B,)`` bool: clip ``b`` holds no NaN / Inf. Max and min propagate NaN and reach +-Inf,
     so two reductions replace ``isfinite().all()`` (far less CPU time, see
     ``benchmarks/results/kernel-timings.md``) with the same answer."""
@@ -115,7 +116,7 @@ def check_wave(wave: Tensor, lengths: Tensor, *, name: str = "wave") -> Tensor:
         )
     B, T = wave.shape[0], wave.shape[-1]
     scan = B > 0 and not finite_trusted()
-    finite = _finite_rows(wave) if scan else None
+    finite = finite_rows(wave) if scan else None
     mirrored_already = has_mirror(lengths)
     if mirrored_already:
         host = host_of(lengths).to(torch.int64)  # validated on the host: no sync
@@ -216,7 +217,7 @@ def check_finite_output(out: Tensor, op: str, why=None) -> None:
     B = out.shape[0]
     if B == 0 or out.numel() == 0:
         return
-    ok = _finite_rows(out)
+    ok = finite_rows(out)
 
     def message(ok: Tensor) -> str:
         reason = why() if callable(why) else why

@@ -120,13 +120,18 @@ def reverb(
         is long enough that nothing wraps into the kept output), so the output is a plain
         slice and each RIR's spectrum depends only on the RIR, ``(n_fft, post, pre)``, the
         dtype and whether it is scaled (it can be cached across batches: ``rir_spectra``).
-        Length bucketing: with ``bucket`` and several distinct lengths, the batch is split at
-        the length threshold that minimises the estimated cost ``sum_g (2 B_g C + U_g Cr)
-        n_g log2 n_g`` (``B_g`` clips, ``U_g`` distinct RIRs and FFT size ``n_g`` per group)
-        and split only when that is below 0.9 of the one-group cost (e.g. 28 clips of 2 s +
-        4 of 8 s); each group runs at its own FFT size and the outputs are merged back in
-        order. The result then differs from the one-size result by FFT rounding only (<= 1e-5
-        of the peak in float32, tested); batches of equal lengths never split.
+        Length bucketing: with ``bucket``, each clip's own convolution length (its length plus
+        its RIR's span, :func:`rir_span` at that length) is formed and the batch is split at
+        the threshold of that length that minimises the estimated cost ``sum_g (2 B_g C + U_g
+        Cr + 6) n_g log2 n_g`` (``B_g`` clips, ``U_g`` distinct RIRs and FFT size ``n_g`` per
+        group; 6: the set-up of the group's two FFT calls, in rows), and only when that is
+        below 0.9 of the one-group cost: a batch mixing short and long clips (e.g. 28 clips of
+        2 s + 4 of 8 s), or clips of one length whose RIRs differ very much in length (2 s
+        clips with 0.02 s and 2 s RIRs; the shared bank's 1.0-3.3 s RIRs on 2 s or 8 s clips
+        do not split: the FFT calls' set-up eats the saving); each group runs at its own
+        FFT size and the outputs are merged back in order. The result then differs from the
+        one-size result by FFT rounding only (<= 1e-5 of the peak in float32, tested); a batch
+        whose clips all need the same length never splits.
         With ``normalize`` "energy" or "peak" the RIR and the clip are first scaled by exact
         powers of two to peak in [0.5, 1) (the result does not depend on their scale), so a
         denormal or huge RIR or clip does not underflow or overflow; the energies are then
@@ -190,12 +195,15 @@ def reverb(
     else:
         out, finite = w.new_empty(B, C, T), torch.ones(B, dtype=torch.bool, device=dev)
         for idx in groups:
+            if kernel is not None:  # the kernel reads and writes the group's rows in place: no gather, no merge
+                f = _convolve(w, lengths, len_host[idx], clip_row[idx], k_fade, *args, clips=idx, out=out)[1]
+                finite[idx] = f
+                continue
             idx_dev = mirrored(idx, dev)
             g_len = mirrored(len_host[idx], dev)
-            g_fade = None if k_fade is None else (k_fade[0][idx_dev], k_fade[1][idx_dev], *k_fade[2:])
-            o, f = _convolve(w[idx_dev], g_len, len_host[idx], clip_row[idx], g_fade, *args)
+            o, f = _convolve(w[idx_dev], g_len, len_host[idx], clip_row[idx], None, *args)
             out.index_copy_(0, idx_dev, o)
-            finite = None if f is None or finite is None else finite.index_copy(0, idx_dev, f)
+            finite = None
     if fade is not None and kernel is None:
         rate, direc, sample_rate, shape = fade
         out = fade_op(out, lengths, sample_rate=sample_rate, rate_per_s=rate, direction=direc, shape=shape,
@@ -262,29 +270,42 @@ def _spectra(h: Tensor, h_peak: Tensor, hl: Tensor, d: Tensor, n_w: int, n_fft: 
     return torch.fft.rfft(buf)
 
 
+#: The fixed cost of a group's FFT calls (its rfft + irfft), in rows of its FFT size: a torch CPU
+#: FFT call costs about as much as 3 rows in set-up (``benchmarks/results/kernel-timings.md``).
+_FFT_CALL_ROWS = 6
+
+
 def _fft_cost(n: int) -> float:
     return n * math.log2(max(n, 2))
 
 
 def _length_groups(len_host: Tensor, hl_host: Tensor, direct_host: Tensor, clip_row: Tensor, C: int, Cr: int):
-    """``[None]`` (one group: the whole batch) or host index tensors of 2 length groups, when
-    splitting lowers the estimated FFT cost ``sum_g (2 B_g C + U_g Cr) n_g log2 n_g`` (clip
-    rfft + irfft per clip and channel, one RIR rfft per distinct RIR; ``n_g`` its FFT size)
-    below 0.9 of the one-group cost (module-level rule, see :func:`reverb` Notes)."""
-    values = torch.unique(len_host)
-    if values.numel() < 2 or int(values[-1]) == 0:
+    """``[None]`` (one group: the whole batch) or host index tensors of 2 groups of clips, split
+    by the FFT length each clip needs on its own (its length plus its RIR's span,
+    :func:`reverb_fft_size` of that clip alone), when splitting lowers the estimated FFT cost
+    ``sum_g (2 B_g C + U_g Cr + 6) n_g log2 n_g`` (clip rfft + irfft per clip and channel, one
+    RIR rfft per distinct RIR, the set-up of the group's two FFT calls :data:`_FFT_CALL_ROWS`;
+    ``n_g`` its FFT size) below 0.9 of the one-group cost (module-level rule, see
+    :func:`reverb` Notes)."""
+    if len_host.numel() < 2 or int(len_host.max()) == 0:
+        return [None]
+    d = direct_host[clip_row]  # rir_span per clip, each at its own length
+    post, pre = torch.minimum(hl_host[clip_row] - d, len_host), torch.minimum(d, (len_host - 1).clamp(min=0))
+    need = len_host + torch.maximum(post - 1, pre)  # the clip's own linear-convolution length
+    values = torch.unique(need)
+    if values.numel() < 2:
         return [None]
 
     def cost(sel):
         rows = torch.unique(clip_row[sel])
         n = reverb_fft_size(int(len_host[sel].max()), hl_host[rows], direct_host[rows])
-        return (2 * int(sel.sum()) * C + rows.numel() * Cr) * _fft_cost(n)
+        return (2 * int(sel.sum()) * C + rows.numel() * Cr + _FFT_CALL_ROWS) * _fft_cost(n)
 
     every = torch.ones_like(len_host, dtype=torch.bool)
     best, best_sel = 0.9 * cost(every), None
     for v in values[:-1].tolist():
-        short = len_host <= v
-        if int(len_host[short].max()) == 0:
+        short = need <= v
+        if int(len_host[short].max()) == 0 or int(len_host[~short].max()) == 0:
             continue
         c = cost(short) + cost(~short)
         if c < best:
@@ -295,11 +316,13 @@ def _length_groups(len_host: Tensor, hl_host: Tensor, direct_host: Tensor, clip_
 
 
 def _convolve(w, lengths, len_host, clip_row, fade, h, h_peak, hl_host, direct_host, normalize, rir_spectra, kernel,
-              workspace):
+              workspace, clips=None, out=None):
     """The convolution of :func:`reverb` for clips ``w`` (``(B, C, T)``), clip ``b`` with RIR row
     ``clip_row[b]`` of ``h`` (through ``kernel`` when it is not None, with the optional ``fade``
     of :func:`_fade_params` in its output pass); returns the ``(B, C, T)`` output and, from the
-    kernel, its ``(B,)`` finite flags (else None)."""
+    kernel, its ``(B,)`` finite flags (else None). Kernel only: ``clips`` (host int64) the rows of
+    ``w`` to convolve (``len_host`` and ``clip_row`` then per row of ``clips``), written into
+    those rows of ``out``; the flags are then per row of ``clips``."""
     B, C, T = w.shape
     dev, dt = w.device, w.dtype
     n_w = int(len_host.max())
@@ -327,7 +350,8 @@ def _convolve(w, lengths, len_host, clip_row, fade, h, h_peak, hl_host, direct_h
             H = rir_spectra(rows, tags, compute)
         H_row = inv
     if kernel is not None:  # the kernel reads H[H_row[b]] itself: no (B, Cr, nf) gather
-        return kernel(w, lengths, H, H_row, n_fft=n_fft, normalize=normalize, fade=fade, workspace=workspace)
+        return kernel(w, lengths, H, H_row, n_fft=n_fft, normalize=normalize, fade=fade, workspace=workspace,
+                      clips=clips, out=out)
     if H.shape[0] != B or not torch.equal(H_row, torch.arange(B)):
         H = H[mirrored(H_row, dev)]
     # the clip, zero past its length (and scaled to peak in [0.5, 1)), written into the padded FFT input
