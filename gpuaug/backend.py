@@ -57,7 +57,9 @@ Numba kernel on CPU and CUDA (else torch: the splice path, whose warp core resol
 :data:`UNIFORM_WARP`: the Numba kernel on CPU (tabulated sinc for float32), none on CUDA (the
 general :data:`WARP` kernel there); :data:`PHASE_VOCODER`: the Numba kernel on CPU, none on
 CUDA; :data:`PHASE_LOCK`: the Numba frame-by-frame kernel on CPU, the torch prefix scan on
-CUDA (no CUDA kernel: the scan's passes are parallel there).
+CUDA (no CUDA kernel: the scan's passes are parallel there); :data:`REVERB`: the fused Numba
+passes around the FFTs on CPU (:mod:`gpuaug.kernels.reverb_io`), torch on CUDA (its
+``backend=`` is shared: a kernel backend without a reverb kernel on the device runs torch).
 
 GPU probe: the first time a GPU kernel backend is considered for an op on a CUDA device
 (``auto``, or an explicit request), its kernels are compiled and loaded on that device

@@ -177,8 +177,11 @@ class FoldTrainer:
                                  **({} if pipeline is not None else {"sample_rate": config.sample_rate}))
         self.train_collate = TimedCollate(collate)
         self.sampler = EpochBatchSampler(len(data.train), config.batch_size, seed=seed, rank=ctx.rank, world=ctx.world)
+        # persistent workers: the epoch reaches them through the collate's shared memory, and each
+        # keeps its compiled kernels and its corpus cache across epochs
         self.train_loader = DataLoader(Subset(data.dataset, data.train), batch_sampler=self.sampler,
-                                       collate_fn=self.train_collate, num_workers=config.num_workers)
+                                       collate_fn=self.train_collate, num_workers=config.num_workers,
+                                       persistent_workers=config.num_workers > 0)
         self.history: list[dict] = []
 
     # ---- data ----------------------------------------------------------------------

@@ -41,12 +41,16 @@ class Context:
             (rows with ``end <= start`` unused), for word dropping; kept on the host.
         word_text: optional per clip the ``K`` words of ``alignments`` (lists of str).
         speakers: optional per clip its speaker (str or None), for same-speaker inserts.
+        caller_storage: ``data_ptr()`` of the storage of the audio the caller passed in (set by
+            :class:`~gpuaug.transforms.Pipeline`): a wave on any other storage is the call's own
+            intermediate, into which a transform applied to some clips merges them in place.
     """
 
     sample_rate: int
     alignments: Tensor | None = None
     word_text: list | None = None
     speakers: list | None = None
+    caller_storage: int | None = None
 
     def subset(self, index: Tensor) -> "Context":
         """The context of the clips ``index`` (per-clip fields sliced)."""
@@ -55,15 +59,23 @@ class Context:
         rows = host.tolist()
         words = None if self.word_text is None else [self.word_text[i] for i in rows]
         speakers = None if self.speakers is None else [self.speakers[i] for i in rows]
-        return Context(self.sample_rate, alignments=al, word_text=words, speakers=speakers)
+        return Context(self.sample_rate, alignments=al, word_text=words, speakers=speakers,
+                       caller_storage=self.caller_storage)
+
+    def owns(self, wave: Tensor) -> bool:
+        """Whether ``wave`` is the call's own intermediate (not on the caller's storage)."""
+        return self.caller_storage is not None and wave.untyped_storage().data_ptr() != self.caller_storage
 
 
-def merge_rows(wave: Tensor, lengths: Tensor, index: Tensor, sub: Tensor, sub_lengths: Tensor):
+def merge_rows(wave: Tensor, lengths: Tensor, index: Tensor, sub: Tensor, sub_lengths: Tensor, *,
+               inplace: bool = False):
     """Put the processed rows ``sub`` back at ``index`` of ``wave``.
 
     Shapes: wave (B, C, T), sub (n, C, T_sub); returns a (B, C, T_out) tensor with
     ``T_out = T`` when no length can grow, else ``max`` over the new lengths. ``index`` may
     be on the host or the device; lengths are combined on their host mirrors (no sync).
+    ``inplace``: ``wave`` is a buffer of the caller's own (a pipeline's intermediate); where
+    the shape is kept, the rows are written into it instead of a copy.
     """
     host_index = host_of(index)
     new_host = host_of(lengths).clone()
@@ -71,7 +83,7 @@ def merge_rows(wave: Tensor, lengths: Tensor, index: Tensor, sub: Tensor, sub_le
     new_lengths = mirrored(new_host, lengths.device)
     index = index if index.device == wave.device else mirrored(host_index, wave.device)
     if sub.shape[-1] == wave.shape[-1]:
-        out = wave.clone()
+        out = wave if inplace else wave.clone()
         out[index] = sub
         return out, new_lengths
     T_out = int(new_host.max()) if new_host.numel() else 0
@@ -221,7 +233,7 @@ class Transform:
                 read_later(v.detach(), lambda value, k=k, t=t, t_own=t_own: t._store(t_own, k, idx, value))
         if whole:
             return w, l
-        return merge_rows(wave, lengths, dev_idx, w, l)
+        return merge_rows(wave, lengths, dev_idx, w, l, inplace=ctx.owns(wave))
 
     @staticmethod
     def _store(own: dict, key: str, idx: Tensor, value: Tensor) -> None:

@@ -238,13 +238,13 @@ class Pipeline:
                 raise ValueError(f"{name} must have one entry per clip ({B}), got {len(per_clip)}")
         ctx = Context(self.sample_rate, alignments=None if alignments is None else host_of(alignments),
                       word_text=None if word_text is None else list(word_text),
-                      speakers=None if speakers is None else list(speakers))
+                      speakers=None if speakers is None else list(speakers),
+                      caller_storage=w3.untyped_storage().data_ptr())
         # masks, parameters and lengths live on the host; the selection is the root's active mask
         active = torch.ones(B, dtype=torch.bool) if select is None else select.clone()
         with finite_checked(), deferred_reads() as deferred:  # checked above; finite stays finite
             w3, lengths = self.root.run(w3, lengths, params, ctx, active)
-            owned = w3.untyped_storage().data_ptr() != wave.untyped_storage().data_ptr()  # not the caller's tensor
-            w3, level = self._output_level(w3, params, B, inplace=owned)
+            w3, level = self._output_level(w3, params, B, inplace=ctx.owns(w3))
             deferred.flush()  # the call's last sync: deferred checks and device-only record values
         perception = self.perception(params, B)
         severity, delta = perception.severity, perception.delta
