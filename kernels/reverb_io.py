@@ -5,11 +5,12 @@ copies, masks, zero fills, norms and freshly faulted-in buffers as on its two FF
 convolution of a batch with its (already computed, direct-path aligned) RIR spectra ``H`` is
 three steps:
 
-1. **load** (``@njit``, one ``prange`` over clips): the clip's peak over its valid samples,
-   the exact power-of-two scale ``s`` that brings it to [0.5, 1) (as the torch path does,
-   so denormal or huge clips neither underflow nor overflow), the scaled valid samples written
-   into the FFT input with its zero tail, and the input's energy (float64 sum of squares) or
-   peak, all in one read of the clip after the peak scan;
+1. **load** (``@njit``, one ``prange`` over clips): in one read of the clip, its valid samples
+   copied into the FFT input (zero tail), its energy (float64 sum of squares) and its peak; a
+   clip whose peak lies outside [2**-60, 2**60] is then scaled in place by the exact power of
+   two ``s`` that brings it to [0.5, 1), as the torch path scales every clip, so denormal or
+   huge clips neither underflow nor overflow (:data:`SAFE_EXP`: for the others ``s = 1``
+   gives the scaled result bit for bit);
 2. ``torch.fft.rfft`` into a kept spectrum buffer, ``X[b] *= H[H_row[b]]`` (``@njit``: the
    distinct RIR spectra are read in place, never gathered per clip), ``torch.fft.irfft`` back
    into the FFT input buffer (both buffers from the caller's :class:`gpuaug._workspace.Workspace`,
@@ -76,26 +77,58 @@ def _row_stats(row, L):
     return (s0 + s1) + (s2 + s3), max(max(m0, m1), max(m2, m3)), z
 
 
+#: Clips whose peak lies in [2**-SAFE_EXP, 2**SAFE_EXP] are convolved unscaled: no float32 FFT value
+#: of theirs under- or overflows, and a power-of-two scale commutes exactly with the FFTs and the
+#: gain, so the output is the one of the scaled clip bit for bit.
+SAFE_EXP = 60
+
+
+@jit_cpu
+def _copy_stats(src, dst, L):
+    """``dst[:L] = src[:L]``; returns ``(sum of squares (float64), max |v|)`` of those samples,
+    four interleaved accumulators."""
+    s0 = s1 = s2 = s3 = 0.0
+    m0 = m1 = m2 = m3 = 0.0
+    L4 = L - L % 4
+    for t in range(0, L4, 4):
+        dst[t], dst[t + 1], dst[t + 2], dst[t + 3] = src[t], src[t + 1], src[t + 2], src[t + 3]
+        a0, a1, a2, a3 = float(src[t]), float(src[t + 1]), float(src[t + 2]), float(src[t + 3])
+        s0 += a0 * a0
+        s1 += a1 * a1
+        s2 += a2 * a2
+        s3 += a3 * a3
+        m0 = max(m0, abs(a0))
+        m1 = max(m1, abs(a1))
+        m2 = max(m2, abs(a2))
+        m3 = max(m3, abs(a3))
+    for t in range(L4, L):
+        dst[t] = src[t]
+        a = float(src[t])
+        s0 += a * a
+        m0 = max(m0, abs(a))
+    return (s0 + s1) + (s2 + s3), max(max(m0, m1), max(m2, m3))
+
+
 @jit_cpu(parallel=True)
 def _load_cpu(x, lengths, clips, buf, ref, inv, mode):
     G, C, n = buf.shape
+    lo, hi = math.ldexp(1.0, -SAFE_EXP), math.ldexp(1.0, SAFE_EXP)
     for i in prange(G):
         b = clips[i]
         L = lengths[b]
-        s = 1.0
         sq, peak = 0.0, 0.0
-        if mode != 2:
-            for c in range(C):
-                s_c, m_c, _ = _row_stats(x[b, c], L)
-                sq += s_c
-                peak = max(peak, m_c)
-            if peak > 0.0:
-                s = math.ldexp(1.0, -math.frexp(peak)[1])  # peak * s in [0.5, 1), exact
-        for c in range(C):
-            for t in range(L):
-                buf[i, c, t] = x[b, c, t] * s  # exactly representable in the wave's dtype
+        for c in range(C):  # one read of the clip: copy + energy + peak
+            s_c, m_c = _copy_stats(x[b, c], buf[i, c], L)
+            sq += s_c
+            peak = max(peak, m_c)
             for t in range(L, n):
                 buf[i, c, t] = 0.0
+        s = 1.0
+        if mode != 2 and peak > 0.0 and not (lo <= peak <= hi):  # denormal-small or huge: scale (exact)
+            s = math.ldexp(1.0, -math.frexp(peak)[1])  # peak * s in [0.5, 1)
+            for c in range(C):
+                for t in range(L):
+                    buf[i, c, t] = x[b, c, t] * s  # exactly representable in the wave's dtype
         acc = 0.0
         if mode == 0:
             acc = sq * s * s  # exact scaling by a power of two, unless float64 squares under- / overflowed:

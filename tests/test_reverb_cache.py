@@ -151,7 +151,7 @@ def test_equal_lengths_split_by_rir_span(normalize):
     """2 s clips, two RIRs of 0.02 s and 2 s: the short-RIR clips run at a smaller FFT size;
     RIRs of 0.5 s and 1 s (the saving below the FFT calls' set-up) stay in one group."""
     g = torch.Generator().manual_seed(6)
-    B, T = 16, 32000
+    B, T = 32, 32000
     wave = torch.randn(B, T, generator=g)
     lengths = torch.full((B,), T)
     row = torch.arange(B) % 2

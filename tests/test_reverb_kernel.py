@@ -206,3 +206,14 @@ def test_no_fusion_when_fade_runs_elsewhere():
     assert not tr.fuses_with(Fade(backend="torch"), "cpu")
     assert not tr.fuses_with(Gain(), "cpu")
     assert not Reverb(_bank(), backend="torch").fuses_with(Fade(), "cpu")
+
+
+@pytest.mark.parametrize("normalize", ["energy", "peak"])
+def test_unscaled_and_scaled_clips_agree_bit_for_bit(normalize):
+    """A clip inside the kernel's safe range is convolved unscaled, the same clip times 2**70 is
+    scaled first (kernels/reverb_io.SAFE_EXP): the outputs differ by exactly 2**70."""
+    wave, lengths = mixed_batch(B=4, T=4000, seed=8)
+    rir, rl = _rirs(4, dtype=torch.float32)
+    small, _ = reverb(wave, lengths, rir, rl, normalize=normalize, backend="numba")
+    big, _ = reverb(wave * 2.0**70, lengths, rir, rl, normalize=normalize, backend="numba")
+    assert torch.equal(big, small * 2.0**70)

@@ -123,8 +123,8 @@ def reverb(
         Length bucketing: with ``bucket``, each clip's own convolution length (its length plus
         its RIR's span, :func:`rir_span` at that length) is formed and the batch is split at
         the threshold of that length that minimises the estimated cost ``sum_g (2 B_g C + U_g
-        Cr + 6) n_g log2 n_g`` (``B_g`` clips, ``U_g`` distinct RIRs and FFT size ``n_g`` per
-        group; 6: the set-up of the group's two FFT calls, in rows), and only when that is
+        Cr + 10) n_g log2 n_g`` (``B_g`` clips, ``U_g`` distinct RIRs and FFT size ``n_g`` per
+        group; 10: the set-up of the group's two FFT calls, in rows), and only when that is
         below 0.9 of the one-group cost: a batch mixing short and long clips (e.g. 28 clips of
         2 s + 4 of 8 s), or clips of one length whose RIRs differ very much in length (2 s
         clips with 0.02 s and 2 s RIRs; the shared bank's 1.0-3.3 s RIRs on 2 s or 8 s clips
@@ -271,8 +271,9 @@ def _spectra(h: Tensor, h_peak: Tensor, hl: Tensor, d: Tensor, n_w: int, n_fft: 
 
 
 #: The fixed cost of a group's FFT calls (its rfft + irfft), in rows of its FFT size: a torch CPU
-#: FFT call costs about as much as 3 rows in set-up (``benchmarks/results/kernel-timings.md``).
-_FFT_CALL_ROWS = 6
+#: rfft call costs about as much as 5 rows in set-up (4.6-5.8 rows at the sizes of 2 s and 8 s
+#: clips, ``benchmarks/fft_call_cost.py``, ``benchmarks/results/cpu-1thread-fft-call-cost.json``).
+_FFT_CALL_ROWS = 10
 
 
 def _fft_cost(n: int) -> float:
@@ -283,7 +284,7 @@ def _length_groups(len_host: Tensor, hl_host: Tensor, direct_host: Tensor, clip_
     """``[None]`` (one group: the whole batch) or host index tensors of 2 groups of clips, split
     by the FFT length each clip needs on its own (its length plus its RIR's span,
     :func:`reverb_fft_size` of that clip alone), when splitting lowers the estimated FFT cost
-    ``sum_g (2 B_g C + U_g Cr + 6) n_g log2 n_g`` (clip rfft + irfft per clip and channel, one
+    ``sum_g (2 B_g C + U_g Cr + 10) n_g log2 n_g`` (clip rfft + irfft per clip and channel, one
     RIR rfft per distinct RIR, the set-up of the group's two FFT calls :data:`_FFT_CALL_ROWS`;
     ``n_g`` its FFT size) below 0.9 of the one-group cost (module-level rule, see
     :func:`reverb` Notes)."""
