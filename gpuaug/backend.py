@@ -59,7 +59,9 @@ general :data:`WARP` kernel there); :data:`PHASE_VOCODER`: the Numba kernel on C
 CUDA; :data:`PHASE_LOCK`: the Numba frame-by-frame kernel on CPU, the torch prefix scan on
 CUDA (no CUDA kernel: the scan's passes are parallel there); :data:`REVERB`: the fused Numba
 passes around the FFTs on CPU (:mod:`gpuaug.kernels.reverb_io`), torch on CUDA (its
-``backend=`` is shared: a kernel backend without a reverb kernel on the device runs torch).
+``backend=`` is shared: a kernel backend without a reverb kernel on the device runs torch);
+:data:`RAGGED_GATHER` (bank rows into a padded batch, :func:`gpuaug.banks.gather_ragged`): the
+Numba row copy on CPU, the torch index gather on CUDA.
 
 GPU probe: the first time a GPU kernel backend is considered for an op on a CUDA device
 (``auto``, or an explicit request), its kernels are compiled and loaded on that device
@@ -105,12 +107,13 @@ PHASE_LOCK = "phase_lock"
 UNIFORM_WARP = "uniform_warp"
 PHASE_VOCODER = "phase_vocoder"
 REVERB = "reverb"
+RAGGED_GATHER = "ragged_gather"
 #: Every op gpuaug's kernel modules register (see the module docstring).
 OPS = (GAIN, FADE, MIX_NOISE, INSERT_CLIP, DROP_SEGMENTS, WARP, SEGMENT_WARP, MCADAMS, PHASE_LOCK, UNIFORM_WARP,
-       PHASE_VOCODER, REVERB)
+       PHASE_VOCODER, REVERB, RAGGED_GATHER)
 
 __all__ = ["BACKENDS", "OPS", "GAIN", "FADE", "MIX_NOISE", "INSERT_CLIP", "DROP_SEGMENTS", "WARP", "SEGMENT_WARP",
-           "MCADAMS", "PHASE_LOCK", "UNIFORM_WARP", "PHASE_VOCODER", "REVERB", "register_kernel", "kernel_for", "resolve", "check_op", "available",
+           "MCADAMS", "PHASE_LOCK", "UNIFORM_WARP", "PHASE_VOCODER", "REVERB", "RAGGED_GATHER", "register_kernel", "kernel_for", "resolve", "check_op", "available",
            "kernels_for", "fallback_reasons", "set_num_threads", "get_num_threads"]
 
 #: ``auto_rank`` of a kernel that ``auto`` never picks.

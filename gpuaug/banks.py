@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from ._sync import host_of, mirrored, upload
+from .backend import RAGGED_GATHER, kernel_for
 
 __all__ = ["Bank", "AUDIO_SUFFIXES", "CATEGORY_SYNONYMS", "MIN_PEAK", "MissingBankItem", "content_hash",
            "key_of_hash", "hash_of_key", "gather_ragged"]
@@ -79,11 +80,15 @@ def gather_ragged(flat: Tensor, starts: Tensor, lengths: Tensor, width: int) -> 
     Returns:
         ``(n, width)`` tensor of ``flat``'s dtype and device; samples at ``t >= lengths[i]``
         are ``+0.0``. Built on the device from ``starts`` / ``lengths`` (a clamped index, one
-        gather, one masked fill): no host sync.
+        gather, one masked fill; on the CPU the row-copy kernel of op ``ragged_gather``): no
+        host sync.
     """
     n = starts.shape[0]
     if n == 0 or width == 0 or flat.numel() == 0:
         return flat.new_zeros((n, width))
+    kernel = kernel_for(RAGGED_GATHER, flat.device)[1] if flat.dtype in (torch.float32, torch.float64) else None
+    if kernel is not None:  # CPU: a row copy (gpuaug.kernels.ragged), the same values
+        return kernel(flat, starts, lengths, width=int(width))
     t = torch.arange(width, device=flat.device)
     idx = torch.minimum(t, (lengths - 1).clamp_min(0)[:, None])  # in the row: never past its end
     idx += starts[:, None]

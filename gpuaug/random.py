@@ -47,12 +47,23 @@ def mix(z: Tensor) -> Tensor:
     parameter draws of a pipeline call are many small ones); others (CUDA) in torch int64.
     """
     z = z.to(torch.int64)
-    if type(z) is Tensor and z.device.type == "cpu":
-        a = z.reshape(-1).numpy().view(np.uint64) + _NP_GOLDEN  # 1-D uint64 arrays wrap modulo 2**64
+    if _plain_cpu(z):
+        return torch.from_numpy(np.asarray(_mix_np(z.numpy().view(np.uint64))).view(np.int64))
+    return _mix_torch(z)
+
+
+def _plain_cpu(t) -> bool:
+    """``t`` is a plain (not subclassed) CPU tensor: its hashing runs in numpy."""
+    return type(t) is Tensor and t.device.type == "cpu"
+
+
+def _mix_np(a: np.ndarray) -> np.ndarray:
+    """:func:`mix` on a uint64 array (any shape; uint64 arithmetic wraps modulo 2**64)."""
+    with np.errstate(over="ignore"):  # 0-d arrays compute as scalars, which would warn
+        a = a + _NP_GOLDEN
         a = (a ^ (a >> _NP_30)) * _NP_C1
         a = (a ^ (a >> _NP_27)) * _NP_C2
-        return torch.from_numpy((a ^ (a >> _NP_31)).view(np.int64)).reshape(z.shape)
-    return _mix_torch(z)
+        return a ^ (a >> _NP_31)
 
 
 def _mix_torch(z: Tensor) -> Tensor:
@@ -121,8 +132,23 @@ def _unit(h: Tensor, dtype: torch.dtype) -> Tensor:
 
 
 def uniform(key: Tensor, stream: int, counter: Tensor | int = 0, dtype=torch.float64) -> Tensor:
-    """Uniform [0, 1) values for each ``key`` (broadcast against ``counter``)."""
+    """Uniform [0, 1) values for each ``key`` (broadcast against ``counter``).
+
+    ``_unit(combine(combine(key, stream), counter))``; for plain CPU tensors the whole chain runs
+    in numpy (the same bits: ``tests/test_random.py``), else in torch ops.
+    """
     key = torch.as_tensor(key, dtype=torch.int64)
+    if _plain_cpu(key) and (not isinstance(counter, Tensor) or _plain_cpu(counter)):
+        c = np.asarray(counter.to(torch.int64).numpy() if isinstance(counter, Tensor) else counter, dtype=np.int64)
+        h = _mix_np(_mix_np(key.numpy().view(np.uint64)) ^ np.uint64(int(stream) & _U64))
+        h = _mix_np(_mix_np(h) ^ c.view(np.uint64))
+        u = np.asarray((h >> np.uint64(11)).astype(np.float64) * 2.0**-53)
+        return torch.from_numpy(u).to(dtype)
+    return _uniform_torch(key, stream, counter, dtype)
+
+
+def _uniform_torch(key: Tensor, stream: int, counter: Tensor | int, dtype) -> Tensor:
+    """:func:`uniform` in torch ops (any device)."""
     counter = torch.as_tensor(counter, dtype=torch.int64, device=key.device)
     return _unit(combine(combine(key, stream), counter), dtype)
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from gpuaug.data import Bank, MissingBankItem, noise_bank_from_folder
-from gpuaug.banks import content_hash, hash_of_key, key_of_hash
+from gpuaug.banks import content_hash, gather_ragged, hash_of_key, key_of_hash
 from gpuaug.data.synthetic import synthetic_insert_bank, synthetic_noise_bank, synthetic_rir_bank
 from gpuaug.presets import perception_retaining
 from gpuaug.sync_count import count_syncs, mark_device
@@ -377,3 +377,17 @@ def test_real_noise_bank_holds_what_its_files_hold(shared_data):
     bank = noise_bank_from_folder(shared_data / "noise", SR)
     assert bank.nbytes == int(bank.lengths.sum()) * 4
     assert bank.nbytes * 3 < len(bank) * int(bank.lengths.max()) * 4  # one long file no longer pads the others
+
+
+def test_gather_ragged_kernel_equals_the_torch_gather(monkeypatch):
+    """The CPU row copy (op ragged_gather) and the torch index gather give the same rows."""
+    g = torch.Generator().manual_seed(3)
+    for dtype in (torch.float32, torch.float64):
+        flat = torch.randn(1000, generator=g, dtype=dtype)
+        starts, lengths = torch.tensor([0, 10, 990, 500, 999]), torch.tensor([10, 0, 10, 300, 1])
+        got = gather_ragged(flat, starts, lengths, 320)
+        monkeypatch.setenv("GPUAUG_BACKEND_RAGGED_GATHER", "torch")
+        want = gather_ragged(flat, starts, lengths, 320)
+        monkeypatch.delenv("GPUAUG_BACKEND_RAGGED_GATHER")
+        assert got.dtype == dtype and got.shape == (5, 320) and torch.equal(got, want)
+        assert torch.equal(flat, flat.clone()) and not got[1].any()

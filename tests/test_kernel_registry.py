@@ -13,6 +13,7 @@ import gpuaug.kernels.elementwise as ew
 import gpuaug.kernels.mcadams_frames as km
 import gpuaug.kernels.phase_lock as pl
 import gpuaug.kernels.phase_vocoder as pv
+import gpuaug.kernels.ragged as rg
 import gpuaug.kernels.reverb_io as rv
 import gpuaug.kernels.segment_warp as sw
 import gpuaug.kernels.snr_mix as sm
@@ -21,6 +22,7 @@ import gpuaug.kernels.uniform_warp as uw
 import gpuaug.kernels.warp_sinc as ws
 from gpuaug import backend as gb
 from gpuaug import functional as F
+from gpuaug.banks import gather_ragged
 from gpuaug.transforms import Pipeline, SpeedSegment, Transform
 from harness import mixed_batch
 from test_backend import clean_env, fake_kernel as fake, registry  # noqa: F401 (fixtures)
@@ -41,15 +43,16 @@ EXPECTED = {
     (gb.UNIFORM_WARP, "numba", "cpu"): uw.uniform_warp_kernel,
     (gb.PHASE_VOCODER, "numba", "cpu"): pv.phase_vocoder_kernel,
     (gb.REVERB, "numba", "cpu"): rv.reverb_convolve,
+    (gb.RAGGED_GATHER, "numba", "cpu"): rg.ragged_gather_kernel,
 }
-#: Ops no transform names (they run inside speed / pitch / tempo).
-INNER = {gb.PHASE_LOCK, gb.UNIFORM_WARP, gb.PHASE_VOCODER}
+#: Ops no transform names (they run inside speed / pitch / tempo, or the banks' gather).
+INNER = {gb.PHASE_LOCK, gb.UNIFORM_WARP, gb.PHASE_VOCODER, gb.RAGGED_GATHER}
 #: Ops with a CPU kernel only (torch on CUDA).
 CPU_ONLY = INNER | {gb.REVERB}
 #: Leading tensor arguments of each op's kernels (the rest is keyword-only).
 TENSORS = {gb.GAIN: 3, gb.FADE: 4, gb.MIX_NOISE: 11, gb.INSERT_CLIP: 9, gb.DROP_SEGMENTS: 6, gb.WARP: 5,
            gb.SEGMENT_WARP: 6, gb.MCADAMS: 4, gb.PHASE_LOCK: 3,
-           gb.UNIFORM_WARP: 5, gb.PHASE_VOCODER: 2, gb.REVERB: 4}
+           gb.UNIFORM_WARP: 5, gb.PHASE_VOCODER: 2, gb.REVERB: 4, gb.RAGGED_GATHER: 3}
 
 
 def gpuaug_kernels() -> dict:
@@ -197,6 +200,8 @@ CALLS = {
     gb.PHASE_VOCODER: lambda w, l: F.pitch_shift(w, l, semitones=1.0),
     gb.REVERB: lambda w, l: F.reverb(w, l, torch.tensor([[1.0, 0.5, 0.25]] * 3), torch.tensor([3, 2, 1]),
                                       bucket=False),
+    gb.RAGGED_GATHER: lambda w, l: gather_ragged(w.reshape(-1).contiguous(), torch.tensor([0, 5, 9]),
+                                                 torch.tensor([3, 2, 0]), 4),
 }
 
 

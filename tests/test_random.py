@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from gpuaug.random import _mix_torch, combine, item_keys, mix, normal, stream_id, uniform
+from gpuaug.random import _mix_torch, _uniform_torch, combine, item_keys, mix, normal, stream_id, uniform
 
 
 def _mix_ref(z: np.ndarray) -> np.ndarray:
@@ -22,6 +22,19 @@ def test_mix_matches_uint64_splitmix():
         np.testing.assert_array_equal(impl(x).numpy().view(np.uint64), want)
         assert impl(x.view(-1, 7)[:, 2:5]).shape == (73, 3) and torch.equal(impl(x[3]), impl(x[3:4])[0])
         assert torch.equal(impl(x[5].expand(4)), impl(x[5:6]).expand(4))
+
+
+def test_uniform_numpy_path_matches_torch_ops():
+    """The numpy chain of plain CPU tensors gives the torch-op chain's bits: scalar and tensor
+    counters, 0-d keys, broadcasting, negative counters."""
+    g = torch.Generator().manual_seed(1)
+    keys = torch.randint(-(2**63), 2**63 - 1, (37,), generator=g)
+    for key, counter in [(keys, 0), (keys, 7), (keys[:, None], torch.arange(-3, 50)), (keys[5], 12),
+                         (keys[5], torch.arange(10)), (keys.view(37, 1), torch.tensor([[-1, 2**40]]))]:
+        for stream in (0, 123456789, 0x5BD1E995 ^ 77):
+            for dtype in (torch.float64, torch.float32):
+                got, want = uniform(key, stream, counter, dtype), _uniform_torch(key, stream, counter, dtype)
+                assert got.shape == want.shape and got.dtype == want.dtype and torch.equal(got, want)
 
 
 def test_known_splitmix_value():
