@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -290,30 +291,34 @@ def _length_groups(len_host: Tensor, hl_host: Tensor, direct_host: Tensor, clip_
     :func:`reverb` Notes)."""
     if len_host.numel() < 2 or int(len_host.max()) == 0:
         return [None]
-    d = direct_host[clip_row]  # rir_span per clip, each at its own length
-    post, pre = torch.minimum(hl_host[clip_row] - d, len_host), torch.minimum(d, (len_host - 1).clamp(min=0))
-    need = len_host + torch.maximum(post - 1, pre)  # the clip's own linear-convolution length
-    values = torch.unique(need)
-    if values.numel() < 2:
+    # host ints in numpy: up to 2 B cost evaluations per call, each a few small array ops
+    L, row = len_host.numpy().astype(np.int64), clip_row.numpy().astype(np.int64)
+    hl, dd = hl_host.numpy().astype(np.int64), direct_host.numpy().astype(np.int64)
+    d = dd[row]  # rir_span per clip, each at its own length
+    post, pre = np.minimum(hl[row] - d, L), np.minimum(d, np.maximum(L - 1, 0))
+    need = L + np.maximum(post - 1, pre)  # the clip's own linear-convolution length
+    values = np.unique(need)
+    if values.size < 2:
         return [None]
 
     def cost(sel):
-        rows = torch.unique(clip_row[sel])
-        n = reverb_fft_size(int(len_host[sel].max()), hl_host[rows], direct_host[rows])
-        return (2 * int(sel.sum()) * C + rows.numel() * Cr + _FFT_CALL_ROWS) * _fft_cost(n)
+        rows = np.unique(row[sel])
+        n_w = int(L[sel].max())  # reverb_fft_size of the group (rir_span at the group's length)
+        span = max(int(np.minimum(hl[rows] - dd[rows], n_w).max()) - 1, int(np.minimum(dd[rows], max(0, n_w - 1)).max()))
+        n = _next_fast_len(max(1, n_w + span))
+        return (2 * int(sel.sum()) * C + rows.size * Cr + _FFT_CALL_ROWS) * _fft_cost(n)
 
-    every = torch.ones_like(len_host, dtype=torch.bool)
-    best, best_sel = 0.9 * cost(every), None
+    best, best_sel = 0.9 * cost(np.ones(L.shape, dtype=bool)), None
     for v in values[:-1].tolist():
         short = need <= v
-        if int(len_host[short].max()) == 0 or int(len_host[~short].max()) == 0:
+        if int(L[short].max()) == 0 or int(L[~short].max()) == 0:
             continue
         c = cost(short) + cost(~short)
         if c < best:
             best, best_sel = c, short
     if best_sel is None:
         return [None]
-    return [best_sel.nonzero().flatten(), (~best_sel).nonzero().flatten()]
+    return [torch.from_numpy(best_sel.nonzero()[0]), torch.from_numpy((~best_sel).nonzero()[0])]
 
 
 def _convolve(w, lengths, len_host, clip_row, fade, h, h_peak, hl_host, direct_host, normalize, rir_spectra, kernel,

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Union
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -39,41 +40,51 @@ class Cat:
 Value = Union[Tensor, Cat]
 
 
-def _in(cond, v: Value, batch: int) -> Tensor:
+def _host(t: Tensor) -> np.ndarray:
+    """A policy value (a host tensor) as a numpy array (no copy for a plain CPU tensor)."""
+    return t.detach().cpu().numpy()
+
+
+def _in(cond, v, batch: int) -> np.ndarray:
+    """Where the numpy value ``v`` (float64 array, or a :class:`Cat` of numpy codes) meets ``cond``."""
     if isinstance(cond, Interval):
         if isinstance(v, Cat):
-            return torch.zeros(batch, dtype=torch.bool)
-        x = v.to(torch.float64)
+            return np.zeros(batch, dtype=bool)
+        x = v
         lo = x > cond.lo + TOLERANCE if cond.lo_open else x >= cond.lo - TOLERANCE
         hi = x < cond.hi - TOLERANCE if cond.hi_open else x <= cond.hi + TOLERANCE
-        return lo & hi
+        m = lo & hi
+        return m if m.shape == (batch,) else np.broadcast_to(m, (batch,))
     if not isinstance(v, Cat):
-        return torch.zeros(batch, dtype=torch.bool)
-    ok = torch.tensor([n in cond for n in v.names] + [False], dtype=torch.bool)
-    return ok[v.codes.clamp(0, len(v.names))]
+        return np.zeros(batch, dtype=bool)
+    ok = np.array([n in cond for n in v.names] + [False], dtype=bool)
+    return ok[v.codes]  # codes clipped to [0, len(names)] by evaluate (len: no such name)
 
 
-def _matches(rule: Rule, view: dict[str, Value], batch: int) -> Tensor:
-    m = torch.ones(batch, dtype=torch.bool)
+def _matches(rule: Rule, view: dict, batch: int) -> np.ndarray:
+    m = np.ones(batch, dtype=bool)
     for name, cond in rule.when.items():
         if name not in view:  # the transform has no such value: the rule cannot match
-            return torch.zeros(batch, dtype=torch.bool)
+            return np.zeros(batch, dtype=bool)
         m &= _in(cond, view[name], batch)
     return m
 
 
 def evaluate(transform: str, view: dict[str, Value], batch: int) -> Tensor:
     """``(B,)`` int64 index into :data:`RULES` of the first rule matching each clip of
-    ``transform`` (:data:`NO_RULE` where none does). Loops over rules, not clips."""
-    out = torch.full((batch,), NO_RULE, dtype=torch.int64)
+    ``transform`` (:data:`NO_RULE` where none does). Loops over rules, not clips; the values
+    are host tensors, compared in numpy (many small comparisons per pipeline call)."""
+    out = np.full(batch, NO_RULE, dtype=np.int64)
+    view = {k: Cat(np.clip(_host(v.codes), 0, len(v.names)), v.names) if isinstance(v, Cat)
+            else _host(v).astype(np.float64, copy=False) for k, v in view.items()}  # converted once, compared per rule
     for i, rule in enumerate(RULES):
         if rule.transform != transform:
             continue
         undecided = out == NO_RULE
-        if not bool(undecided.any()):
+        if not undecided.any():
             break
-        out = torch.where(undecided & _matches(rule, view, batch), i, out)
-    return out
+        out[undecided & _matches(rule, view, batch)] = i
+    return torch.from_numpy(out)
 
 
 def rule_of(index: int) -> Rule | None:
