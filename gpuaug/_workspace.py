@@ -3,11 +3,12 @@
 Why: glibc hands allocations of 32 MiB and more (and, after heap trimming, smaller ones) back
 to the kernel when they are freed, so every fresh buffer of that size is paid again in page
 faults on first touch. A batch of 32 clips x 8 s at 16 kHz reverberated at an FFT size of
-186,624 needs a 24 MB float32 FFT input and a 24 MB complex64 spectrum per call; allocated
-fresh, the faults cost about as much CPU time as the FFTs themselves (measured in
-``benchmarks/reverb_speed.py``, rows ``workspace`` / ``fresh``). A workspace keeps one flat
-buffer per name, grown to the largest request seen, and hands out C-contiguous views of its
-start.
+186,624 needs a 24 MB float32 FFT input and a 24 MB complex64 spectrum per call; with the
+pipeline's other fresh batch-sized buffers, ~120 MB of page faults per noise + reverb call cost
+~0.7 ms per clip, about half of the FFTs (ad hoc: the same pipeline with glibc's mmap and trim
+thresholds raised; ``benchmarks/results/kernel-timings.md``). A workspace keeps one flat buffer
+per name, grown to the largest request seen, and hands out C-contiguous views of its start
+(``benchmarks/reverb_speed.py`` rows ``transform_batches_cached`` / ``_fresh_buffers``).
 
 Concurrency: :meth:`Workspace.take` removes the buffer from the workspace and
 :meth:`Workspace.give` puts it back, both under a lock, so two threads calling the same

@@ -50,15 +50,17 @@ NORMALIZE_CODES = {"energy": 0, "peak": 1, "none": 2}
 
 
 @jit_cpu
-def _row_stats(row, L):
-    """``(sum of squares (float64), max |v|, nan_check)`` of ``row[:L]``: four interleaved
-    accumulators (the sums do not wait on each other); ``nan_check`` is 0 unless a sample is
-    NaN / Inf (``v - v``)."""
+def _row_stats(row, L, dst, copy):
+    """``(sum of squares (float64), max |v|, nan_check)`` of ``row[:L]`` (and ``dst[:L] = row[:L]``
+    when ``copy``): four interleaved accumulators (the sums do not wait on each other);
+    ``nan_check`` is 0 unless a sample is NaN / Inf (``v - v``)."""
     s0 = s1 = s2 = s3 = 0.0
     m0 = m1 = m2 = m3 = 0.0
     z = 0.0
     L4 = L - L % 4
     for t in range(0, L4, 4):
+        if copy:
+            dst[t], dst[t + 1], dst[t + 2], dst[t + 3] = row[t], row[t + 1], row[t + 2], row[t + 3]
         a0, a1, a2, a3 = float(row[t]), float(row[t + 1]), float(row[t + 2]), float(row[t + 3])
         s0 += a0 * a0
         s1 += a1 * a1
@@ -70,6 +72,8 @@ def _row_stats(row, L):
         m3 = max(m3, abs(a3))
         z += (a0 - a0) + (a1 - a1) + (a2 - a2) + (a3 - a3)
     for t in range(L4, L):
+        if copy:
+            dst[t] = row[t]
         a = float(row[t])
         s0 += a * a
         m0 = max(m0, abs(a))
@@ -83,32 +87,6 @@ def _row_stats(row, L):
 SAFE_EXP = 60
 
 
-@jit_cpu
-def _copy_stats(src, dst, L):
-    """``dst[:L] = src[:L]``; returns ``(sum of squares (float64), max |v|)`` of those samples,
-    four interleaved accumulators."""
-    s0 = s1 = s2 = s3 = 0.0
-    m0 = m1 = m2 = m3 = 0.0
-    L4 = L - L % 4
-    for t in range(0, L4, 4):
-        dst[t], dst[t + 1], dst[t + 2], dst[t + 3] = src[t], src[t + 1], src[t + 2], src[t + 3]
-        a0, a1, a2, a3 = float(src[t]), float(src[t + 1]), float(src[t + 2]), float(src[t + 3])
-        s0 += a0 * a0
-        s1 += a1 * a1
-        s2 += a2 * a2
-        s3 += a3 * a3
-        m0 = max(m0, abs(a0))
-        m1 = max(m1, abs(a1))
-        m2 = max(m2, abs(a2))
-        m3 = max(m3, abs(a3))
-    for t in range(L4, L):
-        dst[t] = src[t]
-        a = float(src[t])
-        s0 += a * a
-        m0 = max(m0, abs(a))
-    return (s0 + s1) + (s2 + s3), max(max(m0, m1), max(m2, m3))
-
-
 @jit_cpu(parallel=True)
 def _load_cpu(x, lengths, clips, buf, ref, inv, mode):
     G, C, n = buf.shape
@@ -118,7 +96,7 @@ def _load_cpu(x, lengths, clips, buf, ref, inv, mode):
         L = lengths[b]
         sq, peak = 0.0, 0.0
         for c in range(C):  # one read of the clip: copy + energy + peak
-            s_c, m_c = _copy_stats(x[b, c], buf[i, c], L)
+            s_c, m_c, _ = _row_stats(x[b, c], L, buf[i, c], True)
             sq += s_c
             peak = max(peak, m_c)
             for t in range(L, n):
@@ -135,7 +113,7 @@ def _load_cpu(x, lengths, clips, buf, ref, inv, mode):
             if not (acc < math.inf and (acc > 0.0 or peak == 0.0)):
                 acc = 0.0  # then sum the scaled samples (a float64 wave with |x| beyond ~1e+-154)
                 for c in range(C):
-                    acc += _row_stats(buf[i, c], L)[0]
+                    acc += _row_stats(buf[i, c], L, buf[i, c], False)[0]
         elif mode == 1:
             acc = peak * s
         ref[i] = acc
@@ -151,7 +129,7 @@ def _store_cpu(y, lengths, clips, ref, inv, rate, direc, out, gain, top_out, bad
         L = lengths[b]
         sq, top, z = 0.0, 0.0, 0.0
         for c in range(C):
-            s_c, m_c, z_c = _row_stats(y[i, c], L)
+            s_c, m_c, z_c = _row_stats(y[i, c], L, y[i, c], False)
             sq += s_c
             top = max(top, m_c)
             z += z_c
