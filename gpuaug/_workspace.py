@@ -13,7 +13,8 @@ per name, grown to the largest request seen, and hands out C-contiguous views of
 Concurrency: :meth:`Workspace.take` removes the buffer from the workspace and
 :meth:`Workspace.give` puts it back, both under a lock, so two threads calling the same
 transform at once never share a buffer (the second one allocates its own). A forked
-DataLoader worker gets a copy-on-write copy, as with any Python object.
+DataLoader worker gets a copy-on-write copy, as with any Python object; a pickled one (a
+spawned worker, ``copy.deepcopy``) arrives empty, with a lock of its own.
 """
 from __future__ import annotations
 
@@ -65,6 +66,13 @@ class Workspace:
             kept = self._buffers.get(key)
             if kept is None or kept.numel() < base.numel():
                 self._buffers[key] = base.reshape(-1)
+
+    def __getstate__(self) -> dict:
+        """Pickled (spawned DataLoader workers, ``copy.deepcopy``) without its buffers or lock."""
+        return {"max_bytes": self.max_bytes}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["max_bytes"])
 
     def clear(self) -> None:
         """Drop every kept buffer."""

@@ -6,7 +6,9 @@ fusion switched off (bit for bit, same records); the workspace for reuse and thr
 """
 from __future__ import annotations
 
+import copy
 import importlib
+import pickle
 import threading
 
 import pytest
@@ -131,6 +133,8 @@ def test_workspace_reuses_and_never_shares_a_buffer():
     big = ws.take("x", (5, 5), torch.float32)  # larger: a new buffer, kept instead
     ws.give("x", big)
     assert ws.nbytes == 100
+    clone = pickle.loads(pickle.dumps(ws))  # spawned workers and deepcopy: empty, its own lock
+    assert clone.nbytes == 0 and clone.max_bytes == ws.max_bytes and copy.deepcopy(ws).nbytes == 0
     small = Workspace(max_bytes=16)
     small.give("x", small.take("x", (8,), torch.float32))
     assert small.nbytes == 0
@@ -150,6 +154,8 @@ def test_transform_workspace_is_reused_and_thread_safe():
     wave, lengths = mixed_batch(B=6, T=8000, seed=5)
     want = [pipe(wave, lengths, seed=0, epoch=e).wave for e in range(4)]
     assert tr.workspace.stats["reused"] > 0 and tr.workspace.nbytes > 0
+    again = pickle.loads(pickle.dumps(pipe))  # a pipeline with a used workspace pickles (spawn workers)
+    assert torch.equal(again(wave, lengths, seed=0, epoch=1).wave, want[1])
     got, errors = {}, []
 
     def work(e):
@@ -217,3 +223,21 @@ def test_unscaled_and_scaled_clips_agree_bit_for_bit(normalize):
     small, _ = reverb(wave, lengths, rir, rl, normalize=normalize, backend="numba")
     big, _ = reverb(wave * 2.0**70, lengths, rir, rl, normalize=normalize, backend="numba")
     assert torch.equal(big, small * 2.0**70)
+
+
+def test_fused_fade_in_length_buckets():
+    """Buckets written in place by the kernel, each with its clips' fades (rows indexed by clip)."""
+    B, T = 12, 16000
+    g = torch.Generator().manual_seed(12)
+    lengths = torch.tensor([2000] * 10 + [16000] * 2)
+    wave = torch.randn(B, T, generator=g) * (torch.arange(T) < lengths[:, None])
+    rir, rl = _rirs(2, dtype=torch.float32)
+    row = torch.arange(B) % 2
+    R = importlib.import_module("gpuaug.functional.reverb")
+    assert R._length_groups(lengths, rl, rir.abs().argmax(1), row, 1, 1) != [None]
+    spec = {"sample_rate": 16000, "rate_per_s": torch.linspace(0.0, 0.9, B, dtype=torch.float64),
+            "direction": torch.tensor([1, -1, 0] * 4)}
+    fused, _ = reverb(wave, lengths, rir, rl, rir_index=row, fade=spec, backend="numba")
+    plain, _ = reverb(wave, lengths, rir, rl, rir_index=row, backend="numba")
+    assert torch.equal(fused, fade(plain, lengths, **spec, backend="numba")[0])
+    assert not fused[:10, 2000:].any()
