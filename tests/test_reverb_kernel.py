@@ -241,3 +241,29 @@ def test_fused_fade_in_length_buckets():
     plain, _ = reverb(wave, lengths, rir, rl, rir_index=row, backend="numba")
     assert torch.equal(fused, fade(plain, lengths, **spec, backend="numba")[0])
     assert not fused[:10, 2000:].any()
+
+
+def test_fused_fade_on_a_selected_subset(monkeypatch):
+    """Both transforms at p=1 on a selection of the batch: fused on the gathered rows, merged back
+    like the unfused pair (the other clips bit for bit)."""
+    bank = _bank()
+    wave, lengths = mixed_batch(B=8, T=5000, seed=13)
+    select = torch.tensor([True, False, True, True, False, False, True, False])
+
+    def run():
+        return Pipeline([Reverb(bank), Fade(rate_per_s=0.5)], sample_rate=16000)(
+            wave, lengths, seed=4, epoch=2, select=select)
+
+    calls = []
+
+    def spy(*a, **k):
+        calls.append((a[0].shape[0], k.get("fade") is not None))
+        return reverb(*a, **k)
+
+    monkeypatch.setattr("gpuaug.transforms.room.reverb", spy)
+    fused = run()
+    assert calls == [(4, True)]
+    _no_fusion(monkeypatch)
+    plain = run()
+    assert torch.equal(fused.wave, plain.wave) and fused.record == plain.record
+    assert torch.equal(fused.wave[~select], wave[~select])
