@@ -57,6 +57,11 @@ def _plain_cpu(t) -> bool:
     return type(t) is Tensor and t.device.type == "cpu"
 
 
+def _combine_np(key: np.ndarray, value) -> np.ndarray:
+    """:func:`combine` on uint64 arrays."""
+    return _mix_np(_mix_np(key) ^ value)
+
+
 def _mix_np(a: np.ndarray) -> np.ndarray:
     """:func:`mix` on a uint64 array (any shape; uint64 arithmetic wraps modulo 2**64)."""
     with np.errstate(over="ignore"):  # 0-d arrays compute as scalars, which would warn
@@ -140,8 +145,7 @@ def uniform(key: Tensor, stream: int, counter: Tensor | int = 0, dtype=torch.flo
     key = torch.as_tensor(key, dtype=torch.int64)
     if _plain_cpu(key) and (not isinstance(counter, Tensor) or _plain_cpu(counter)):
         c = np.asarray(counter.to(torch.int64).numpy() if isinstance(counter, Tensor) else counter, dtype=np.int64)
-        h = _mix_np(_mix_np(key.numpy().view(np.uint64)) ^ np.uint64(int(stream) & _U64))
-        h = _mix_np(_mix_np(h) ^ c.view(np.uint64))
+        h = _combine_np(_combine_np(key.numpy().view(np.uint64), np.uint64(int(stream) & _U64)), c.view(np.uint64))
         u = np.asarray((h >> np.uint64(11)).astype(np.float64) * 2.0**-53)
         return torch.from_numpy(u).to(dtype)
     return _uniform_torch(key, stream, counter, dtype)

@@ -202,8 +202,8 @@ def reverb_convolve(w, lengths, H, H_row, *, n_fft: int, normalize: str, fade=No
         clips: ``(G,)`` int64 host tensor, the rows of ``w`` to convolve (default: all ``B``;
             a length bucket of :func:`gpuaug.functional.reverb.reverb` reads and writes its rows
             in place, without a gather or a merge).
-        out: ``(B, C, T)`` tensor of ``w``'s dtype (float32 / float64) whose rows ``clips``
-            are written (the others are left as they are); default a new one.
+        out: ``(B, C, T)`` float32 / float64 tensor of ``w``'s dtype whose rows ``clips`` are
+            written (the others are left as they are); default a new one.
 
     Returns:
         ``out`` ``(B, C, T)`` in ``w``'s dtype (padding zero) and ``finite`` ``(G,)`` bool: clip
@@ -233,14 +233,11 @@ def reverb_convolve(w, lengths, H, H_row, *, n_fft: int, normalize: str, fade=No
     else:
         rate, direc, sample_rate, shape = fade
         rate, direc, shape = rate.to(torch.float64).contiguous(), direc.to(torch.int64).contiguous(), FADE_SHAPE_CODES[shape]
-    target = out if out is not None and out.dtype == x.dtype else x.new_empty(B, C, T)
+    target = x.new_empty(B, C, T) if out is None else out
     gain, top_out = x.new_empty(G), x.new_empty(G)
     bad = x.new_zeros(G, dtype=torch.bool)
     run_numba(_store_cpu, None, [buf, lengths, clips, ref, inv, rate, direc, target, gain, top_out, bad], mode,
               float(sample_rate), shape)
     if workspace is not None:
         workspace.give("fft_input", buf)
-    if out is not None and target is not out:
-        out[clips] = target[clips].to(out.dtype)
-        return out, ~bad
-    return target.to(w.dtype), ~bad
+    return (target if out is not None else target.to(w.dtype)), ~bad

@@ -234,22 +234,29 @@ def _fade_params(fade: dict | None, B: int, dev) -> tuple | None:
 
 
 
-def rir_span(rir_lengths: Tensor, direct: Tensor, n_w: int) -> tuple[Tensor, Tensor]:
+def rir_span(rir_lengths: Tensor, direct: Tensor, n_w) -> tuple[Tensor, Tensor]:
     """Host ``(post, pre)`` per RIR: the samples from the direct path on (``post``) and before
     it (``pre``) that can reach an output of ``n_w`` samples (``min(rir_lengths - d, n_w)``,
-    ``min(d, n_w - 1)``). With :func:`reverb_fft_size` this fixes an RIR's spectrum: it is a
-    function of the RIR, ``(post, pre, n_fft)``, the dtype and whether it is scaled."""
-    hl, d = torch.as_tensor(rir_lengths).to(torch.int64), torch.as_tensor(direct).to(torch.int64)
-    return (hl - d).clamp(max=n_w), d.clamp(max=max(0, n_w - 1))
+    ``min(d, n_w - 1)``; ``n_w`` an int, or one per RIR). With :func:`reverb_fft_size` this
+    fixes an RIR's spectrum: it is a function of the RIR, ``(post, pre, n_fft)``, the dtype and
+    whether it is scaled."""
+    post, pre = _span(rir_lengths, direct, n_w)
+    return torch.from_numpy(post), torch.from_numpy(pre)
+
+
+def _span(rir_lengths, direct, n_w) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`rir_span` on host int64 values (tensors or arrays) as numpy arrays."""
+    hl, d = np.asarray(rir_lengths, dtype=np.int64), np.asarray(direct, dtype=np.int64)
+    return np.minimum(hl - d, n_w), np.minimum(d, np.maximum(np.asarray(n_w) - 1, 0))
 
 
 def reverb_fft_size(n_w: int, rir_lengths: Tensor, direct: Tensor) -> int:
     """The FFT size :func:`reverb` uses for clips of at most ``n_w`` samples and these RIRs
-    (host ``rir_lengths`` and direct-path indices): the smallest measured-fast size
-    (:func:`~gpuaug.functional.fft_sizes.fast_fft_size`) >= ``n_w + max(max(post) - 1,
-    max(pre))`` with ``(post, pre)`` from :func:`rir_span` (the circularly shifted RIR then
-    never wraps into the kept output)."""
-    post, pre = rir_span(rir_lengths, direct, n_w)
+    (host ``rir_lengths`` and direct-path indices, tensors or arrays): the smallest
+    measured-fast size (:func:`~gpuaug.functional.fft_sizes.fast_fft_size`) >= ``n_w +
+    max(max(post) - 1, max(pre))`` with ``(post, pre)`` from :func:`rir_span` (the circularly
+    shifted RIR then never wraps into the kept output)."""
+    post, pre = _span(rir_lengths, direct, n_w)
     return _next_fast_len(max(1, n_w + max(int(post.max()) - 1, int(pre.max()))))
 
 
@@ -292,10 +299,9 @@ def _length_groups(len_host: Tensor, hl_host: Tensor, direct_host: Tensor, clip_
     if len_host.numel() < 2 or int(len_host.max()) == 0:
         return [None]
     # host ints in numpy: up to 2 B cost evaluations per call, each a few small array ops
-    L, row = len_host.numpy().astype(np.int64), clip_row.numpy().astype(np.int64)
-    hl, dd = hl_host.numpy().astype(np.int64), direct_host.numpy().astype(np.int64)
-    d = dd[row]  # rir_span per clip, each at its own length
-    post, pre = np.minimum(hl[row] - d, L), np.minimum(d, np.maximum(L - 1, 0))
+    L, row = np.asarray(len_host, dtype=np.int64), np.asarray(clip_row, dtype=np.int64)
+    hl, dd = np.asarray(hl_host, dtype=np.int64), np.asarray(direct_host, dtype=np.int64)
+    post, pre = _span(hl[row], dd[row], L)  # each clip's RIR span at its own length
     need = L + np.maximum(post - 1, pre)  # the clip's own linear-convolution length
     values = np.unique(need)
     if values.size < 2:
@@ -303,9 +309,7 @@ def _length_groups(len_host: Tensor, hl_host: Tensor, direct_host: Tensor, clip_
 
     def cost(sel):
         rows = np.unique(row[sel])
-        n_w = int(L[sel].max())  # reverb_fft_size of the group (rir_span at the group's length)
-        span = max(int(np.minimum(hl[rows] - dd[rows], n_w).max()) - 1, int(np.minimum(dd[rows], max(0, n_w - 1)).max()))
-        n = _next_fast_len(max(1, n_w + span))
+        n = reverb_fft_size(int(L[sel].max()), hl[rows], dd[rows])
         return (2 * int(sel.sum()) * C + rows.size * Cr + _FFT_CALL_ROWS) * _fft_cost(n)
 
     best, best_sel = 0.9 * cost(np.ones(L.shape, dtype=bool)), None
