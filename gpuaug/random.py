@@ -64,11 +64,13 @@ def _combine_np(key: np.ndarray, value) -> np.ndarray:
 
 def _mix_np(a: np.ndarray) -> np.ndarray:
     """:func:`mix` on a uint64 array (any shape; uint64 arithmetic wraps modulo 2**64)."""
-    with np.errstate(over="ignore"):  # 0-d arrays compute as scalars, which would warn
-        a = a + _NP_GOLDEN
-        a = (a ^ (a >> _NP_30)) * _NP_C1
-        a = (a ^ (a >> _NP_27)) * _NP_C2
-        return a ^ (a >> _NP_31)
+    shape = np.shape(a)
+    # as a 1-d array: array arithmetic wraps silently (0-d arrays compute as scalars, which warn
+    # on overflow; an errstate context per call cost more than the hashing of a small draw)
+    a = np.asarray(a, dtype=np.uint64).reshape(-1) + _NP_GOLDEN
+    a = (a ^ (a >> _NP_30)) * _NP_C1
+    a = (a ^ (a >> _NP_27)) * _NP_C2
+    return (a ^ (a >> _NP_31)).reshape(shape)
 
 
 def _mix_torch(z: Tensor) -> Tensor:

@@ -149,7 +149,7 @@ def sinc_table(cutoff: float, zeros: int, phases: int = TABLE_PHASES, dtype=np.f
     return tables[0]
 
 
-@jit_cpu
+@jit_cpu(inline="always")
 def table_points(x, out, b, j, L, p, f, h, tables, v):
     """``out[b, :, j]`` from table ``v`` of ``tables`` (``h = ceil(zeros / f)``) at position ``p``
     of clip ``b`` (valid length ``L``): module docstring."""

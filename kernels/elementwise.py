@@ -54,8 +54,10 @@ def _fade_gain(n, L, rate, direc, sample_rate, shape):
         return 1.0
     m = L - 1 - n if direc > 0 else n  # samples since the full-gain end
     secs = m / sample_rate
-    if shape == 0:
-        return min(max(1.0 - rate * secs, 0.0), 1.0)
+    if shape == 0:  # min(max(g, 0), 1) written as selects: the CPU loops vectorise (same values)
+        g = 1.0 - rate * secs
+        g = g if g > 0.0 else 0.0
+        return g if g < 1.0 else 1.0
     return (1.0 - rate) ** secs
 
 
@@ -86,18 +88,24 @@ def _gain_cpu(w, lengths, factor, out, over, limit):
             over[b] = 1
 
 
+@jit_cpu
+def fade_row(x, y, L, rate, direc, sample_rate, shape):
+    """``y[t] = cast(fade gain of sample t of L); y[t] *= x[t]`` over the slices ``x``, ``y`` of
+    one row's valid samples (1-D: the loop vectorises)."""
+    for t in range(y.shape[0]):
+        y[t] = _fade_gain_cpu(t, L, rate, direc, sample_rate, shape)  # cast, then multiply
+        y[t] *= x[t]
+
+
 @jit_cpu(parallel=True)
 def _fade_cpu(w, lengths, rate, direc, out, sample_rate, shape):
-    B, C, T = w.shape
+    B, C, _ = w.shape
     for q in prange(B * C):
         b = q // C
         c = q % C
         L = lengths[b]
-        for t in range(L):
-            out[b, c, t] = _fade_gain_cpu(t, L, rate[b], direc[b], sample_rate, shape)  # cast, then multiply
-            out[b, c, t] *= w[b, c, t]
-        for t in range(L, T):
-            out[b, c, t] = 0.0
+        fade_row(w[b, c, :L], out[b, c, :L], L, rate[b], direc[b], sample_rate, shape)
+        out[b, c, L:] = 0.0
 
 
 # ------------------------------------------------------------------------------- CUDA

@@ -42,43 +42,12 @@ from gpuaug.backend import REVERB, register_kernel
 from gpuaug.kernels._launch import kernel_float, run_numba
 from gpuaug.kernels._numba_glue import jit_cpu
 from gpuaug.kernels.elementwise import FADE_SHAPE_CODES, _fade_gain_cpu
+from gpuaug.kernels.row_reduce import bits_value, finite_bits, row_stats, sumsq
 
 __all__ = ["reverb_convolve", "NORMALIZE_CODES"]
 
 #: Kernel code of each ``normalize`` mode of :func:`gpuaug.functional.reverb.reverb`.
 NORMALIZE_CODES = {"energy": 0, "peak": 1, "none": 2}
-
-
-@jit_cpu
-def _row_stats(row, L, dst, copy):
-    """``(sum of squares (float64), max |v|, nan_check)`` of ``row[:L]`` (and ``dst[:L] = row[:L]``
-    when ``copy``): four interleaved accumulators (the sums do not wait on each other);
-    ``nan_check`` is 0 unless a sample is NaN / Inf (``v - v``)."""
-    s0 = s1 = s2 = s3 = 0.0
-    m0 = m1 = m2 = m3 = 0.0
-    z = 0.0
-    L4 = L - L % 4
-    for t in range(0, L4, 4):
-        if copy:
-            dst[t], dst[t + 1], dst[t + 2], dst[t + 3] = row[t], row[t + 1], row[t + 2], row[t + 3]
-        a0, a1, a2, a3 = float(row[t]), float(row[t + 1]), float(row[t + 2]), float(row[t + 3])
-        s0 += a0 * a0
-        s1 += a1 * a1
-        s2 += a2 * a2
-        s3 += a3 * a3
-        m0 = max(m0, abs(a0))
-        m1 = max(m1, abs(a1))
-        m2 = max(m2, abs(a2))
-        m3 = max(m3, abs(a3))
-        z += (a0 - a0) + (a1 - a1) + (a2 - a2) + (a3 - a3)
-    for t in range(L4, L):
-        if copy:
-            dst[t] = row[t]
-        a = float(row[t])
-        s0 += a * a
-        m0 = max(m0, abs(a))
-        z += a - a
-    return (s0 + s1) + (s2 + s3), max(max(m0, m1), max(m2, m3)), z
 
 
 #: Clips whose peak lies in [2**-SAFE_EXP, 2**SAFE_EXP] are convolved unscaled: no float32 FFT value
@@ -94,13 +63,14 @@ def _load_cpu(x, lengths, clips, buf, ref, inv, mode):
     for i in prange(G):
         b = clips[i]
         L = lengths[b]
-        sq, peak = 0.0, 0.0
-        for c in range(C):  # one read of the clip: copy + energy + peak
-            s_c, m_c, _ = _row_stats(x[b, c], L, buf[i, c], True)
+        sq, bits = 0.0, 0
+        for c in range(C):  # the copy, then energy + peak of the (cached) clip in one vectorised read
+            buf[i, c, :L] = x[b, c, :L]
+            buf[i, c, L:] = 0.0
+            s_c, b_c = row_stats(x[b, c], 0, L)
             sq += s_c
-            peak = max(peak, m_c)
-            for t in range(L, n):
-                buf[i, c, t] = 0.0
+            bits = max(bits, b_c)
+        peak = bits_value(x[b, 0], bits)
         s = 1.0
         if mode != 2 and peak > 0.0 and not (lo <= peak <= hi):  # denormal-small or huge: scale (exact)
             s = math.ldexp(1.0, -math.frexp(peak)[1])  # peak * s in [0.5, 1)
@@ -113,11 +83,19 @@ def _load_cpu(x, lengths, clips, buf, ref, inv, mode):
             if not (acc < math.inf and (acc > 0.0 or peak == 0.0)):
                 acc = 0.0  # then sum the scaled samples (a float64 wave with |x| beyond ~1e+-154)
                 for c in range(C):
-                    acc += _row_stats(buf[i, c], L, buf[i, c], False)[0]
+                    acc += sumsq(buf[i, c], 0, L)
         elif mode == 1:
             acc = peak * s
         ref[i] = acc
         inv[i] = 1.0 / s
+
+
+@jit_cpu
+def _faded_store(y, out, gb, L, rate, direc, sample_rate, shape):
+    """``out[t] = cast(fade gain of sample t of L); out[t] *= y[t] * gb`` (1-D slices: vectorised)."""
+    for t in range(out.shape[0]):
+        out[t] = _fade_gain_cpu(t, L, rate, direc, sample_rate, shape)  # cast, then multiply
+        out[t] *= y[t] * gb
 
 
 @jit_cpu(parallel=True)
@@ -127,12 +105,12 @@ def _store_cpu(y, lengths, clips, ref, inv, rate, direc, out, gain, top_out, bad
     for i in prange(G):
         b = clips[i]
         L = lengths[b]
-        sq, top, z = 0.0, 0.0, 0.0
+        sq, bits = 0.0, 0
         for c in range(C):
-            s_c, m_c, z_c = _row_stats(y[i, c], L, y[i, c], False)
+            s_c, b_c = row_stats(y[i, c], 0, L)
             sq += s_c
-            top = max(top, m_c)
-            z += z_c
+            bits = max(bits, b_c)
+        top = bits_value(y[i, 0], bits)
         g = 1.0
         if mode != 2:
             got = sq if mode == 0 else top
@@ -146,18 +124,16 @@ def _store_cpu(y, lengths, clips, ref, inv, rate, direc, out, gain, top_out, bad
         # cast of ``top``) and a fade gain lies in [0, 1]
         top_out[i] = top
         top_out[i] *= gb
-        bad[i] = not (z == 0.0 and abs(top_out[i]) < math.inf)
+        bad[i] = not (finite_bits(y[i, 0], bits) and abs(top_out[i]) < math.inf)
         d = direc[b]
         for c in range(C):
+            yc, oc = y[i, c], out[b, c]
             if d != 0:
-                for t in range(L):
-                    out[b, c, t] = _fade_gain_cpu(t, L, rate[b], d, sample_rate, shape)  # cast, then multiply
-                    out[b, c, t] *= y[i, c, t] * gb
+                _faded_store(yc[:L], oc[:L], gb, L, rate[b], d, sample_rate, shape)
             else:
                 for t in range(L):
-                    out[b, c, t] = y[i, c, t] * gb
-            for t in range(L, T):
-                out[b, c, t] = 0.0
+                    oc[t] = yc[t] * gb
+            oc[L:] = 0.0
 
 
 @jit_cpu(parallel=True)

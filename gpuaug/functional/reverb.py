@@ -76,7 +76,8 @@ def reverb(
             (plain convolution). Silent inputs give silent outputs.
         direct: optional ``(B,)`` int64 host tensor of the direct-path indices ``d_b`` (as
             defined above, e.g. :attr:`gpuaug.banks.Bank.peak_index`); saves reading
-            them back from the device (a host sync on CUDA). Not checked against ``rir``.
+            them back from the device (a host sync on CUDA). Not checked against ``rir``:
+            each RIR's peak (its scale and the all-zero check) is read at ``d_b``.
         rir_index: optional ``(B,)`` int64 host tensor: clip ``b`` is convolved with
             ``rir[rir_index[b]]``. Then ``rir``, ``rir_lengths`` and ``direct`` hold ``U``
             distinct RIRs (``U`` rows) and each RIR's spectrum is computed once, however many
@@ -178,11 +179,12 @@ def reverb(
         direct_host = host_of(direct)  # a sync on CUDA: pass direct= to avoid it
     else:
         direct_host = host_of(direct).to(torch.int64)
-    R = int(hl_host.max())
-    h = h[..., :R]
-    if int(hl_host.min()) < R:  # samples past rir_lengths are not part of the RIR
-        h = h * valid_mask(rir_lengths if rir_lengths.device == dev else mirrored(hl_host, dev), R)[:, None, :].to(h.dtype)
-    h_peak = h.abs().amax(dim=(1, 2))
+    h = h[..., :int(hl_host.max())]
+    # the RIR's peak is its sample at the direct path (the argmax over its valid samples): read
+    # there, not over the whole padded RIR; the spectra read only samples inside rir_lengths
+    # (rir_span), so samples past rir_lengths never need masking
+    at = mirrored(direct_host, dev).view(-1, 1, 1).expand(h.shape[0], h.shape[1], 1)
+    h_peak = h.gather(2, at).abs().amax(dim=(1, 2))
     check_later(h_peak > 0, lambda ok: f"reverb: rir of clip(s) {(~ok).nonzero().flatten().tolist()} is all zero")
     if n_w == 0:  # only empty clips: nothing to convolve
         return zero_padding(wave, lengths), lengths

@@ -87,14 +87,18 @@ def merge_rows(wave: Tensor, lengths: Tensor, index: Tensor, sub: Tensor, sub_le
         out[index] = sub
         return out, new_lengths
     T_out = int(new_host.max()) if new_host.numel() else 0
-    out = wave.new_zeros(*wave.shape[:-1], T_out)
-    keep = min(T_out, wave.shape[-1])
-    out[..., :keep] = wave[..., :keep]
+    if inplace and T_out == wave.shape[-1]:  # e.g. a speed-up of some clips, not of the longest
+        out = wave
+    else:  # one copy of the batch (the rows of ``index`` are overwritten below)
+        out = wave.new_empty(*wave.shape[:-1], T_out)
+        keep = min(T_out, wave.shape[-1])
+        out[..., :keep] = wave[..., :keep]
+        if T_out > keep:
+            out[..., keep:] = 0
     t = min(T_out, sub.shape[-1])
-    rows = out[index]
-    rows.zero_()
-    rows[..., :t] = sub[..., :t]
-    out[index] = rows
+    out[index, ..., :t] = sub[..., :t]
+    if t < T_out:
+        out[index, ..., t:] = 0
     return out, new_lengths
 
 
