@@ -11,7 +11,9 @@ clips of 2 s + 4 of 8 s, length bucketing on vs off). The fused CPU kernel (op `
 ``transform_batches_fresh_buffers`` (the kernel with a workspace that keeps nothing: FFT buffers
 allocated per call), ``transform_reverb_fade_fused`` / ``transform_reverb_then_fade`` (a 2 %/s
 fade in the kernel's output pass vs the fade op after it), and ``fft_floor_x_only_out`` (rfft +
-irfft of the clips into kept buffers: the floor with cached RIR spectra and no allocation).
+irfft of the clips into kept buffers: the floor with cached RIR spectra and no allocation) and
+``fft_floor_x_only_scipy`` (the same FFTs through ``scipy.fft``, which the CPU kernel calls: the
+lower of the two floors on this CPU at 186,624).
 
     .venv/bin/python benchmarks/reverb_speed.py [--repeats 7] [--rir-dir DIR]
 Writes benchmarks/results/cpu-2core-reverb-speed.json.
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse, json, platform, statistics, subprocess, sys, time, types
 from pathlib import Path
 
+import scipy.fft
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -170,6 +173,11 @@ def main():
         torch.fft.rfft(buf, out=spec_buf)
         torch.fft.irfft(spec_buf, n=n_after, out=buf)
 
+    buf_np = buf.numpy()
+
+    def floor_x_scipy():  # the FFTs the CPU kernel calls (pocketfft through scipy, outputs allocated)
+        scipy.fft.irfft(scipy.fft.rfft(buf_np, axis=-1, workers=1), n=n_after, axis=-1, workers=1, overwrite_x=True)
+
     cases = {"before": before, "after": after, "after_finite_trusted": after_trusted,
              "after_shared_spectra_trusted": after_shared_trusted, "fft_floor": floor, "fft_floor_x_only": floor_x,
              "transform_batches_cached": transform_seq(cached_tr),
@@ -177,7 +185,7 @@ def main():
              "mixed_2s_8s_bucketed": mixed_bucketed, "mixed_2s_8s_unbucketed": mixed_unbucketed,
              "transform_batches_torch": transform_seq(torch_tr), "transform_batches_fresh_buffers": transform_seq(fresh_tr),
              "transform_reverb_fade_fused": reverb_fade(True), "transform_reverb_then_fade": reverb_fade(False),
-             "fft_floor_x_only_out": floor_x_out}
+             "fft_floor_x_only_out": floor_x_out, "fft_floor_x_only_scipy": floor_x_scipy}
     per = {k: B * N_BATCHES for k in ("transform_batches_cached", "transform_batches_uncached", "transform_batches_torch",
                                       "transform_batches_fresh_buffers", "transform_reverb_fade_fused",
                                       "transform_reverb_then_fade")}
@@ -198,6 +206,7 @@ def main():
     for k in ("transform_batches_cached", "transform_batches_torch", "transform_batches_fresh_buffers"):
         for m in ("cpu_ms_per_clip_min", "cpu_ms_per_clip_median"):
             res[k][m.replace("cpu_ms_per_clip", "ratio_to_floor_x_only_out_cpu")] = res[k][m] / res["fft_floor_x_only_out"][m]
+            res[k][m.replace("cpu_ms_per_clip", "ratio_to_floor_x_only_scipy_cpu")] = res[k][m] / res["fft_floor_x_only_scipy"][m]
     for a_, b_ in (("transform_batches_cached", "transform_batches_uncached"),
                    ("mixed_2s_8s_bucketed", "mixed_2s_8s_unbucketed"),
                    ("transform_batches_cached", "transform_batches_torch"),
@@ -231,7 +240,8 @@ def main():
         "rir_lengths_untrimmed": dict(zip(full.names, full.lengths.tolist())),
         "rir_lengths_trimmed_60db": dict(zip(trimmed.names, trimmed.lengths.tolist())),
         "n_fft_before": n_before, "n_fft_after": n_after,
-        "floor_definition": "rfft(clips, n) + rfft(rirs, n) + irfft(product, n) at n_fft_after; fft_floor_x_only: rfft + irfft of the clips",
+        "floor_definition": "rfft(clips, n) + rfft(rirs, n) + irfft(product, n) at n_fft_after; fft_floor_x_only: rfft + irfft "
+                            "of the clips; _out: torch into kept buffers; _scipy: scipy.fft (the kernel's FFTs)",
         "results": res,
         "max_abs_err_float32_vs_float64_rel_to_peak": err,
         "trimming_effect_max_rel_error_energy": trim_err,

@@ -5,24 +5,30 @@ copies, masks, zero fills, norms and freshly faulted-in buffers as on its two FF
 convolution of a batch with its (already computed, direct-path aligned) RIR spectra ``H`` is
 three steps:
 
-1. **load** (``@njit``, one ``prange`` over clips): in one read of the clip, its valid samples
-   copied into the FFT input (zero tail), its energy (float64 sum of squares) and its peak; a
+1. **load** (``@njit``, one ``prange`` over clips): the clip's valid samples copied into the
+   FFT input (zero tail), then its energy (float64 sum of squares) and its peak in one
+   vectorised read (:mod:`gpuaug.kernels.row_reduce`); a
    clip whose peak lies outside [2**-60, 2**60] is then scaled in place by the exact power of
    two ``s`` that brings it to [0.5, 1), as the torch path scales every clip, so denormal or
    huge clips neither underflow nor overflow (:data:`SAFE_EXP`: for the others ``s = 1``
    gives the scaled result bit for bit);
-2. ``torch.fft.rfft`` into a kept spectrum buffer, ``X[b] *= H[H_row[b]]`` (``@njit``: the
-   distinct RIR spectra are read in place, never gathered per clip), ``torch.fft.irfft`` back
-   into the FFT input buffer (both buffers from the caller's :class:`gpuaug._workspace.Workspace`,
-   so no page faults after the first batch);
-3. **store** (``@njit``): the output's energy (float64) or peak over the valid samples, the
+2. ``scipy.fft.rfft`` (pocketfft, with the thread budget of
+   :func:`gpuaug.kernels._numba_glue.cpu_thread_budget` as ``workers``), ``X[b] *= H[H_row[b]]``
+   (``@njit``: the distinct RIR spectra are read in place, never gathered per clip),
+   ``scipy.fft.irfft`` (the FFT input buffer comes from the caller's
+   :class:`gpuaug._workspace.Workspace`, so it is not faulted in again every batch). scipy's
+   FFTs, not torch's: at the 8 s clips' size 186,624 they took ~25 % less CPU time than
+   ``torch.fft`` into kept buffers (``benchmarks/reverb_speed.py`` measures both floors);
+3. **store** (``@njit``): the output's energy (float64) and peak over the valid samples (one
+   vectorised read, which also flags non-finite samples), the
    gain ``ref / got`` (energy: ``sqrt``) divided by ``s`` and cast to the wave's dtype, then
    ``out = y * gain`` on the valid samples (times the optional fade gain of
    :mod:`gpuaug.kernels.elementwise`, cast to the dtype first, exactly as the fade kernel
-   multiplies), zero padding, and a per-clip flag of any non-finite output sample.
+   multiplies), zero padding, and the per-clip flag of any non-finite output sample.
 
-The arithmetic of ``out`` matches the torch path's except for the energy sums (float64 here,
-float32 in torch: gains differ by ~1e-7 relative). With a fade the output is bit-identical to
+The arithmetic of ``out`` matches the torch path's except for the FFTs (pocketfft here, torch's
+there: rounding) and the energy sums (float64 here, float32 in torch: gains differ by ~1e-7
+relative). With a fade the output is bit-identical to
 running this kernel and then the fade kernel. ``normalize="none"`` does not scale (``s = 1``)
 and multiplies by 1.
 
@@ -34,13 +40,14 @@ from __future__ import annotations
 
 import math
 
+import scipy.fft
 import torch
 from numba import prange
 
 from gpuaug._workspace import Workspace
 from gpuaug.backend import REVERB, register_kernel
 from gpuaug.kernels._launch import kernel_float, run_numba
-from gpuaug.kernels._numba_glue import jit_cpu
+from gpuaug.kernels._numba_glue import cpu_thread_budget, jit_cpu
 from gpuaug.kernels.elementwise import FADE_SHAPE_CODES, _fade_gain_cpu
 from gpuaug.kernels.row_reduce import bits_value, finite_bits, row_stats, sumsq
 
@@ -194,15 +201,14 @@ def reverb_convolve(w, lengths, H, H_row, *, n_fft: int, normalize: str, fade=No
     cdt = torch.complex128 if x.dtype == torch.float64 else torch.complex64
     dev = x.device
     buf = _take(workspace, "fft_input", (G, C, n_fft), x.dtype, dev)
-    spec = _take(workspace, "spectrum", (G, C, n_fft // 2 + 1), cdt, dev)
     ref = x.new_empty(G, dtype=torch.float64)  # new_*: tensors like the input (a sync-counting stand-in stays one)
     inv = x.new_empty(G, dtype=torch.float64)
     run_numba(_load_cpu, None, [x, lengths, clips, buf, ref, inv], mode)
-    torch.fft.rfft(buf, out=spec)
+    workers = cpu_thread_budget()
+    spec = torch.from_numpy(scipy.fft.rfft(buf.numpy(), axis=-1, workers=workers))  # complex64 for float32
     run_numba(_mul_spectra, None, [spec, H.to(cdt).contiguous(), H_row.to(device=dev, dtype=torch.int64).contiguous()])
-    torch.fft.irfft(spec, n=n_fft, out=buf)
-    if workspace is not None:
-        workspace.give("spectrum", spec)
+    y = torch.from_numpy(scipy.fft.irfft(spec.numpy(), n=n_fft, axis=-1, workers=workers, overwrite_x=True))
+    del spec
     if fade is None:
         rate, direc = x.new_zeros(B, dtype=torch.float64), x.new_zeros(B, dtype=torch.int64)
         sample_rate, shape = 1.0, 0
@@ -212,7 +218,7 @@ def reverb_convolve(w, lengths, H, H_row, *, n_fft: int, normalize: str, fade=No
     target = x.new_empty(B, C, T) if out is None else out
     gain, top_out = x.new_empty(G), x.new_empty(G)
     bad = x.new_zeros(G, dtype=torch.bool)
-    run_numba(_store_cpu, None, [buf, lengths, clips, ref, inv, rate, direc, target, gain, top_out, bad], mode,
+    run_numba(_store_cpu, None, [y, lengths, clips, ref, inv, rate, direc, target, gain, top_out, bad], mode,
               float(sample_rate), shape)
     if workspace is not None:
         workspace.give("fft_input", buf)
