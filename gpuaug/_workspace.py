@@ -3,10 +3,12 @@
 Why: glibc hands allocations of 32 MiB and more (and, after heap trimming, smaller ones) back
 to the kernel when they are freed, so every fresh buffer of that size is paid again in page
 faults on first touch. A batch of 32 clips x 8 s at 16 kHz reverberated at an FFT size of
-186,624 needs a 24 MB float32 FFT input and a 24 MB complex64 spectrum per call; with the
-pipeline's other fresh batch-sized buffers, ~120 MB of page faults per noise + reverb call cost
-~0.7 ms per clip, about half of the FFTs (ad hoc: the same pipeline with glibc's mmap and trim
-thresholds raised; ``benchmarks/results/kernel-timings.md``). A workspace keeps one flat buffer
+186,624 needs a 24 MB float32 FFT input per call (the spectrum and the inverse FFT's output
+are scipy's own allocations, which glibc's heap reuses at that size); with the pipeline's other
+fresh batch-sized buffers, ~120 MB of page faults per noise + reverb call cost ~0.7 ms per clip,
+about half of the FFTs (ad hoc: the same pipeline with glibc's mmap and trim thresholds raised;
+``benchmarks/results/kernel-timings.md``); with the workspace and the in-place steps, ~3.6 MB
+per call (ad hoc, issue 11 round 4). A workspace keeps one flat buffer
 per name, grown to the largest request seen, and hands out C-contiguous views of its start
 (``benchmarks/reverb_speed.py`` rows ``transform_batches_cached`` / ``_fresh_buffers``).
 

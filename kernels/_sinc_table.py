@@ -8,7 +8,9 @@ row ``q`` of a table holds the weights of the ``2 h`` taps ``i = floor(p) - h + 
 ``|u| >= zeros``, i.e. weight 0) for the fractional position ``q / K``, normalised by their
 sum. An output sample with fractional position ``phi`` reads rows ``q = floor(phi K)`` and
 ``q + 1``, interpolates them linearly (``a = phi K - q``) and takes the dot product with the
-taps inside ``[0, L)`` (zero padding, as the exact kernel): :func:`table_points`. A cutoff of 1
+taps inside ``[0, L)`` (zero padding, as the exact kernel): :func:`table_points`. A position on
+a tabulated phase (``a = 0``: every output of a segment sped up by exactly 5 / 4, whose phases are
+multiples of 1/4) reads row ``q`` alone: the same weights, one multiply fewer per tap. A cutoff of 1
 at an integer position copies the input sample (the exact kernel's unit impulse).
 
 Error bound (``K = 512``, any cutoff ``f <= 1``): ``|y_tab - y_exact| <= E * max|x|`` over the
@@ -139,6 +141,16 @@ def _lerp_dot(w0, w1, a, xs):
     return acc
 
 
+@jit_cpu(fastmath={"reassoc", "contract"})
+def _dot(w, xs):
+    """``sum_t w[t] xs[t]`` in the row's dtype (vectorised as :func:`_lerp_dot`): the lerp at
+    ``a = 0``, whose weights ``w0 + 0 * (w1 - w0)`` are ``w0`` exactly."""
+    acc = numba.float32(0.0)
+    for t in range(xs.shape[0]):
+        acc += w[t] * xs[t]
+    return acc
+
+
 def sinc_table(cutoff: float, zeros: int, phases: int = TABLE_PHASES, dtype=np.float32) -> np.ndarray:
     """The ``(phases + 1, 2 ceil(zeros / cutoff))`` table of the tabulated path for one cutoff
     (row ``q``: the normalised tap weights at fractional position ``q / phases``)."""
@@ -171,6 +183,10 @@ def table_points(x, out, b, j, L, p, f, h, tables, v):
             out[b, c, j] = 0.0
         return
     w0 = tables[v, row, lo - first:hi - first]
+    if phase == row:  # the position is on a tabulated phase (e.g. a 5:4 segment): no interpolation
+        for c in range(C):
+            out[b, c, j] = _dot(w0, x[b, c, lo:hi])
+        return
     w1 = tables[v, row + 1, lo - first:hi - first]
     for c in range(C):
         out[b, c, j] = _lerp_dot(w0, w1, a, x[b, c, lo:hi])

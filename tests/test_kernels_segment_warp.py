@@ -336,3 +336,43 @@ def test_tabulated_edge_cases_match_torch(L, start, length, factor, pad):
     assert torch.equal(out_len, ref_len) and out.shape == ref.shape and out.dtype == torch.float32
     peak = float(wave.abs().max()) if wave.numel() else 0.0
     torch.testing.assert_close(out.double(), ref, atol=BOUND * peak + 1e-12, rtol=0)
+
+
+def test_exact_factor_segments_share_one_table_on_its_phases():
+    """Segments of multiples of 5 samples sped up 1.25x (what SpeedSegment draws): slope exactly
+    5/4, so every clip shares one cutoff (one table) and every position falls on a tabulated phase
+    (the row read alone, no interpolation); still within the stated bound of the exact kernel."""
+    g = torch.Generator().manual_seed(3)
+    B, T = 12, 8000
+    lengths = torch.randint(6000, T + 1, (B,), generator=g)
+    wave = (torch.rand(B, T, generator=g, dtype=torch.float64) * 2 - 1) * (torch.arange(T) < lengths[:, None])
+    length = torch.randint(200, 500, (B,), generator=g) * 5
+    start = (torch.rand(B, generator=g) * (lengths - length)).long()
+    factor = torch.full((B,), 1.25, dtype=torch.float64)
+    n = length
+    m = torch.round(n.double() / factor).long()
+    assert torch.equal(m * 5, n * 4)  # exactly 5:4
+    table_of, half, cutoffs = sw._plan_tables(n, m, 1, 24, DEFAULT_ROLLOFF, False)
+    assert len(cutoffs) == 1 and bool((torch.as_tensor(table_of) == 0).all())
+    db = worst_error_db(wave, lengths, start, length, factor)[0]
+    assert db < sw.TABLE_ERROR_DB, db
+    phases = ((torch.arange(400)[None] * n[:, None].double() / m[:, None].double()) % 1.0) * sw.TABLE_PHASES
+    assert bool((phases == phases.round()).all())  # on tabulated phases: the kernel's no-interpolation branch
+
+
+def test_speed_segment_transform_plays_segments_exactly_factor_faster():
+    """SpeedSegment rounds the segment to a multiple of p for a factor p / q (1.25 = 5 / 4): new
+    length L - n + 4 n / 5 exactly; other factors keep round(fraction * L)."""
+    from gpuaug.transforms import Pipeline, SpeedSegment
+    from gpuaug.transforms.timing import exact_segment_lengths
+
+    L = torch.tensor([32000, 128000, 7, 3, 100, 50])
+    f = torch.tensor([1.25, 1.25, 1.25, 1.1, 1.0725, 1.25], dtype=torch.float64)
+    got = exact_segment_lengths(torch.tensor([6400.4, 22222.7, 6.9, 2.2, 12.6, 49.9], dtype=torch.float64), f, L)
+    assert got.tolist() == [6400, 22225, 5, 0, 13, 50]  # nearest multiple of 5 / 11 / 1, never above L
+    wave = torch.randn(4, 16000) * 0.1
+    lengths = torch.tensor([16000, 15000, 9001, 12345])
+    res = Pipeline([SpeedSegment()])(wave, lengths, seed=5)
+    seg = torch.tensor([r[0]["length"] for r in res.record])
+    assert bool((seg % 5 == 0).all()) and bool((seg > 0).all())
+    assert torch.equal(res.lengths, lengths - seg + seg * 4 // 5)

@@ -69,6 +69,7 @@ class Reverb(Transform):
         self._rir_cache: OrderedDict = OrderedDict()
         self._rir_cache_size = 0
         self.rir_cache_stats = {"hits": 0, "misses": 0}
+        self._last_stack, self._last_gather = (None, None), (None, None)
         self.categories = bank._category_list(categories) if bank is not None else None
         self.normalize = self.option("normalize", normalize)
         self.source = self.option("source", "bank" if bank is not None else "synthetic")
@@ -94,7 +95,7 @@ class Reverb(Transform):
             # Replay resolves the recorded RIR by identity (content hash), never by index or draw.
             index = self.bank.choose(params, "rir_id", self.categories, what="RIR")
             used, row = torch.unique(index, return_inverse=True)  # host: each distinct RIR once
-            rir, rir_lengths = self.bank.gather(used, wave.device)
+            rir, rir_lengths = self._gather(used, wave.device)
             direct = self.bank.peak_index[used]
             resolved = {"rir_index": index, "rir_id": self.bank.item_keys[index]}
         else:
@@ -142,12 +143,26 @@ class Reverb(Transform):
             while self._rir_cache_size > self.cache_bytes or len(cache) > self.cache_entries:
                 _, old = cache.popitem(last=False)
                 self._rir_cache_size -= old.numel() * old.element_size()
-        return torch.stack(spectra)
+        if not got and self._last_stack[0] == keys:  # the same spectra as last batch: no new stack
+            return self._last_stack[1]
+        stacked = torch.stack(spectra)
+        self._last_stack = (keys, stacked)
+        return stacked
+
+    def _gather(self, used: Tensor, device) -> tuple[Tensor, Tensor]:
+        """The bank RIRs ``used`` (host rows) on ``device``, reused while a batch draws the same
+        set as the last one (a small bank: nearly every batch of 32 draws all of it). The ops
+        never write their inputs, so the tensors are handed out again as they are."""
+        key = (tuple(used.tolist()), str(device))
+        if self._last_gather[0] != key:
+            self._last_gather = (key, self.bank.gather(used, device))
+        return self._last_gather[1]
 
     def clear_cache(self) -> None:
-        """Drop the cached RIR spectra."""
+        """Drop the cached RIR spectra (and the last batch's RIRs and stacked spectra)."""
         self._rir_cache.clear()
         self._rir_cache_size = 0
+        self._last_stack, self._last_gather = (None, None), (None, None)
 
     def annotate(self, entry):
         if self.bank is not None:

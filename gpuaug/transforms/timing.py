@@ -1,6 +1,11 @@
 """Tempo transforms: whole-utterance speed and speed-up of a segment."""
 from __future__ import annotations
 
+from fractions import Fraction
+
+import torch
+from torch import Tensor
+
 from .._sync import host_of
 from ..backend import SEGMENT_WARP, WARP
 from ..functional.speed import MAX_FACTOR, MIN_FACTOR, speed, speed_segment
@@ -8,12 +13,30 @@ from ..functional.tempo import tempo_segment
 from .base import Draw, Transform
 from .space import Limit
 
-__all__ = ["Speed", "SpeedSegment", "SEGMENT_MODES"]
+__all__ = ["Speed", "SpeedSegment", "SEGMENT_MODES", "exact_segment_lengths"]
 
 #: How :class:`SpeedSegment` speeds a segment up: ``resample`` (tape-like: pitch rises with
 #: the tempo, the seeds' rated condition as far as the papers tell) or ``tempo`` (phase
 #: vocoder: pitch kept; not rated).
 SEGMENT_MODES = ("resample", "tempo")
+
+
+def exact_segment_lengths(target: Tensor, factor: Tensor, lengths: Tensor) -> Tensor:
+    """``(B,)`` int64 segment lengths near ``target`` (host float samples) that a speed-up by
+    ``factor`` (host ``(B,)``) maps to a whole number of samples exactly: the nearest multiple
+    of ``p`` where ``factor`` is the fraction ``p / q`` (``q <= 64``) as a float, else
+    ``round(target)``; never above ``lengths`` (:class:`SpeedSegment`)."""
+    quantum = torch.ones(factor.shape, dtype=torch.int64)
+    for f in torch.unique(factor).tolist():  # distinct factors (one for a fixed factor), not clips
+        r = Fraction(f).limit_denominator(_MAX_DENOMINATOR)
+        if r.numerator / r.denominator == f:
+            quantum[factor == f] = r.numerator
+    seg = torch.round(target / quantum).long() * quantum
+    return torch.minimum(seg, lengths.long() // quantum * quantum)
+
+
+#: Largest denominator ``q`` of a segment factor ``p / q`` that :func:`exact_segment_lengths` makes exact.
+_MAX_DENOMINATOR = 64
 
 
 class Speed(Transform):
@@ -60,6 +83,14 @@ class SpeedSegment(Transform):
             :mod:`gpuaug.backend`; recorded), shared with the phase lock in ``tempo`` mode.
     Perception (rules ``speed_segment``): ``retaining`` for ``resample`` with factor in
     (1, 1.25] and fraction <= 0.25, else ``unverified``.
+
+    Segment length: ``fraction * L`` rounded to the nearest multiple of ``p`` where the factor
+    is exactly a fraction ``p / q`` with ``q <= 64`` (1.25 = 5 / 4: a multiple of 5 samples,
+    at most 2 samples off), so the segment of ``n`` samples becomes exactly ``m = n q / p`` and
+    is played exactly ``factor`` times faster (plain rounding of ``n / factor`` made it
+    ``n / round(n / factor)``, up to ``1 / (2 m)`` off, different per clip); other factors keep
+    ``round(fraction * L)``. On the CPU this also lets every clip share one sinc table whose
+    phases the positions hit exactly (:mod:`gpuaug.kernels.segment_warp`).
     """
 
     name = "speed_segment"
@@ -80,7 +111,7 @@ class SpeedSegment(Transform):
 
     def apply(self, wave, lengths, params, ctx):
         L = host_of(lengths)  # segments from host values (no sync)
-        seg = (params["fraction"] * L).round().long()
+        seg = exact_segment_lengths(params["fraction"] * L, params["factor"], L)
         start = (params["u_start"] * (L - seg + 1)).long()
         if self.mode == "tempo":
             # the requested backend: the phase lock (op "phase_lock") resolves on its own
