@@ -16,6 +16,10 @@ rule is not the SIMD instruction's). Here:
   is ``>=`` the one of Inf (:func:`inf_bits`): one integer max (vectorised) gives the peak and
   the finiteness of the row. :func:`bits_value` turns a pattern back into the float.
 * :func:`row_stats` does both in one loop: ``(sum of squares, peak pattern)``.
+* :func:`row_peaks` (op ``row_peak``, ``("numba", "cpu", 0)``): the peak and finiteness of every
+  row of a batch, for a pipeline's input scan (:func:`gpuaug.functional._batch.finite_rows`)
+  and output level (:func:`gpuaug.functional.level.output_level`), in one read instead of
+  torch's ``amax`` + ``amin``.
 
 float32 rows are read as int32, float64 rows as int64 (:func:`abs_bits_max` is overloaded on the
 row's dtype). Callers are ``@njit`` kernels (``reverb_io``, ``snr_mix``); on the shared 2-core VM
@@ -26,12 +30,15 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from numba import types
+import torch
+from numba import prange, types
 from numba.extending import overload
 
+from gpuaug.backend import ROW_PEAK, register_kernel
+from gpuaug.kernels._launch import run_numba
 from gpuaug.kernels._numba_glue import jit_cpu
 
-__all__ = ["sumsq", "abs_bits_max", "row_stats", "inf_bits", "bits_value", "finite_bits"]
+__all__ = ["sumsq", "abs_bits_max", "row_stats", "inf_bits", "bits_value", "finite_bits", "row_peaks"]
 
 
 @jit_cpu(fastmath={"reassoc"})
@@ -136,3 +143,22 @@ def row_stats(x, lo, hi):
         u = b[t] & mask
         m = u if u > m else m
     return acc, numba.int64(m)
+
+
+@jit_cpu(parallel=True)
+def _peaks_cpu(x, bits):
+    for b in prange(x.shape[0]):
+        bits[b] = abs_bits_max(x[b], 0, x.shape[1])
+
+
+@register_kernel(ROW_PEAK, "numba", "cpu")
+def row_peaks(wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(peak, finite)`` of each row of a float32 / float64 CPU ``wave`` ``(B, ...)``: ``peak`` the
+    ``(B,)`` max ``|x|`` over the row in the wave's dtype (NaN / Inf where the row holds one),
+    ``finite`` ``(B,)`` bool, no NaN / Inf in the row."""
+    flat = wave.reshape(wave.shape[0], -1).contiguous()
+    wide = flat.dtype == torch.float64
+    bits = torch.empty(flat.shape[0], dtype=torch.int64)
+    run_numba(_peaks_cpu, None, [flat, bits])
+    peak = (bits if wide else bits.to(torch.int32)).view(flat.dtype)
+    return peak, bits < (0x7FF0000000000000 if wide else 0x7F800000)

@@ -15,6 +15,8 @@ import gpuaug.kernels.phase_lock as pl
 import gpuaug.kernels.phase_vocoder as pv
 import gpuaug.kernels.ragged as rg
 import gpuaug.kernels.reverb_io as rv
+import gpuaug.kernels.row_reduce as rr
+from gpuaug.functional.level import output_level
 import gpuaug.kernels.segment_warp as sw
 import gpuaug.kernels.snr_mix as sm
 import gpuaug.kernels.splice as sp
@@ -44,15 +46,17 @@ EXPECTED = {
     (gb.PHASE_VOCODER, "numba", "cpu"): pv.phase_vocoder_kernel,
     (gb.REVERB, "numba", "cpu"): rv.reverb_convolve,
     (gb.RAGGED_GATHER, "numba", "cpu"): rg.ragged_gather_kernel,
+    (gb.ROW_PEAK, "numba", "cpu"): rr.row_peaks,
 }
-#: Ops no transform names (they run inside speed / pitch / tempo, or the banks' gather).
-INNER = {gb.PHASE_LOCK, gb.UNIFORM_WARP, gb.PHASE_VOCODER, gb.RAGGED_GATHER}
+#: Ops no transform names (they run inside speed / pitch / tempo, the banks' gather, or the
+#: pipeline's input scan and output level).
+INNER = {gb.PHASE_LOCK, gb.UNIFORM_WARP, gb.PHASE_VOCODER, gb.RAGGED_GATHER, gb.ROW_PEAK}
 #: Ops with a CPU kernel only (torch on CUDA).
 CPU_ONLY = INNER | {gb.REVERB}
 #: Leading tensor arguments of each op's kernels (the rest is keyword-only).
 TENSORS = {gb.GAIN: 3, gb.FADE: 4, gb.MIX_NOISE: 11, gb.INSERT_CLIP: 9, gb.DROP_SEGMENTS: 6, gb.WARP: 5,
            gb.SEGMENT_WARP: 6, gb.MCADAMS: 4, gb.PHASE_LOCK: 3,
-           gb.UNIFORM_WARP: 5, gb.PHASE_VOCODER: 2, gb.REVERB: 4, gb.RAGGED_GATHER: 3}
+           gb.UNIFORM_WARP: 5, gb.PHASE_VOCODER: 2, gb.REVERB: 4, gb.RAGGED_GATHER: 3, gb.ROW_PEAK: 1}
 
 
 def gpuaug_kernels() -> dict:
@@ -202,6 +206,7 @@ CALLS = {
                                       bucket=False),
     gb.RAGGED_GATHER: lambda w, l: gather_ragged(w.reshape(-1).contiguous(), torch.tensor([0, 5, 9]),
                                                  torch.tensor([3, 2, 0]), 4),
+    gb.ROW_PEAK: lambda w, l: output_level(w, "peak_limit", 0.5),
 }
 
 

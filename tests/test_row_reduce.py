@@ -9,6 +9,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 import pytest
+import torch
 
 from gpuaug.kernels.row_reduce import abs_bits_max, bits_value, finite_bits, row_stats, sumsq
 
@@ -55,3 +56,31 @@ def test_any_inf_or_nan_flags_the_row(dtype, bad):
     assert _stats(x, 0, 517)[2] and _stats(x, 518, x.size)[2]  # the sample outside the range is not read
     big = np.full(5, np.finfo(dtype).max, dtype=dtype)  # the largest finite value is finite
     assert _stats(big, 0, 5)[2] and _stats(big, 0, 5)[1] == float(np.finfo(dtype).max)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_row_peaks_match_torch_and_the_output_level_is_unchanged(dtype):
+    """op ``row_peak``: the peaks and finite flags of a batch equal torch's amax / amin ones, and
+    the pipeline's in-place output level (which then scales only the clips above the ceiling)
+    gives what the torch reductions gave, bit for bit."""
+    from gpuaug.functional._batch import finite_rows
+    from gpuaug.functional.level import output_level
+    from gpuaug.kernels.row_reduce import row_peaks
+
+    g = torch.Generator().manual_seed(4)
+    wave = (torch.randn(6, 2, 3001, generator=g) * torch.tensor([0.1, 2.0, 0.5, 3.0, 0.0, 1.0])[:, None, None]).to(dtype)
+    peak, finite = row_peaks(wave)
+    ref = torch.maximum(wave.reshape(6, -1).amax(1), -wave.reshape(6, -1).amin(1))
+    assert peak.dtype == dtype and torch.equal(peak, ref) and bool(finite.all())
+    bad = wave.clone()
+    bad[1, 1, 7], bad[3, 0, 3000] = float("nan"), float("-inf")
+    assert row_peaks(bad)[1].tolist() == [True, False, True, False, True, True]
+    assert finite_rows(bad).tolist() == [True, False, True, False, True, True]
+    r32 = ref.float()  # the output level's gain is float32 (module gpuaug.functional.level)
+    expected = wave * torch.where(r32 > 1.0, torch.nextafter(1.0 / r32, torch.zeros_like(r32)),
+                                  torch.ones_like(r32)).to(dtype)[:, None, None]
+    mine = wave.clone()
+    out, gain, got_peak = output_level(mine, "peak_limit", 1.0, inplace=True)
+    assert out is mine and torch.equal(out, expected) and torch.equal(got_peak, ref.float())
+    within = (ref <= 1.0).nonzero().flatten()
+    assert within.numel() >= 2 and torch.equal(out[within], wave[within])  # clips within full scale: untouched

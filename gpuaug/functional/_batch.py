@@ -21,7 +21,8 @@ from typing import Iterator, Sequence
 import torch
 from torch import Tensor
 
-from .._sync import check_later, has_mirror, host_of, mirrored, to_host_many
+from .._sync import check_later, has_mirror, host_of, is_host, mirrored, to_host_many
+from ..backend import ROW_PEAK, kernel_for
 
 __all__ = [
     "as_3d",
@@ -89,6 +90,10 @@ def finite_rows(wave: Tensor) -> Tensor:
     flat = wave.reshape(wave.shape[0], -1)
     if flat.shape[1] == 0:  # no samples: nothing to be non-finite
         return torch.ones(flat.shape[0], dtype=torch.bool, device=wave.device)
+    host = is_host(wave.device) and wave.dtype in (torch.float32, torch.float64)  # the CPU kernel's inputs
+    kernel = kernel_for(ROW_PEAK, wave.device)[1] if host else None
+    if kernel is not None:  # CPU: one integer max of bit patterns per row (gpuaug.kernels.row_reduce)
+        return kernel(flat)[1]
     return torch.isfinite(flat.amax(dim=1)) & torch.isfinite(flat.amin(dim=1))
 
 

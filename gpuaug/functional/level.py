@@ -11,7 +11,9 @@ clip (over its channels) before the gain, ``gain`` the ``(B,)`` float32 factor a
 
 Clips where ``mask`` (a ``(B,)`` bool tensor on the wave's device) is False get gain 1. The
 gain is computed and applied on the wave's device (no host sync); a gain of 1 is an exact
-no-op in floating point.
+no-op in floating point. On the CPU (op ``row_peak``) the peaks come from one integer max of
+bit patterns per row (:mod:`gpuaug.kernels.row_reduce`) and, in place, only the clips whose
+gain is not 1 are multiplied.
 """
 from __future__ import annotations
 
@@ -19,6 +21,9 @@ import math
 
 import torch
 from torch import Tensor
+
+from .._sync import is_host
+from ..backend import ROW_PEAK, kernel_for
 
 __all__ = ["OUTPUT_LEVELS", "check_output_level", "output_level"]
 
@@ -46,8 +51,12 @@ def output_level(wave: Tensor, policy: str = "peak_limit", level: float = 1.0,
     level = check_output_level(policy, level)
     B = wave.shape[0]
     flat = wave.reshape(B, -1)
+    host = is_host(wave.device) and wave.dtype in (torch.float32, torch.float64)  # the CPU kernel's inputs
+    kernel = kernel_for(ROW_PEAK, wave.device)[1] if host else None
     if flat.shape[1] == 0:
         peak = torch.zeros(B, dtype=torch.float32, device=wave.device)
+    elif kernel is not None:  # CPU: one integer max of bit patterns per row (gpuaug.kernels.row_reduce)
+        peak = kernel(flat)[0].to(torch.float32)
     else:  # no |x| temporary (amax + amin: less CPU time than abs().amax() or aminmax)
         peak = torch.maximum(flat.amax(dim=1), -flat.amin(dim=1)).to(torch.float32)
     one = torch.ones_like(peak)
@@ -64,4 +73,9 @@ def output_level(wave: Tensor, policy: str = "peak_limit", level: float = 1.0,
     scale = gain.to(wave.dtype if wave.is_floating_point() else torch.float32).reshape(B, *([1] * (wave.dim() - 1)))
     if not inplace:
         return wave * scale, gain, peak
+    if kernel is not None:  # host values (no sync): scale only the clips whose gain is not 1
+        rows = (gain != 1).nonzero().flatten()
+        if rows.numel():
+            wave[rows] = wave[rows] * scale[rows]
+        return wave, gain, peak
     return wave.mul_(scale), gain, peak
