@@ -19,7 +19,8 @@ rule is not the SIMD instruction's). Here:
 * :func:`row_peaks` (op ``row_peak``, ``("numba", "cpu", 0)``): the peak and finiteness of every
   row of a batch, for a pipeline's input scan (:func:`gpuaug.functional._batch.finite_rows`)
   and output level (:func:`gpuaug.functional.level.output_level`), in one read instead of
-  torch's ``amax`` + ``amin``.
+  torch's ``amax`` + ``amin``; :func:`scale_rows_` the output level's in-place gain, which
+  touches only the rows whose gain is not 1 (no gather or scatter of them).
 
 float32 rows are read as int32, float64 rows as int64 (:func:`abs_bits_max` is overloaded on the
 row's dtype). Callers are ``@njit`` kernels (``reverb_io``, ``snr_mix``); on the shared 2-core VM
@@ -38,7 +39,7 @@ from gpuaug.backend import ROW_PEAK, register_kernel
 from gpuaug.kernels._launch import run_numba
 from gpuaug.kernels._numba_glue import jit_cpu
 
-__all__ = ["sumsq", "abs_bits_max", "row_stats", "inf_bits", "bits_value", "finite_bits", "row_peaks"]
+__all__ = ["sumsq", "abs_bits_max", "row_stats", "inf_bits", "bits_value", "finite_bits", "row_peaks", "scale_rows_"]
 
 
 @jit_cpu(fastmath={"reassoc"})
@@ -162,3 +163,20 @@ def row_peaks(wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     run_numba(_peaks_cpu, None, [flat, bits])
     peak = (bits if wide else bits.to(torch.int32)).view(flat.dtype)
     return peak, bits < (0x7FF0000000000000 if wide else 0x7F800000)
+
+
+@jit_cpu(parallel=True)
+def _scale_cpu(x, gain):
+    for b in prange(x.shape[0]):
+        g = gain[b]
+        if g != 1.0:
+            row = x[b]
+            for t in range(row.shape[0]):
+                row[t] *= g
+
+
+def scale_rows_(wave: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
+    """``wave[b] *= gain[b]`` in place for the rows whose gain is not 1 (a C-contiguous float32 /
+    float64 CPU ``wave`` ``(B, ...)``, ``gain`` ``(B,)`` in its dtype); returns ``wave``."""
+    run_numba(_scale_cpu, None, [wave.reshape(wave.shape[0], -1), gain.to(wave.dtype).contiguous()])
+    return wave

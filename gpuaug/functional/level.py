@@ -24,6 +24,7 @@ from torch import Tensor
 
 from .._sync import is_host
 from ..backend import ROW_PEAK, kernel_for
+from ..kernels.row_reduce import scale_rows_
 
 __all__ = ["OUTPUT_LEVELS", "check_output_level", "output_level"]
 
@@ -73,9 +74,6 @@ def output_level(wave: Tensor, policy: str = "peak_limit", level: float = 1.0,
     scale = gain.to(wave.dtype if wave.is_floating_point() else torch.float32).reshape(B, *([1] * (wave.dim() - 1)))
     if not inplace:
         return wave * scale, gain, peak
-    if kernel is not None:  # host values (no sync): scale only the clips whose gain is not 1
-        rows = (gain != 1).nonzero().flatten()
-        if rows.numel():
-            wave[rows] = wave[rows] * scale[rows]
-        return wave, gain, peak
+    if kernel is not None and wave.is_contiguous():  # scale only the clips whose gain is not 1, in place
+        return scale_rows_(wave, scale.reshape(B)), gain, peak
     return wave.mul_(scale), gain, peak
