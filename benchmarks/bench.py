@@ -439,10 +439,11 @@ class Bench:
             for i in range(self.args.repeats):
                 for j in group:
                     j.once(i, record=True)
-        other = load.stop().get("other_busy")
         for j in timed_jobs:
             j.finish()
         gc.collect()  # joins finished DataLoader workers
+        # after the workers are joined: their CPU time is this process's children's, not other programs'
+        other = load.stop().get("other_busy")
         for j in jobs:
             src = j.shared[j.key] if j.shared is not None else j
             row = dict(j.row)
