@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gpuaug.kernels._numba_glue import jit_cpu
+
 __all__ = ["mix", "combine", "item_keys", "check_seed", "stream_id", "uniform", "normal"]
 
 #: Seeds are integers in ``[0, SEED_LIMIT)``: exactly the non-negative int64 values, so two
@@ -37,7 +39,7 @@ def _srl(z: Tensor, k: int) -> Tensor:
 
 _U64 = (1 << 64) - 1
 _NP_GOLDEN, _NP_C1, _NP_C2 = (np.uint64(c & _U64) for c in (_GOLDEN, _C1, _C2))
-_NP_30, _NP_27, _NP_31 = np.uint64(30), np.uint64(27), np.uint64(31)
+_NP_30, _NP_27, _NP_31, _NP_11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
 
 
 def mix(z: Tensor) -> Tensor:
@@ -71,6 +73,24 @@ def _mix_np(a: np.ndarray) -> np.ndarray:
     a = (a ^ (a >> _NP_30)) * _NP_C1
     a = (a ^ (a >> _NP_27)) * _NP_C2
     return (a ^ (a >> _NP_31)).reshape(shape)
+
+
+@jit_cpu
+def _mix_u64(z):
+    """:func:`mix` of one uint64 (uint64 operands throughout: numba wraps them modulo 2**64)."""
+    z = z + _NP_GOLDEN
+    z = (z ^ (z >> _NP_30)) * _NP_C1
+    z = (z ^ (z >> _NP_27)) * _NP_C2
+    return z ^ (z >> _NP_31)
+
+
+@jit_cpu
+def _uniform_draws(keys, stream, counter, out):
+    """``out[i] = uniform(keys[i], stream, counter)`` (uint64 keys, float64 out): the chain of
+    :func:`uniform` (``_unit(combine(combine(key, stream), counter))``) per item, compiled."""
+    for i in range(keys.shape[0]):
+        h = _mix_u64(_mix_u64(_mix_u64(_mix_u64(keys[i]) ^ stream)) ^ counter)
+        out[i] = float(h >> _NP_11) * 2.0**-53
 
 
 def _mix_torch(z: Tensor) -> Tensor:
@@ -142,9 +162,16 @@ def uniform(key: Tensor, stream: int, counter: Tensor | int = 0, dtype=torch.flo
     """Uniform [0, 1) values for each ``key`` (broadcast against ``counter``).
 
     ``_unit(combine(combine(key, stream), counter))``; for plain CPU tensors the whole chain runs
-    in numpy (the same bits: ``tests/test_random.py``), else in torch ops.
+    in numpy, or for the parameter draws (1-D keys, an int counter, float64) in one compiled
+    Numba loop (the same bits: ``tests/test_random.py``), else in torch ops.
     """
     key = torch.as_tensor(key, dtype=torch.int64)
+    if _plain_cpu(key) and key.dim() == 1 and isinstance(counter, int) and dtype == torch.float64:
+        # the parameter draws (one value per item): the whole chain in one compiled loop
+        out = np.empty(key.shape[0], dtype=np.float64)
+        _uniform_draws(np.ascontiguousarray(key.numpy()).view(np.uint64), np.uint64(int(stream) & _U64),
+                       np.uint64(counter & _U64), out)
+        return torch.from_numpy(out)
     if _plain_cpu(key) and (not isinstance(counter, Tensor) or _plain_cpu(counter)):
         c = np.asarray(counter.to(torch.int64).numpy() if isinstance(counter, Tensor) else counter, dtype=np.int64)
         h = _combine_np(_combine_np(key.numpy().view(np.uint64), np.uint64(int(stream) & _U64)), c.view(np.uint64))

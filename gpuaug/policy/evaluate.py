@@ -171,7 +171,3 @@ def columns() -> RuleColumns:
         _COLUMNS = _columns()
     return _COLUMNS
 
-
-def column_index(rule_index: Tensor) -> Tensor:
-    """Rule indices as rows of :func:`columns` (:data:`NO_RULE` -> the last row)."""
-    return torch.where(rule_index == NO_RULE, len(RULES), rule_index)
