@@ -52,43 +52,27 @@ def sumsq(x, lo, hi):
     return acc
 
 
-def _int_view(x):
-    """The samples of the contiguous float row ``x`` as signed integers of their width."""
+def _per_width(doc: str, f32, f64):
+    """A function of a float row ``x`` usable in ``@njit`` code, compiled as ``f32(x)`` for a
+    float32 row and ``f64(x)`` for a float64 one (a Numba overload on the row's dtype)."""
+    def stub(x):
+        raise NotImplementedError("only callable from @njit code")
+
+    stub.__doc__ = doc
+
+    @overload(stub)
+    def _impl(x):
+        return {types.float32: f32, types.float64: f64}.get(x.dtype)
+
+    return stub
 
 
-@overload(_int_view)
-def _int_view_impl(x):
-    if x.dtype == types.float32:
-        return lambda x: x.view(np.int32)
-    if x.dtype == types.float64:
-        return lambda x: x.view(np.int64)
-    return None
-
-
-def _abs_mask(x):
-    """The sign-clearing mask of ``x``'s float width, as a signed integer of that width."""
-
-
-@overload(_abs_mask)
-def _abs_mask_impl(x):
-    if x.dtype == types.float32:
-        return lambda x: np.int32(0x7FFFFFFF)
-    if x.dtype == types.float64:
-        return lambda x: np.int64(0x7FFFFFFFFFFFFFFF)
-    return None
-
-
-def inf_bits(x):
-    """The bit pattern of +Inf in ``x``'s float width (``>=`` it: Inf or NaN)."""
-
-
-@overload(inf_bits)
-def _inf_bits_impl(x):
-    if x.dtype == types.float32:
-        return lambda x: np.int64(0x7F800000)
-    if x.dtype == types.float64:
-        return lambda x: np.int64(0x7FF0000000000000)
-    return None
+_int_view = _per_width("The samples of the contiguous float row ``x`` as signed integers of their width.",
+                       lambda x: x.view(np.int32), lambda x: x.view(np.int64))
+_abs_mask = _per_width("The sign-clearing mask of ``x``'s float width, as a signed integer of that width.",
+                       lambda x: np.int32(0x7FFFFFFF), lambda x: np.int64(0x7FFFFFFFFFFFFFFF))
+inf_bits = _per_width("The bit pattern of +Inf in ``x``'s float width (``>=`` it: Inf or NaN).",
+                      lambda x: np.int64(0x7F800000), lambda x: np.int64(0x7FF0000000000000))
 
 
 def bits_value(x, bits):
