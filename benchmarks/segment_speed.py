@@ -7,10 +7,12 @@ Input: ``--clips`` speech-like float32 clips (``tests/reference/signals.speech_l
 factor 1.25. Two batches:
 
 * ``same_cutoff``: every segment has the same length, so the whole batch shares one table of
-  the tabulated path (``n / m = 1.25`` exactly: the positions fall on table phases);
+  the tabulated path (``n / m = 1.25`` exactly: the positions fall on table phases, which is what
+  :class:`gpuaug.transforms.SpeedSegment` draws since issue 11's fourth round: segment lengths
+  that are multiples of 5 samples for its 1.25x factor);
 * ``distinct_cutoffs``: segment lengths ``25 % + b`` samples for clip ``b``, so every clip has
   its own cutoff ``0.945 * m / n``, builds its own table, and its positions sweep all phases
-  (what :class:`gpuaug.transforms.SpeedSegment` with random fractions does).
+  (what ``SpeedSegment`` did before, and still does for a factor that is not a small fraction).
 
 Variants (all through ``gpuaug.functional.speed_segment``, after a warm-up call):
 ``numba_tabulated`` (``backend="numba"``, float32 default), ``numba_exact`` (``exact=True``:
