@@ -146,7 +146,7 @@ def row_peaks(wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     bits = torch.empty(flat.shape[0], dtype=torch.int64)
     run_numba(_peaks_cpu, None, [flat, bits])
     peak = (bits if wide else bits.to(torch.int32)).view(flat.dtype)
-    return peak, bits < (0x7FF0000000000000 if wide else 0x7F800000)
+    return peak, torch.isfinite(peak)  # a NaN / Inf pattern reads back as NaN / Inf
 
 
 @jit_cpu(parallel=True)

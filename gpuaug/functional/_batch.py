@@ -39,6 +39,7 @@ __all__ = [
     "NARROW_FLOATS",
     "check_finite_output",
     "finite_rows",
+    "row_peak_kernel",
     "in_float32",
 ]
 
@@ -83,6 +84,15 @@ def restore_rank(wave: Tensor, was_2d: bool) -> Tensor:
     return wave.squeeze(1) if was_2d else wave
 
 
+def row_peak_kernel(wave: Tensor):
+    """The kernel of op ``row_peak`` for ``wave`` (:func:`gpuaug.kernels.row_reduce.row_peaks`),
+    or None: it takes float32 / float64 host tensors only (torch's reductions elsewhere, also on
+    the sync-counting stand-in of a device)."""
+    if not (is_host(wave.device) and wave.dtype in (torch.float32, torch.float64)):
+        return None
+    return kernel_for(ROW_PEAK, wave.device)[1]
+
+
 def finite_rows(wave: Tensor) -> Tensor:
     """``(B,)`` bool: clip ``b`` holds no NaN / Inf. Max and min propagate NaN and reach +-Inf,
     so two reductions replace ``isfinite().all()`` (far less CPU time, see
@@ -90,8 +100,7 @@ def finite_rows(wave: Tensor) -> Tensor:
     flat = wave.reshape(wave.shape[0], -1)
     if flat.shape[1] == 0:  # no samples: nothing to be non-finite
         return torch.ones(flat.shape[0], dtype=torch.bool, device=wave.device)
-    host = is_host(wave.device) and wave.dtype in (torch.float32, torch.float64)  # the CPU kernel's inputs
-    kernel = kernel_for(ROW_PEAK, wave.device)[1] if host else None
+    kernel = row_peak_kernel(wave)
     if kernel is not None:  # CPU: one integer max of bit patterns per row (gpuaug.kernels.row_reduce)
         return kernel(flat)[1]
     return torch.isfinite(flat.amax(dim=1)) & torch.isfinite(flat.amin(dim=1))

@@ -22,9 +22,8 @@ import math
 import torch
 from torch import Tensor
 
-from .._sync import is_host
-from ..backend import ROW_PEAK, kernel_for
 from ..kernels.row_reduce import scale_rows_
+from ._batch import row_peak_kernel
 
 __all__ = ["OUTPUT_LEVELS", "check_output_level", "output_level"]
 
@@ -52,8 +51,7 @@ def output_level(wave: Tensor, policy: str = "peak_limit", level: float = 1.0,
     level = check_output_level(policy, level)
     B = wave.shape[0]
     flat = wave.reshape(B, -1)
-    host = is_host(wave.device) and wave.dtype in (torch.float32, torch.float64)  # the CPU kernel's inputs
-    kernel = kernel_for(ROW_PEAK, wave.device)[1] if host else None
+    kernel = row_peak_kernel(wave)
     if flat.shape[1] == 0:
         peak = torch.zeros(B, dtype=torch.float32, device=wave.device)
     elif kernel is not None:  # CPU: one integer max of bit patterns per row (gpuaug.kernels.row_reduce)

@@ -282,7 +282,8 @@ def _spectra(h: Tensor, h_peak: Tensor, hl: Tensor, d: Tensor, n_w: int, n_fft: 
 
 #: The fixed cost of a group's FFT calls (its rfft + irfft), in rows of its FFT size: a torch CPU
 #: rfft call costs about as much as 5 rows in set-up (4.6-5.8 rows at the sizes of 2 s and 8 s
-#: clips, ``benchmarks/fft_call_cost.py``, ``benchmarks/results/cpu-1thread-fft-call-cost.json``).
+#: clips), a scipy one (the CPU kernel's) 2.3-3.7 rows (``benchmarks/fft_call_cost.py``,
+#: ``benchmarks/results/cpu-1thread-fft-call-cost.json``); 10 charges two torch-sized calls.
 _FFT_CALL_ROWS = 10
 
 

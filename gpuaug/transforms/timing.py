@@ -21,6 +21,10 @@ __all__ = ["Speed", "SpeedSegment", "SEGMENT_MODES", "exact_segment_lengths"]
 SEGMENT_MODES = ("resample", "tempo")
 
 
+#: Largest denominator ``q`` of a segment factor ``p / q`` that :func:`exact_segment_lengths` makes exact.
+_MAX_DENOMINATOR = 64
+
+
 def exact_segment_lengths(target: Tensor, factor: Tensor, lengths: Tensor) -> Tensor:
     """``(B,)`` int64 segment lengths near ``target`` (host float samples) that a speed-up by
     ``factor`` (host ``(B,)``) maps to a whole number of samples exactly: the nearest multiple
@@ -33,10 +37,6 @@ def exact_segment_lengths(target: Tensor, factor: Tensor, lengths: Tensor) -> Te
             quantum[factor == f] = r.numerator
     seg = torch.round(target / quantum).long() * quantum
     return torch.minimum(seg, lengths.long() // quantum * quantum)
-
-
-#: Largest denominator ``q`` of a segment factor ``p / q`` that :func:`exact_segment_lengths` makes exact.
-_MAX_DENOMINATOR = 64
 
 
 class Speed(Transform):
