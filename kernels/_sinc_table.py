@@ -22,12 +22,20 @@ within -100 dB of the clip's peak absolute value (``1e-5 * peak``) of the exact 
 kernels' tests measure it (``tests/test_kernels_segment_warp.py``,
 ``tests/test_kernels_warp.py``).
 
+Rows are padded with zero weights to a multiple of :data:`TAP_ALIGN` taps
+(:func:`padded_taps`): an output sample whose taps all lie inside the clip takes the dot product
+over the padded row, a whole number of SIMD vectors with no scalar remainder loop (the extra taps
+read valid samples with weight 0: the same sum up to its rounding).
+
 Planning on the host: :func:`plan_tables` (one table per distinct cutoff among the clips that
-use one), :func:`table_groups` (consecutive groups of clips whose tables fit a memory budget).
+use one), :func:`table_groups` (consecutive groups of clips whose tables fit a memory budget),
+:func:`launch_tables` (the tables of one launch, built once per cutoff and kept across launches
+in a cache of :data:`TABLE_CACHE_BYTES`).
 """
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 
 import numba
 import numpy as np
@@ -37,8 +45,8 @@ from numba import prange
 from gpuaug.kernels._launch import run_numba
 from gpuaug.kernels._numba_glue import jit_cpu
 
-__all__ = ["TABLE_PHASES", "TABLE_ERROR_DB", "TABLE_MIN_SAMPLES", "TABLE_BYTES", "sinc_table", "plan_tables",
-           "table_groups", "table_points"]
+__all__ = ["TABLE_PHASES", "TABLE_ERROR_DB", "TABLE_MIN_SAMPLES", "TABLE_BYTES", "TABLE_CACHE_BYTES", "TAP_ALIGN",
+           "sinc_table", "plan_tables", "table_groups", "launch_tables", "padded_taps", "interior_points", "table_points"]
 
 #: Phases ``K`` of the tabulated windowed sinc per unit interval (rows ``0 .. K`` of a table).
 TABLE_PHASES = 512
@@ -52,6 +60,12 @@ TABLE_ERROR_DB = -100.0
 TABLE_MIN_SAMPLES = 512
 #: Memory for the tables of one launch: larger batches of distinct cutoffs run in groups of clips.
 TABLE_BYTES = 32 << 20
+#: Built tables kept across launches (least recently used dropped first): a batch drawing the
+#: cutoffs of earlier batches (a fixed segment factor, speed factors on their grid) builds none.
+TABLE_CACHE_BYTES = 32 << 20
+#: Table rows are padded with zero weights to a multiple of this many taps (8 float32: one AVX2
+#: vector; module docstring).
+TAP_ALIGN = 8
 #: Grid points per block of :func:`_sinc_grid` (one direct evaluation of sin / cos per block).
 _BLOCK = 128
 
@@ -162,6 +176,81 @@ def sinc_table(cutoff: float, zeros: int, phases: int = TABLE_PHASES, dtype=np.f
 
 
 @jit_cpu(inline="always")
+def padded_taps(h):
+    """Width of a table row of ``h`` taps per side: ``2 h`` rounded up to a multiple of
+    :data:`TAP_ALIGN` (compiled: the kernels call it too)."""
+    return (2 * h + TAP_ALIGN - 1) // TAP_ALIGN * TAP_ALIGN
+
+
+#: (cutoff, zeros, phases, dtype) -> its ``(phases + 1, padded_taps(h))`` table (:func:`launch_tables`).
+_CACHE: OrderedDict = OrderedDict()
+
+
+def launch_tables(cutoffs: np.ndarray, half: np.ndarray, zeros: int, phases: int, dtype) -> np.ndarray:
+    """The ``(max(U, 1), phases + 1, padded_taps(max(half)))`` tables of one launch (table ``v``:
+    cutoff ``cutoffs[v]``, ``h = half[v]``; zero beyond each row's ``2 h`` taps), from
+    :func:`plan_tables`. Tables built before (the same cutoff, zeros, phases and dtype) come
+    from the cache, the others are built (:func:`_build_tables`) and cached within
+    :data:`TABLE_CACHE_BYTES`. Call it under :data:`~gpuaug.kernels._numba_glue.CPU_LOCK` (the
+    kernels' launch: it builds with a parallel kernel and updates the cache). A launch of one cached
+    table gets the cached array itself (read-only use)."""
+    dtype = np.dtype(dtype)
+    keys = [(float(c), int(zeros), int(phases), dtype.str) for c in cutoffs]
+    found = {}
+    for k in keys:
+        if k in _CACHE:
+            _CACHE.move_to_end(k)
+            found[k] = _CACHE[k]
+    missing = [i for i, k in enumerate(keys) if k not in found]
+    if missing:
+        built = np.zeros((len(missing), phases + 1, padded_taps(int(half[missing].max()))), dtype=dtype)
+        _build_tables(np.ascontiguousarray(cutoffs[missing]), np.ascontiguousarray(half[missing]), int(zeros), built)
+        for i, table in zip(missing, built):
+            found[keys[i]] = _remember(keys[i], np.ascontiguousarray(table[:, :padded_taps(int(half[i]))]))
+    width = padded_taps(int(half.max())) if len(keys) else TAP_ALIGN
+    if len(keys) == 1 and found[keys[0]].shape[1] == width:
+        return found[keys[0]][None]
+    out = np.zeros((max(len(keys), 1), phases + 1, width), dtype=dtype)
+    for v, k in enumerate(keys):
+        out[v, :, :found[k].shape[1]] = found[k]
+    return out
+
+
+def _remember(key, table: np.ndarray) -> np.ndarray:
+    """Keep ``table`` in the cache under ``key`` (dropping the least recently used beyond
+    :data:`TABLE_CACHE_BYTES`); returns it."""
+    _CACHE[key] = table
+    total = sum(t.nbytes for t in _CACHE.values())
+    while total > TABLE_CACHE_BYTES and len(_CACHE) > 1:
+        total -= _CACHE.popitem(last=False)[1].nbytes
+    return table
+
+
+@jit_cpu(inline="always")
+def interior_points(xb, ob, j, L, p, h, wide, rows) -> bool:
+    """``ob[:, j]`` at position ``p`` from one table's ``rows`` (``(K + 1, >= wide)``, ``h`` taps per
+    side, ``wide = padded_taps(h)``) when every padded tap lies inside the clip (valid length
+    ``L``) and the cutoff is below 1: the dot product over the padded row, on a tabulated phase
+    without interpolation (module docstring). Returns False, writing nothing, for a position near
+    an end (the caller then takes :func:`table_points`). ``xb``, ``ob``: the clip's ``(C, T)`` rows."""
+    base = math.floor(p)
+    first = int(base) - h + 1
+    if first < 0 or first + wide > L:
+        return False
+    K = rows.shape[0] - 1
+    phase = (p - base) * K  # exact: p - base in [0, 1), K a power of 2
+    row = min(int(phase), K - 1)
+    if phase == row:
+        for c in range(ob.shape[0]):
+            ob[c, j] = _dot(rows[row, :wide], xb[c, first:first + wide])
+    else:
+        a = numba.float32(phase - row)
+        for c in range(ob.shape[0]):
+            ob[c, j] = _lerp_dot(rows[row, :wide], rows[row + 1, :wide], a, xb[c, first:first + wide])
+    return True
+
+
+@jit_cpu(inline="always")
 def table_points(x, out, b, j, L, p, f, h, tables, v):
     """``out[b, :, j]`` from table ``v`` of ``tables`` (``h = ceil(zeros / f)``) at position ``p``
     of clip ``b`` (valid length ``L``): module docstring."""
@@ -178,6 +267,9 @@ def table_points(x, out, b, j, L, p, f, h, tables, v):
     a = numba.float32(phase - row)
     first = centre - h + 1
     lo, hi = max(first, 0), min(centre + h + 1, L)
+    wide = padded_taps(h)
+    if lo == first and first + wide <= L and wide <= tables.shape[2]:  # inside the clip: the padded row
+        hi = first + wide
     if hi <= lo:  # every tap outside the clip
         for c in range(C):
             out[b, c, j] = 0.0

@@ -48,9 +48,10 @@ needs a second kernel building it on the device, and neither its speed nor its e
 measured on a machine without a GPU.
 
 CPU: ``prange`` over clips x chunks of :data:`~gpuaug.kernels.warp_sinc.CPU_CHUNK` output
-samples (the untouched parts as slice copies), tables: ``prange`` over the distinct cutoffs,
-built per launch (no cache across calls; batches whose tables exceed :data:`_TABLE_BYTES` run
-in groups of clips); CUDA: one output sample per thread. Both launch through
+samples (the untouched parts as slice copies), tables: one per distinct cutoff, built once
+(``prange`` over the new cutoffs) and kept across launches
+(:func:`~gpuaug.kernels._sinc_table.launch_tables`); batches whose tables exceed
+:data:`_TABLE_BYTES` run in groups of clips; CUDA: one output sample per thread. Both launch through
 :func:`gpuaug.kernels._launch.run_numba`.
 
 Registered (:func:`gpuaug.backend.register_kernel`): :func:`segment_warp_kernel` as its own op
@@ -80,6 +81,9 @@ from gpuaug.kernels._sinc_table import (  # noqa: F401 (re-exported: the tabulat
     _build_tables,
     _lerp_dot,
     _sinc_grid,
+    interior_points,
+    launch_tables,
+    padded_taps,
     plan_tables,
     sinc_table,
     table_groups,
@@ -147,11 +151,16 @@ def _segment_cpu(x, lengths, seg, new_lengths, out, zeros, rolloff, table_of, ha
                 out[b, c, j0:head] = x[b, c, j0:head]
             if tail < j1:
                 out[b, c, tail:j1] = x[b, c, tail - m + n:j1 - m + n]
+        wide = padded_taps(h)
+        tight = v >= 0 and f < 1.0 and wide <= tables.shape[2]  # the interior over padded rows
+        rows, xb, ob = tables[max(v, 0)], x[b], out[b]
         for j in range(max(j0, s), min(j1, s + m)):
             p = s64 + (j - s64) * slope
             if v < 0:
                 for c in range(C):
                     out[b, c, j] = _point_cpu(x, b, c, L, p, f, zeros, ds, dc, wds, wdc)
+                continue
+            if tight and interior_points(xb, ob, j, L, p, h, wide, rows):
                 continue
             table_points(x, out, b, j, L, p, f, h, tables, v)
 
@@ -249,12 +258,9 @@ def segment_warp_kernel(x: torch.Tensor, lengths: torch.Tensor, start: torch.Ten
     for rows in groups:  # consecutive clips (views of contiguous rows), tables within _TABLE_BYTES
         table_of, half, cutoffs = _plan_tables(n_host[rows], m_host[rows], xf.shape[1], int(zeros), float(rolloff),
                                                bool(exact))
-        tables = np.zeros((max(len(cutoffs), 1), phases + 1, 2 * int(half.max())), dtype=dtype)
 
-        def run_cpu(*args, table_of=table_of, half=half, cutoffs=cutoffs, tables=tables):  # under CPU_LOCK
-            if len(cutoffs):
-                _build_tables(cutoffs, half, int(zeros), tables)
-            _segment_cpu(*args, table_of, half, tables)
+        def run_cpu(*args, table_of=table_of, half=half, cutoffs=cutoffs):  # under CPU_LOCK
+            _segment_cpu(*args, table_of, half, launch_tables(cutoffs, half, int(zeros), phases, dtype))
 
         run_numba(run_cpu, _launch_cuda, [t[rows] for t in tensors], int(zeros), float(rolloff))
     return out.to(x.dtype)

@@ -21,7 +21,8 @@ output sample is evaluated in one of two ways:
   channels run exact (a table would cost more than it saves).
 
 CPU only (``prange`` over clips x chunks of :data:`~gpuaug.kernels.warp_sinc.CPU_CHUNK` output
-samples, tables built per launch with a ``prange`` over the distinct cutoffs, in groups of clips
+samples; tables from :func:`~gpuaug.kernels._sinc_table.launch_tables`, built once per cutoff
+with a ``prange`` over the new ones and kept across launches, in groups of clips
 whose tables fit :data:`~gpuaug.kernels._sinc_table.TABLE_BYTES`); on CUDA the op has no
 kernel, so ``uniform_warp`` runs the general warp (exact) there. Launched through
 :func:`gpuaug.kernels._launch.run_numba`.
@@ -30,7 +31,6 @@ Registered (:func:`gpuaug.backend.register_kernel`): :func:`uniform_warp_kernel`
 ``uniform_warp``, ``("numba", "cpu", 0)``. Timings: ``benchmarks/results/kernel-timings.md``.
 """
 from __future__ import annotations
-
 
 import numpy as np
 import torch
@@ -44,7 +44,9 @@ from gpuaug.kernels._sinc_table import (
     TABLE_BYTES,
     TABLE_MIN_SAMPLES,
     TABLE_PHASES,
-    _build_tables,
+    interior_points,
+    launch_tables,
+    padded_taps,
     plan_tables,
     table_groups,
     table_points,
@@ -70,15 +72,21 @@ def _uniform_cpu(x, lengths, step, fc, new_lengths, out, zeros, table_of, half, 
         ds, dc, wds, wdc = _steps_cpu(f, zeros)
         j0 = (q % n_chunks) * CPU_CHUNK
         j1 = min(j0 + CPU_CHUNK, new_lengths[b])
+        wide = padded_taps(h)
+        # the interior of a tabulated clip (cutoff < 1: no unit impulses) over padded rows
+        tight = v >= 0 and f < 1.0 and wide <= tables.shape[2]
+        rows, xb, ob = tables[max(v, 0)], x[b], out[b]
         for j in range(j0, j1):
             p = j * a
             if v < 0:
                 for c in range(C):
                     out[b, c, j] = _point_cpu(x, b, c, L, p, f, zeros, ds, dc, wds, wdc)
-            elif p < -(h + 1.0) or p > L + h + 1.0:  # every tap outside the clip (out is zero)
                 continue
-            else:
-                table_points(x, out, b, j, L, p, f, h, tables, v)
+            if tight and interior_points(xb, ob, j, L, p, h, wide, rows):
+                continue
+            if p < -(h + 1.0) or p > L + h + 1.0:  # every tap outside the clip (out is zero)
+                continue
+            table_points(x, out, b, j, L, p, f, h, tables, v)
 
 
 @register_kernel(UNIFORM_WARP, "numba", "cpu")
@@ -128,12 +136,9 @@ def uniform_warp_kernel(x: torch.Tensor, lengths: torch.Tensor, step: torch.Tens
               table_groups(float(used_fc.min()), B, int(zeros), (phases + 1) * np.dtype(dtype).itemsize, TABLE_BYTES))
     for rows in groups:  # consecutive clips (views of contiguous rows), tables within TABLE_BYTES
         table_of, half, cutoffs = plan_tables(fc_host[rows], use[rows], int(zeros))
-        tables = np.zeros((max(len(cutoffs), 1), phases + 1, 2 * int(half.max())), dtype=dtype)
 
-        def run_cpu(*args, half=half, cutoffs=cutoffs, tables=tables, table_of=table_of):  # under CPU_LOCK
-            if len(cutoffs):
-                _build_tables(cutoffs, half, int(zeros), tables)
-            _uniform_cpu(*args, table_of, half, tables)
+        def run_cpu(*args, half=half, cutoffs=cutoffs, table_of=table_of):  # under CPU_LOCK
+            _uniform_cpu(*args, table_of, half, launch_tables(cutoffs, half, int(zeros), phases, dtype))
 
         run_numba(run_cpu, None, [t[rows] for t in tensors], int(zeros))
     return out.to(x.dtype)

@@ -204,7 +204,7 @@ def reverb(
                 continue
             idx_dev = mirrored(idx, dev)
             g_len = mirrored(len_host[idx], dev)
-            o, f = _convolve(w[idx_dev], g_len, len_host[idx], clip_row[idx], None, *args)
+            o, f = _convolve(w.index_select(0, idx_dev), g_len, len_host[idx], clip_row[idx], None, *args)
             out.index_copy_(0, idx_dev, o)
             finite = None
     if fade is not None and kernel is None:

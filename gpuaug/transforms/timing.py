@@ -1,6 +1,7 @@
 """Tempo transforms: whole-utterance speed and speed-up of a segment."""
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 import torch
@@ -11,9 +12,15 @@ from ..backend import SEGMENT_WARP, WARP
 from ..functional.speed import MAX_FACTOR, MIN_FACTOR, speed, speed_segment
 from ..functional.tempo import tempo_segment
 from .base import Draw, Transform
-from .space import Limit
+from .space import Limit, Uniform
 
-__all__ = ["Speed", "SpeedSegment", "SEGMENT_MODES", "exact_segment_lengths"]
+__all__ = ["Speed", "SpeedSegment", "SEGMENT_MODES", "FACTOR_GRID", "exact_segment_lengths", "on_grid"]
+
+#: :class:`Speed` rounds factors drawn from a range to a multiple of ``1 / FACTOR_GRID``
+#: (0.2 %: 3.4 cents of pitch). The CPU kernel tabulates its sinc at
+#: :data:`~gpuaug.kernels._sinc_table.TABLE_PHASES` phases, a multiple of this grid, so every
+#: output position of such a factor falls on a tabulated phase: no interpolation between phases.
+FACTOR_GRID = 512
 
 #: How :class:`SpeedSegment` speeds a segment up: ``resample`` (tape-like: pitch rises with
 #: the tempo, the seeds' rated condition as far as the papers tell) or ``tempo`` (phase
@@ -39,12 +46,27 @@ def exact_segment_lengths(target: Tensor, factor: Tensor, lengths: Tensor) -> Te
     return torch.minimum(seg, lengths.long() // quantum * quantum)
 
 
+def on_grid(factor: Tensor, lo: float, hi: float, grid: int) -> Tensor:
+    """``factor`` (host float64 ``(B,)``, drawn in ``[lo, hi]``) rounded to the nearest multiple
+    of ``1 / grid`` inside ``[lo, hi]``; unchanged where the range holds no multiple."""
+    k_lo, k_hi = math.ceil(lo * grid), math.floor(hi * grid)
+    k_lo += k_lo / grid < lo  # the products' rounding: stay inside the range
+    k_hi -= k_hi / grid > hi
+    if k_lo > k_hi:
+        return factor
+    return torch.clamp(torch.round(factor * grid), k_lo, k_hi) / grid
+
+
 class Speed(Transform):
     """Resample the whole clip by a per-clip ``factor`` (> 1 faster/shorter; pitch moves too).
 
     Args: ``min_factor``/``max_factor`` (uniform) or ``factor_choices`` (e.g. ``(0.75, 1.25)``),
-    within [0.5, 2]; ``backend`` of the resampler (op ``"warp"``, see :mod:`gpuaug.backend`;
-    recorded).
+    within [0.5, 2]; ``grid``: a factor drawn from the range is rounded to the nearest multiple
+    of ``1 / grid`` inside it (default :data:`FACTOR_GRID` = 512: steps of 0.2 %, 3.4 cents; the
+    record holds the rounded factor, the one applied and the one the rules read; on the CPU it
+    makes the resampling ~1.3x faster: ``benchmarks/results/kernel-timings.md``); ``None``
+    draws it continuously (choices are never rounded); ``backend`` of the resampler (op
+    ``"warp"``, see :mod:`gpuaug.backend`; recorded).
     Perception (rules ``speed``): ``retaining`` when ``|factor - 1| <= 0.05`` (the seeds'
     recommendation, not a rated condition), else ``altering`` with the deltas of the rated
     0.75x / 1.25x condition on the same side. The change resamples, so pitch moves with tempo;
@@ -56,13 +78,27 @@ class Speed(Transform):
     kernel_op = WARP
     LIMITS = {"factor": Limit(MIN_FACTOR, MAX_FACTOR, "x", "speed factor (> 1 faster)")}
 
-    def __init__(self, *, min_factor: float = 0.95, max_factor: float = 1.05, factor_choices=None, p: float = 1.0,
-                 backend: str | None = None):
+    def __init__(self, *, min_factor: float = 0.95, max_factor: float = 1.05, factor_choices=None,
+                 grid: int | None = FACTOR_GRID, p: float = 1.0, backend: str | None = None):
         super().__init__(p, backend)
+        if grid is not None and (isinstance(grid, bool) or not isinstance(grid, int) or grid < 1):
+            raise ValueError(f"Speed: grid must be a positive int or None, got {grid!r}")
         if factor_choices is None:
             self.declare("factor", lo=min_factor, hi=max_factor, args="(min_factor, max_factor)")
         else:
             self.declare("factor", choices=factor_choices, args="factor_choices")
+        self.grid = grid if isinstance(self.space["factor"], Uniform) else None
+
+    def draw_params(self, draw: Draw, batch: int):
+        params = super().draw_params(draw, batch)
+        if self.grid is not None:
+            d = self.space["factor"]
+            params["factor"] = on_grid(params["factor"], d.lo, d.hi, self.grid)
+        return params
+
+    def describe(self) -> str:
+        text = super().describe()
+        return text if self.grid is None else text.replace(", p=", f", grid=1/{self.grid}, p=", 1)
 
     def apply(self, wave, lengths, params, ctx):
         out, out_len = speed(wave, lengths, factor=params["factor"], backend=self.backend_for(wave.device))
