@@ -326,6 +326,24 @@ def kernel_for(op: str, device: torch.device | str, backend: str | None = None, 
     device = torch.device(device)
     dev = device.type
     _load_kernels()
+    if dev != "cpu":  # CUDA: probes and their warnings on every resolution
+        return _kernel_for(op, device, requested, shared)
+    # CPU: memoised per registry state (a registration or a replaced registry starts afresh)
+    key = (op, requested, shared, id(_KERNELS), len(_KERNELS))
+    hit = _CPU_RESOLVED.get(key)
+    if hit is not None and (hit[1] is None or getattr(_KERNELS.get((op, hit[0], dev)), "fn", None) is hit[1]):
+        return hit
+    hit = _CPU_RESOLVED[key] = _kernel_for(op, device, requested, shared)
+    return hit
+
+
+#: :func:`kernel_for`'s CPU resolutions: (op, request, shared, registry id, registry size) -> result.
+_CPU_RESOLVED: dict = {}
+
+
+def _kernel_for(op: str, device: torch.device, requested: str, shared: bool) -> tuple[str, Callable | None]:
+    """:func:`kernel_for` of a checked request (no memo)."""
+    dev = device.type
     if not any(o == op for o, _, _ in _KERNELS):  # a typo must not silently run torch
         raise ValueError(f"unknown op {op!r}: no kernel registers it; ops with kernels: "
                          f"{sorted({o for o, _, _ in _KERNELS})}")

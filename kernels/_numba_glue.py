@@ -50,6 +50,10 @@ cached with, the kernels that call them). The locator differs from Numba's in tw
   for a read-only installation; where no directory is writable the kernels compile in
   every process (no error). Numba's global settings are not touched.
 
+A ``parallel=True, twin=True`` kernel of :func:`jit_cpu` is a :class:`ThreadedKernel`: the
+parallel dispatcher and a serial twin (cached under its own index, ``<line>serial``), which a
+call takes when Numba's thread count is 1 (no hand-off to the thread pool).
+
 Cache entries are per signature and target (CPU features, or compute capability for CUDA
 kernels); the CUDA simulator ignores ``cache``. The Numba internals used
 (``numba.core.caching``, ``Dispatcher._cache``) are guarded: if they change, the helpers
@@ -80,7 +84,7 @@ from gpuaug import backend as _backend
 
 __all__ = ["kernel_array", "torch_stream", "cuda_device", "grid_1d", "launch_per_sample", "CPU_LOCK",
            "cpu_thread_budget", "apply_thread_budget",
-           "jit_cpu", "jit_cuda", "kernels_source_stamp", "CudaEntry", "cuda_entry", "cuda_kernel_entries",
+           "jit_cpu", "jit_cuda", "ThreadedKernel", "kernels_source_stamp", "CudaEntry", "cuda_entry", "cuda_kernel_entries",
            "probe_cuda_op"]
 
 #: The folder of the kernel modules (installed as ``gpuaug/kernels``).
@@ -224,7 +228,7 @@ def _cache_dirs(py_file: str):
 
 @lru_cache(maxsize=1)
 def _cache_classes():
-    """``(cpu_cache_class, cuda_cache_class or None)`` using gpuaug's locator."""
+    """``(cpu_cache_class, cuda_cache_class or None, serial_twin_cache_class)`` using gpuaug's locator."""
     from numba.core.caching import CompileResultCacheImpl, FunctionCache, _CacheLocator
 
     class KernelCacheLocator(_CacheLocator):
@@ -241,7 +245,9 @@ def _cache_classes():
             return kernels_source_stamp()
 
         def get_disambiguator(self):
-            return str(self._lineno)
+            return str(self._lineno) + self.suffix
+
+        suffix = ""
 
         @classmethod
         def from_function(cls, py_func, py_file):
@@ -261,6 +267,18 @@ def _cache_classes():
     class CPUCache(FunctionCache):
         _impl_class = CPUImpl
 
+    class SerialLocator(KernelCacheLocator):
+        """The serial twin of a parallel kernel (:class:`ThreadedKernel`): its own index file
+        (Numba's cache key holds no compile flags)."""
+
+        suffix = "serial"
+
+    class SerialImpl(CompileResultCacheImpl):
+        _locator_classes = [SerialLocator]
+
+    class SerialCache(FunctionCache):
+        _impl_class = SerialImpl
+
     cuda_cache = None
     if not config.ENABLE_CUDASIM:
         try:
@@ -275,11 +293,12 @@ def _cache_classes():
             cuda_cache = KernelCUDACache
         except ImportError:  # pragma: no cover - other numba-cuda layouts: numba's own cache
             pass
-    return CPUCache, cuda_cache
+    return CPUCache, cuda_cache, SerialCache
 
 
 def _attach_cache(disp, fn, which: int):
-    """Give ``disp`` gpuaug's on-disk cache; ``False`` where that is not possible."""
+    """Give ``disp`` gpuaug's on-disk cache (``which``: 0 CPU, 1 CUDA, 2 the serial twin of a
+    parallel CPU kernel); ``False`` where that is not possible."""
     try:
         cls = _cache_classes()[which]
         if cls is None or not hasattr(disp, "_cache"):
@@ -292,20 +311,59 @@ def _attach_cache(disp, fn, which: int):
         return False
 
 
-def jit_cpu(fn=None, **options):
-    """``numba.njit(cache=True, **options)`` with gpuaug's cache locator (module docstring).
-
-    Usable as ``@jit_cpu``, ``@jit_cpu(parallel=True)`` or ``jit_cpu(fn)``.
-    """
-    if fn is None:
-        return lambda f: jit_cpu(f, **options)
+def _njit_cached(fn, which: int, options: dict):
+    """``numba.njit(**options)(fn)`` with cache ``which`` of :func:`_attach_cache` (Numba's own
+    ``cache=True`` where that fails)."""
     disp = numba.njit(**options)(fn)
-    if not _attach_cache(disp, fn, 0):
+    if not _attach_cache(disp, fn, which):
         try:
             disp = numba.njit(cache=True, **options)(fn)
         except RuntimeError:  # numba finds no writable cache directory
             pass
     return disp
+
+
+class ThreadedKernel:
+    """A ``parallel=True`` CPU kernel with its serial twin (the same function compiled without
+    ``parallel``: ``prange`` runs as ``range``). A call runs the twin when Numba's thread count
+    of the calling thread is 1 (the budget of a one-thread process or of a DataLoader worker):
+    even on one thread, a launch of the parallel code hands its loop to Numba's thread pool and
+    waits for it, which measured 10-120 us of CPU time per launch on this VM (about a dozen
+    launches per pipeline call), the twin about 3 us (``benchmarks/results/kernel-timings.md``).
+    gpuaug's kernels have independent ``prange`` iterations (no parallel reductions), so both
+    compute the same values. Other attributes (``py_func``, ``stats``, ...) are those of the
+    parallel dispatcher; the twin is :attr:`serial`."""
+
+    def __init__(self, fn, options: dict):
+        self.parallel = _njit_cached(fn, 0, options)
+        self.serial = _njit_cached(fn, 2, {**options, "parallel": False})
+        self.__wrapped__ = fn
+        self.__name__, self.__qualname__, self.__doc__ = fn.__name__, fn.__qualname__, fn.__doc__
+
+    def __call__(self, *args):
+        return (self.serial if numba.get_num_threads() == 1 else self.parallel)(*args)
+
+    def __getattr__(self, name):
+        if name in ("parallel", "serial"):  # not yet set (e.g. while unpickling)
+            raise AttributeError(name)
+        return getattr(self.parallel, name)
+
+
+def jit_cpu(fn=None, *, twin: bool = False, **options):
+    """``numba.njit(cache=True, **options)`` with gpuaug's cache locator (module docstring);
+    ``parallel=True, twin=True``: a :class:`ThreadedKernel` (the parallel kernel and its serial
+    twin), for the memory-bound kernels whose twin measured faster on one thread (the sinc
+    kernels' twins measured 1.4-1.8x slower, so they stay parallel only).
+
+    Usable as ``@jit_cpu``, ``@jit_cpu(parallel=True)`` or ``jit_cpu(fn)``.
+    """
+    if fn is None:
+        return lambda f: jit_cpu(f, twin=twin, **options)
+    if twin:
+        if not options.get("parallel"):
+            raise ValueError("jit_cpu: twin=True is for parallel=True kernels")
+        return ThreadedKernel(fn, options)
+    return _njit_cached(fn, 0, options)
 
 
 def jit_cuda(fn=None, **options):

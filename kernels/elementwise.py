@@ -68,7 +68,7 @@ _fade_gain_cuda = cuda.jit(device=True)(_fade_gain)
 # ------------------------------------------------------------------------------- CPU (njit)
 
 
-@jit_cpu(parallel=True)
+@jit_cpu(parallel=True, twin=True)
 def _gain_cpu(w, lengths, factor, out, over, limit):
     B, C, T = w.shape
     for q in prange(B * C):
@@ -97,7 +97,7 @@ def fade_row(x, y, L, rate, direc, sample_rate, shape):
         y[t] *= x[t]
 
 
-@jit_cpu(parallel=True)
+@jit_cpu(parallel=True, twin=True)
 def _fade_cpu(w, lengths, rate, direc, out, sample_rate, shape):
     B, C, _ = w.shape
     for q in prange(B * C):

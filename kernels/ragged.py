@@ -22,7 +22,7 @@ from gpuaug.kernels._numba_glue import jit_cpu
 __all__ = ["ragged_gather_kernel"]
 
 
-@jit_cpu(parallel=True)
+@jit_cpu(parallel=True, twin=True)
 def _rows_cpu(flat, starts, lengths, out):
     for i in prange(out.shape[0]):
         s = starts[i]

@@ -63,7 +63,7 @@ NORMALIZE_CODES = {"energy": 0, "peak": 1, "none": 2}
 SAFE_EXP = 60
 
 
-@jit_cpu(parallel=True)
+@jit_cpu(parallel=True, twin=True)
 def _load_cpu(x, lengths, clips, buf, ref, inv, mode):
     G, C, n = buf.shape
     lo, hi = math.ldexp(1.0, -SAFE_EXP), math.ldexp(1.0, SAFE_EXP)
@@ -105,7 +105,7 @@ def _faded_store(y, out, gb, L, rate, direc, sample_rate, shape):
         out[t] *= y[t] * gb
 
 
-@jit_cpu(parallel=True)
+@jit_cpu(parallel=True, twin=True)
 def _store_cpu(y, lengths, clips, ref, inv, rate, direc, out, gain, top_out, bad, mode, sample_rate, shape):
     G, C, _ = y.shape
     T = out.shape[2]
@@ -143,7 +143,7 @@ def _store_cpu(y, lengths, clips, ref, inv, rate, direc, out, gain, top_out, bad
             oc[L:] = 0.0
 
 
-@jit_cpu(parallel=True)
+@jit_cpu(parallel=True, twin=True)
 def _mul_spectra(spec, H, row):
     B, C, nf = spec.shape
     Cr = H.shape[1]

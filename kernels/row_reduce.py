@@ -130,7 +130,7 @@ def row_stats(x, lo, hi):
     return acc, numba.int64(m)
 
 
-@jit_cpu(parallel=True)
+@jit_cpu(parallel=True, twin=True)
 def _peaks_cpu(x, bits):
     for b in prange(x.shape[0]):
         bits[b] = abs_bits_max(x[b], 0, x.shape[1])
@@ -149,7 +149,7 @@ def row_peaks(wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return peak, torch.isfinite(peak)  # a NaN / Inf pattern reads back as NaN / Inf
 
 
-@jit_cpu(parallel=True)
+@jit_cpu(parallel=True, twin=True)
 def _scale_cpu(x, gain):
     for b in prange(x.shape[0]):
         g = gain[b]

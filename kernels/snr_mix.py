@@ -195,7 +195,7 @@ def _fused_clip(w, L, noise, base, nlen, offset, start, begin, end, fade, scale,
     return p_signal, p_noise, chk
 
 
-@jit_cpu(parallel=True)
+@jit_cpu(parallel=True, twin=True)
 def _fused_cpu(w, lengths, noise, base, nlen, offset, start, begin, end, fade, scale, p_signal, p_noise, out,
                finite):
     for b in prange(w.shape[0]):

@@ -114,3 +114,35 @@ def test_dataloader_workers_run_kernels_on_one_thread():
                                     multiprocessing_context="fork")))
     assert got.tolist() == [[1, 1], [1, 1]]
     assert launch_and_report() == 2  # the parent keeps its budget
+
+
+@needs_two
+def test_one_thread_runs_the_serial_twin_with_the_same_result(monkeypatch):
+    """A parallel kernel (jit_cpu(parallel=True): a ThreadedKernel) launched with a budget of one
+    thread runs its serial twin (no hand-off to Numba's pool), two threads the parallel code; the
+    outputs are equal bit for bit (gain, segment speed-up and the retaining pipeline: noise mix,
+    reverb, fade, speed; independent rows)."""
+    from gpuaug.data.synthetic import synthetic_noise_bank, synthetic_rir_bank
+    from gpuaug.functional.speed import speed_segment
+    from gpuaug.kernels import elementwise as ew
+    from gpuaug.kernels._numba_glue import ThreadedKernel
+    from gpuaug.presets import perception_retaining
+
+    kernel = ew._gain_cpu
+    assert isinstance(kernel, ThreadedKernel) and kernel.py_func is kernel.parallel.py_func
+    calls = []
+    for variant in ("serial", "parallel"):
+        real = getattr(kernel, variant)
+        monkeypatch.setattr(kernel, variant, lambda *a, real=real, variant=variant: calls.append(variant) or real(*a))
+    g = torch.Generator().manual_seed(0)
+    wave, lengths = torch.randn(6, 1, 9000, generator=g) * 0.1, torch.tensor([9000, 8000, 7000, 9000, 500, 6000])
+    pipe = perception_retaining(synthetic_noise_bank(), synthetic_rir_bank(), p_other=0.6)
+    outs = []
+    for n in (1, 2):
+        torch.set_num_threads(n)
+        gained, _ = gain(wave, lengths, gain_db=torch.linspace(-3, 3, 6), backend="numba")
+        seg, _ = speed_segment(wave, lengths, start=100, length=3000, factor=1.25, backend="numba")
+        outs.append((gained, seg, pipe(wave, lengths, seed=4).wave))
+    assert calls == ["serial", "parallel"]
+    for a, b in zip(*outs):
+        assert torch.equal(a, b)
