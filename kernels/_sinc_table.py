@@ -304,6 +304,6 @@ def table_groups(min_cutoff: float, batch: int, zeros: int, row_bytes: int, budg
     """Consecutive groups of the ``batch`` clips whose tables (at most one per clip, none wider
     than the one of ``min_cutoff``) fit in ``budget`` bytes (``row_bytes``: bytes of one table
     row per tap)."""
-    widest = 2 * math.ceil(zeros / min_cutoff) if batch else 0
+    widest = padded_taps(math.ceil(zeros / min_cutoff)) if batch else 0
     size = max(1, budget // max(widest * row_bytes, 1))
     return [slice(b, min(b + size, batch)) for b in range(0, batch, size)]

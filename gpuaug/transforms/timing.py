@@ -63,8 +63,9 @@ class Speed(Transform):
     Args: ``min_factor``/``max_factor`` (uniform) or ``factor_choices`` (e.g. ``(0.75, 1.25)``),
     within [0.5, 2]; ``grid``: a factor drawn from the range is rounded to the nearest multiple
     of ``1 / grid`` inside it (default :data:`FACTOR_GRID` = 512: steps of 0.2 %, 3.4 cents; the
-    record holds the rounded factor, the one applied and the one the rules read; on the CPU it
-    makes the resampling ~1.3x faster: ``benchmarks/results/kernel-timings.md``); ``None``
+    record holds the rounded factor, the one applied and the one the rules read; on the CPU the
+    kernel then reads its sinc table without interpolation, 1.17x less CPU time:
+    ``benchmarks/results/kernel-timings.md``); ``None``
     draws it continuously (choices are never rounded); ``backend`` of the resampler (op
     ``"warp"``, see :mod:`gpuaug.backend`; recorded).
     Perception (rules ``speed``): ``retaining`` when ``|factor - 1| <= 0.05`` (the seeds'
