@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gpuaug.kernels._numba_glue import jit_cpu
+from gpuaug.kernels._splitmix import C1, C2, GOLDEN, mix_rows, uniform_draws
 
 __all__ = ["mix", "combine", "item_keys", "check_seed", "stream_id", "uniform", "normal"]
 
@@ -27,9 +27,8 @@ __all__ = ["mix", "combine", "item_keys", "check_seed", "stream_id", "uniform", 
 #: ``seed=0`` and ``seed=2**63`` draw the same parameters).
 SEED_LIMIT = 1 << 63
 
-_GOLDEN = 0x9E3779B97F4A7C15 - (1 << 64)
-_C1 = 0xBF58476D1CE4E5B9 - (1 << 64)
-_C2 = 0x94D049BB133111EB - (1 << 64)
+# SplitMix64's constants as int64 (two's complement) for the torch path
+_GOLDEN, _C1, _C2 = (int(c) - (1 << 64) for c in (GOLDEN, C1, C2))
 
 
 def _srl(z: Tensor, k: int) -> Tensor:
@@ -38,15 +37,14 @@ def _srl(z: Tensor, k: int) -> Tensor:
 
 
 _U64 = (1 << 64) - 1
-_NP_GOLDEN, _NP_C1, _NP_C2 = (np.uint64(c & _U64) for c in (_GOLDEN, _C1, _C2))
-_NP_30, _NP_27, _NP_31, _NP_11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
 
 
 def mix(z: Tensor) -> Tensor:
     """SplitMix64 finaliser of ``z + golden``: int64 tensor -> well-mixed int64 tensor.
 
-    Plain CPU tensors are mixed in numpy uint64 (the same bits, fewer and cheaper calls: the
-    parameter draws of a pipeline call are many small ones); others (CUDA) in torch int64.
+    Plain CPU tensors are mixed as uint64 in a compiled loop (:mod:`gpuaug.kernels._splitmix`;
+    the same bits, fewer and cheaper calls: the parameter draws of a pipeline call are many small
+    ones); others (CUDA) in torch int64.
     """
     z = z.to(torch.int64)
     if _plain_cpu(z):
@@ -55,7 +53,7 @@ def mix(z: Tensor) -> Tensor:
 
 
 def _plain_cpu(t) -> bool:
-    """``t`` is a plain (not subclassed) CPU tensor: its hashing runs in numpy."""
+    """``t`` is a plain (not subclassed) CPU tensor: its hashing runs on uint64 arrays."""
     return type(t) is Tensor and t.device.type == "cpu"
 
 
@@ -65,32 +63,11 @@ def _combine_np(key: np.ndarray, value) -> np.ndarray:
 
 
 def _mix_np(a: np.ndarray) -> np.ndarray:
-    """:func:`mix` on a uint64 array (any shape; uint64 arithmetic wraps modulo 2**64)."""
-    shape = np.shape(a)
-    # as a 1-d array: array arithmetic wraps silently (0-d arrays compute as scalars, which warn
-    # on overflow; an errstate context per call cost more than the hashing of a small draw)
-    a = np.asarray(a, dtype=np.uint64).reshape(-1) + _NP_GOLDEN
-    a = (a ^ (a >> _NP_30)) * _NP_C1
-    a = (a ^ (a >> _NP_27)) * _NP_C2
-    return (a ^ (a >> _NP_31)).reshape(shape)
-
-
-@jit_cpu
-def _mix_u64(z):
-    """:func:`mix` of one uint64 (uint64 operands throughout: numba wraps them modulo 2**64)."""
-    z = z + _NP_GOLDEN
-    z = (z ^ (z >> _NP_30)) * _NP_C1
-    z = (z ^ (z >> _NP_27)) * _NP_C2
-    return z ^ (z >> _NP_31)
-
-
-@jit_cpu
-def _uniform_draws(keys, stream, counter, out):
-    """``out[i] = uniform(keys[i], stream, counter)`` (uint64 keys, float64 out): the chain of
-    :func:`uniform` (``_unit(combine(combine(key, stream), counter))``) per item, compiled."""
-    for i in range(keys.shape[0]):
-        h = _mix_u64(_mix_u64(_mix_u64(_mix_u64(keys[i]) ^ stream)) ^ counter)
-        out[i] = float(h >> _NP_11) * 2.0**-53
+    """:func:`mix` on a uint64 array (any shape), in one compiled loop (:mod:`gpuaug.kernels._splitmix`)."""
+    flat = np.ascontiguousarray(a, dtype=np.uint64).reshape(-1)
+    out = np.empty_like(flat)
+    mix_rows(flat, out)
+    return out.reshape(np.shape(a))
 
 
 def _mix_torch(z: Tensor) -> Tensor:
@@ -161,15 +138,16 @@ def _unit(h: Tensor, dtype: torch.dtype) -> Tensor:
 def uniform(key: Tensor, stream: int, counter: Tensor | int = 0, dtype=torch.float64) -> Tensor:
     """Uniform [0, 1) values for each ``key`` (broadcast against ``counter``).
 
-    ``_unit(combine(combine(key, stream), counter))``; for plain CPU tensors the whole chain runs
-    in numpy, or for the parameter draws (1-D keys, an int counter, float64) in one compiled
-    Numba loop (the same bits: ``tests/test_random.py``), else in torch ops.
+    ``_unit(combine(combine(key, stream), counter))``; for plain CPU tensors on uint64 arrays
+    (each mix a compiled loop, or for the parameter draws, 1-D keys, an int counter and float64,
+    the whole chain in one compiled loop; the same bits: ``tests/test_random.py``), else in
+    torch ops.
     """
     key = torch.as_tensor(key, dtype=torch.int64)
     if _plain_cpu(key) and key.dim() == 1 and isinstance(counter, int) and dtype == torch.float64:
         # the parameter draws (one value per item): the whole chain in one compiled loop
         out = np.empty(key.shape[0], dtype=np.float64)
-        _uniform_draws(np.ascontiguousarray(key.numpy()).view(np.uint64), np.uint64(int(stream) & _U64),
+        uniform_draws(np.ascontiguousarray(key.numpy()).view(np.uint64), np.uint64(int(stream) & _U64),
                        np.uint64(counter & _U64), out)
         return torch.from_numpy(out)
     if _plain_cpu(key) and (not isinstance(counter, Tensor) or _plain_cpu(counter)):

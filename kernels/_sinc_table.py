@@ -227,15 +227,16 @@ def _remember(key, table: np.ndarray) -> np.ndarray:
 
 
 @jit_cpu(inline="always")
-def interior_points(xb, ob, j, L, p, h, wide, rows) -> bool:
-    """``ob[:, j]`` at position ``p`` from one table's ``rows`` (``(K + 1, >= wide)``, ``h`` taps per
-    side, ``wide = padded_taps(h)``) when every padded tap lies inside the clip (valid length
-    ``L``) and the cutoff is below 1: the dot product over the padded row, on a tabulated phase
-    without interpolation (module docstring). Returns False, writing nothing, for a position near
-    an end (the caller then takes :func:`table_points`). ``xb``, ``ob``: the clip's ``(C, T)`` rows."""
+def interior_points(xb, ob, j, L, p, f, h, wide, rows) -> bool:
+    """``ob[:, j]`` at position ``p`` from one table's ``rows`` (cutoff ``f``, ``(K + 1, >= wide)``,
+    ``h`` taps per side, ``wide = padded_taps(h)``) when every padded tap lies inside the clip
+    (valid length ``L``): the dot product over the padded row, on a tabulated phase without
+    interpolation (module docstring). Returns False, writing nothing, for a position near an end
+    or a unit impulse (cutoff 1 at an integer position): the caller then takes
+    :func:`table_points`. ``xb``, ``ob``: the clip's ``(C, T)`` rows."""
     base = math.floor(p)
     first = int(base) - h + 1
-    if first < 0 or first + wide > L:
+    if first < 0 or first + wide > L or (f == 1.0 and p == base):
         return False
     K = rows.shape[0] - 1
     phase = (p - base) * K  # exact: p - base in [0, 1), K a power of 2
@@ -267,9 +268,6 @@ def table_points(x, out, b, j, L, p, f, h, tables, v):
     a = numba.float32(phase - row)
     first = centre - h + 1
     lo, hi = max(first, 0), min(centre + h + 1, L)
-    wide = padded_taps(h)
-    if lo == first and first + wide <= L and wide <= tables.shape[2]:  # inside the clip: the padded row
-        hi = first + wide
     if hi <= lo:  # every tap outside the clip
         for c in range(C):
             out[b, c, j] = 0.0

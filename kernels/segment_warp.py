@@ -152,7 +152,7 @@ def _segment_cpu(x, lengths, seg, new_lengths, out, zeros, rolloff, table_of, ha
             if tail < j1:
                 out[b, c, tail:j1] = x[b, c, tail - m + n:j1 - m + n]
         wide = padded_taps(h)
-        tight = v >= 0 and f < 1.0 and wide <= tables.shape[2]  # the interior over padded rows
+        tight = v >= 0 and wide <= tables.shape[2]  # the interior over padded rows
         rows, xb, ob = tables[max(v, 0)], x[b], out[b]
         for j in range(max(j0, s), min(j1, s + m)):
             p = s64 + (j - s64) * slope
@@ -160,7 +160,7 @@ def _segment_cpu(x, lengths, seg, new_lengths, out, zeros, rolloff, table_of, ha
                 for c in range(C):
                     out[b, c, j] = _point_cpu(x, b, c, L, p, f, zeros, ds, dc, wds, wdc)
                 continue
-            if tight and interior_points(xb, ob, j, L, p, h, wide, rows):
+            if tight and interior_points(xb, ob, j, L, p, f, h, wide, rows):
                 continue
             table_points(x, out, b, j, L, p, f, h, tables, v)
 

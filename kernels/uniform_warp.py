@@ -73,8 +73,7 @@ def _uniform_cpu(x, lengths, step, fc, new_lengths, out, zeros, table_of, half, 
         j0 = (q % n_chunks) * CPU_CHUNK
         j1 = min(j0 + CPU_CHUNK, new_lengths[b])
         wide = padded_taps(h)
-        # the interior of a tabulated clip (cutoff < 1: no unit impulses) over padded rows
-        tight = v >= 0 and f < 1.0 and wide <= tables.shape[2]
+        tight = v >= 0 and wide <= tables.shape[2]  # the interior over padded rows
         rows, xb, ob = tables[max(v, 0)], x[b], out[b]
         for j in range(j0, j1):
             p = j * a
@@ -82,7 +81,7 @@ def _uniform_cpu(x, lengths, step, fc, new_lengths, out, zeros, table_of, half, 
                 for c in range(C):
                     out[b, c, j] = _point_cpu(x, b, c, L, p, f, zeros, ds, dc, wds, wdc)
                 continue
-            if tight and interior_points(xb, ob, j, L, p, h, wide, rows):
+            if tight and interior_points(xb, ob, j, L, p, f, h, wide, rows):
                 continue
             if p < -(h + 1.0) or p > L + h + 1.0:  # every tap outside the clip (out is zero)
                 continue
