@@ -86,6 +86,36 @@ def test_kernel_shares_spectra_by_row_and_buckets():
     assert (shared - torch_path).abs().max() <= 1e-5 * single.abs().max()
 
 
+@pytest.mark.parametrize("rows", [1, 3, 4])
+def test_row_passes_give_the_one_pass_result(monkeypatch, rows):
+    """The kernel convolves ``ROWS_PER_PASS`` clips per load / FFT / store pass: a batch of 11
+    (a remainder pass, a fade, an energy-normalised and a silent clip) in passes of 1, 3 or 4
+    clips gives the single-pass result bit for bit (pocketfft's rows vectorised 4 at a time and
+    the remainder rows alone round alike here), and with ``clips`` / ``out`` the rows outside
+    ``clips`` are left untouched."""
+    RIO = importlib.import_module("gpuaug.kernels.reverb_io")
+    B, T = 11, 3000
+    wave, lengths = mixed_batch(B=B, T=T, seed=5)
+    lengths[2] = 0
+    wave = wave * (torch.arange(T) < lengths[:, None])
+    rir, rl = _rirs(4, dtype=torch.float32)
+    row = torch.arange(B) % 4
+    fade_spec = {"sample_rate": 16000, "rate_per_s": 0.5, "direction": torch.arange(B) % 3 - 1}
+    monkeypatch.setattr(RIO, "ROWS_PER_PASS", 64)
+    one, _ = reverb(wave, lengths, rir, rl, rir_index=row, fade=fade_spec, backend="numba", bucket=False)
+    monkeypatch.setattr(RIO, "ROWS_PER_PASS", rows)
+    got, _ = reverb(wave, lengths, rir, rl, rir_index=row, fade=fade_spec, backend="numba", bucket=False)
+    assert torch.equal(got, one)
+    assert not got[2].any()
+    sentinel = torch.full((B, 1, T), 7.0)  # rows outside ``clips`` are left as they are
+    clips = torch.tensor([0, 4, 5, 9, 10])
+    H = torch.fft.rfft(rir[:, None], n=8192)
+    _, ok = RIO.reverb_convolve(wave[:, None], lengths, H, row[clips], n_fft=8192, normalize="none", clips=clips,
+                                out=sentinel)
+    assert ok.all() and torch.equal(sentinel[[1, 2, 3, 6, 7, 8]], torch.full((6, 1, T), 7.0))
+    assert not torch.equal(sentinel[clips], torch.full((5, 1, T), 7.0))
+
+
 @pytest.mark.parametrize("shape", ["linear", "exponential"])
 @pytest.mark.parametrize("backend", ["numba", "torch"])
 def test_fused_fade_equals_reverb_then_fade(shape, backend):

@@ -301,31 +301,47 @@ def _length_groups(len_host: Tensor, hl_host: Tensor, direct_host: Tensor, clip_
     :func:`reverb` Notes)."""
     if len_host.numel() < 2 or int(len_host.max()) == 0:
         return [None]
-    # host ints in numpy: up to 2 B cost evaluations per call, each a few small array ops
     L, row = np.asarray(len_host, dtype=np.int64), np.asarray(clip_row, dtype=np.int64)
     hl, dd = np.asarray(hl_host, dtype=np.int64), np.asarray(direct_host, dtype=np.int64)
     post, pre = _span(hl[row], dd[row], L)  # each clip's RIR span at its own length
     need = L + np.maximum(post - 1, pre)  # the clip's own linear-convolution length
-    values = np.unique(need)
-    if values.size < 2:
+    order = np.argsort(need, kind="stable")
+    ns = need[order]
+    cut = np.flatnonzero(ns[1:] != ns[:-1]) + 1  # candidate splits: the short group is order[:k]
+    if cut.size == 0:
         return [None]
+    # every candidate at once (no loop over clips or splits): a group's FFT size needs only its
+    # largest length, largest ``rir_length - direct`` and largest direct index, since
+    # max_r min(a_r, n) = min(max_r a_r, n) (reverb_fft_size); its distinct RIRs are counted by
+    # first occurrences along the sorted order (forwards for the short group, backwards for the long)
+    Ls, rs = L[order], row[order]
+    As, Ds = (hl - dd)[rs], dd[rs]
+    B = L.size
 
-    def cost(sel):
-        rows = np.unique(row[sel])
-        n = reverb_fft_size(int(L[sel].max()), hl[rows], dd[rows])
-        return (2 * int(sel.sum()) * C + rows.size * Cr + _FFT_CALL_ROWS) * _fft_cost(n)
+    def seen(r):  # 1 where a row occurs for the first time along r
+        first = np.zeros(B, dtype=np.int64)
+        first[np.unique(r, return_index=True)[1]] = 1
+        return np.cumsum(first)
 
-    best, best_sel = 0.9 * cost(np.ones(L.shape, dtype=bool)), None
-    for v in values[:-1].tolist():
-        short = need <= v
-        if int(L[short].max()) == 0 or int(L[~short].max()) == 0:
-            continue
-        c = cost(short) + cost(~short)
-        if c < best:
-            best, best_sel = c, short
-    if best_sel is None:
+    def sizes(mL, mA, mD):
+        n = mL + np.maximum(np.minimum(mA, mL) - 1, np.minimum(mD, np.maximum(mL - 1, 0)))
+        return [_next_fast_len(max(1, int(v))) for v in n]
+
+    def cost(count, distinct, n):
+        return [(2 * int(c) * C + int(u) * Cr + _FFT_CALL_ROWS) * _fft_cost(m) for c, u, m in zip(count, distinct, n)]
+
+    pre_L, pre_A, pre_D = (np.maximum.accumulate(v)[cut - 1] for v in (Ls, As, Ds))
+    rev = slice(None, None, -1)
+    suf_L, suf_A, suf_D = (np.maximum.accumulate(v[rev])[rev][cut] for v in (Ls, As, Ds))
+    short = cost(cut, seen(rs)[cut - 1], sizes(pre_L, pre_A, pre_D))
+    long = cost(B - cut, seen(rs[rev])[rev][cut], sizes(suf_L, suf_A, suf_D))
+    whole = cost([B], [np.unique(row).size], sizes(Ls.max(keepdims=True), As.max(keepdims=True), Ds.max(keepdims=True)))
+    total = np.asarray(short) + np.asarray(long)
+    total[(pre_L == 0) | (suf_L == 0)] = np.inf  # a group of empty clips only: not a split
+    i = int(np.argmin(total))  # the first of the cheapest splits
+    if not total[i] < 0.9 * whole[0]:
         return [None]
-    return [torch.from_numpy(best_sel.nonzero()[0]), torch.from_numpy((~best_sel).nonzero()[0])]
+    return [torch.from_numpy(np.sort(order[:cut[i]])), torch.from_numpy(np.sort(order[cut[i]:]))]
 
 
 def _convolve(w, lengths, len_host, clip_row, fade, h, h_peak, hl_host, direct_host, normalize, rir_spectra, kernel,

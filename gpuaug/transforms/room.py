@@ -36,8 +36,9 @@ class Reverb(Transform):
             ``rir_cache_stats`` counts hits and misses (one miss = one RIR rfft).
         backend: backend of the op (op ``"reverb"``, see :mod:`gpuaug.backend`; recorded). The
             CPU kernel takes its FFT buffers from the transform's own
-            :class:`~gpuaug._workspace.Workspace` (``workspace``; kept between calls, about
-            ``B C n_fft (4 + 4)`` bytes for float32: 48 MB for 32 clips of 8 s).
+            :class:`~gpuaug._workspace.Workspace` (``workspace``; kept between calls: the input
+            of one pass of ``min(B, 8)`` clips, ``8 C n_fft 4`` bytes for float32, 6 MB for 8 s
+            clips; see :data:`~gpuaug.kernels.reverb_io.ROWS_PER_PASS`).
     Fusion: in a Compose / Pipeline, a :class:`~gpuaug.transforms.Fade` right after this
     Reverb that applies to exactly the same clips runs inside the reverb kernel's output pass
     when both resolve to the Numba CPU kernels (:meth:`fuses_with`); the output is bit-identical
