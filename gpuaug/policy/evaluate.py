@@ -57,8 +57,24 @@ def _in(cond, v, batch: int) -> np.ndarray:
         return m if m.shape == (batch,) else np.broadcast_to(m, (batch,))
     if not isinstance(v, Cat):
         return np.zeros(batch, dtype=bool)
-    ok = np.array([n in cond for n in v.names] + [False], dtype=bool)
+    key = (cond, v.names)  # a rule's name set is a frozenset (hashable, its hash cached)
+    ok = _NAME_MASKS.get(key)
+    if ok is None:
+        ok = _NAME_MASKS[key] = np.array([n in cond for n in v.names] + [False], dtype=bool)
     return ok[v.codes]  # codes clipped to [0, len(names)] by evaluate (len: no such name)
+
+
+#: ``(name set, names) -> (len(names) + 1,)`` bool: which of ``names`` a rule's name set holds.
+_NAME_MASKS: dict = {}
+#: transform name -> its ``(index, rule)`` pairs in :data:`RULES` order.
+_RULES_OF: dict = {}
+
+
+def _rules_of(transform: str) -> list:
+    got = _RULES_OF.get(transform)
+    if got is None:
+        got = _RULES_OF[transform] = [(i, r) for i, r in enumerate(RULES) if r.transform == transform]
+    return got
 
 
 def _matches(rule: Rule, view: dict, batch: int) -> np.ndarray:
@@ -77,9 +93,7 @@ def evaluate(transform: str, view: dict[str, Value], batch: int) -> Tensor:
     out = np.full(batch, NO_RULE, dtype=np.int64)
     view = {k: Cat(np.clip(_host(v.codes), 0, len(v.names)), v.names) if isinstance(v, Cat)
             else _host(v).astype(np.float64, copy=False) for k, v in view.items()}  # converted once, compared per rule
-    for i, rule in enumerate(RULES):
-        if rule.transform != transform:
-            continue
+    for i, rule in _rules_of(transform):
         undecided = out == NO_RULE
         if not undecided.any():
             break

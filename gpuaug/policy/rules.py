@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from .table import ALTERING, RETAINING, UNVERIFIED
 
@@ -69,9 +70,10 @@ class Rule:
     evidence: str = "not rated"
     source: str = ""
 
-    @property
+    @cached_property
     def id(self) -> str:
-        """Stable name of the rule, ``transform:cond;cond`` (recorded per clip)."""
+        """Stable name of the rule, ``transform:cond;cond`` (recorded per clip; built once: the
+        rule is frozen)."""
         conds = "; ".join(f"{k} {_cond_text(c)}" for k, c in self.when.items())
         return f"{self.transform}: {conds or 'any'}"
 

@@ -98,13 +98,14 @@ class AugmentResult:
             p = self.params[slot]
             cols = {k: v.tolist() for k, v in p.items() if k != "apply"}
             rules = None if self.perception is None else self.perception.rules.get(slot)
+            rules = None if rules is None else rules.tolist()  # host ints, read once
             for b in p["apply"].nonzero().flatten().tolist():
                 entry = {"transform": leaf.name, "slot": slot, **{k: c[b] for k, c in cols.items()}}
                 if "backend" in entry:
                     entry["backend_name"] = BACKENDS[int(entry["backend"])]
                 entry = leaf.annotate(entry)
                 if rules is not None:  # the perception rule the clip met (gpuaug.policy.rules)
-                    rule = rule_of(int(rules[b]))
+                    rule = rule_of(rules[b])
                     entry["tag"] = rule.tag if rule is not None else "unverified"
                     entry["rule"] = rule.id if rule is not None else f"{leaf.name}: no rule (not rated)"
                     entry["evidence"] = rule.evidence if rule is not None else "not rated"
