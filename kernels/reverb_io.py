@@ -3,11 +3,12 @@
 :func:`gpuaug.functional.reverb.reverb` in plain torch spends, per 8 s clip, about as long on
 copies, masks, zero fills, norms and freshly faulted-in buffers as on its two FFTs. Here the
 convolution of a batch with its (already computed, direct-path aligned) RIR spectra ``H`` runs
-in passes of :data:`ROWS_PER_PASS` clips, each pass three steps (a pass's FFT buffers, ~6 MB for
-8 clips of 8 s, stay in the cache between its steps, and scipy's FFT outputs are small enough to
-be reused by the allocator instead of faulted in again: the 8 s FFTs took ~20 % less CPU time in
-passes of 8 than in one pass of 32; the output is bit-identical to a single pass,
-``tests/test_reverb_kernel.py``):
+in passes of :data:`ROWS_PER_PASS` clips, each pass three steps. Passes bound the memory: the
+kept FFT input and scipy's two FFT outputs are ~6 MB each for 8 clips of 8 s, against ~24 MB
+each for a batch of 32 in one pass; the CPU time is the same (the whole transform, passes of 8
+against one pass, interleaved: a median ratio of 1.03, quartiles 0.92-1.07, although the bare
+FFTs alone ran 0.83x as long in calls of 8 rows as in calls of 32), and the output is
+bit-identical to a single pass (``tests/test_reverb_kernel.py``):
 
 1. **load** (``@njit``, one ``prange`` over clips): the clip's valid samples copied into the
    FFT input (zero tail), then its energy (float64 sum of squares) and its peak in one
