@@ -316,13 +316,23 @@ class Bank:
         A category is chosen uniformly among ``categories`` (default all), then a clip
         uniformly within it. Vectorised; returns ``(B,)`` int64 indices (CPU).
         """
-        cats = torch.tensor([self.category_names.index(c) for c in self._category_list(categories)])
+        cats, order, counts, starts = self._pick_tables(categories)
         cat = cats[torch.clamp((u_category * len(cats)).long(), max=len(cats) - 1)]
-        order = torch.argsort(self.category_ids * len(self) + torch.arange(len(self)))
-        counts = torch.bincount(self.category_ids, minlength=len(self.category_names))
-        starts = torch.cumsum(counts, 0) - counts
         within = torch.minimum((u_item * counts[cat]).long(), counts[cat] - 1)
         return order[starts[cat] + within]
+
+    def _pick_tables(self, categories) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """:meth:`pick`'s tables for ``categories``: their category ids, the items in category
+        order, and each category's item count and first position in that order. A bank's items
+        never change after construction, so they are built once per category selection."""
+        key = None if categories is None else ((categories,) if isinstance(categories, str) else tuple(categories))
+        cache = self.__dict__.setdefault("_pick_cache", {})
+        if key not in cache:
+            cats = torch.tensor([self.category_names.index(c) for c in self._category_list(categories)])
+            order = torch.argsort(self.category_ids * len(self) + torch.arange(len(self)))
+            counts = torch.bincount(self.category_ids, minlength=len(self.category_names))
+            cache[key] = (cats, order, counts, torch.cumsum(counts, 0) - counts)
+        return cache[key]
 
     def gather(self, index: Tensor, device=None) -> tuple[Tensor, Tensor]:
         """Clips ``index`` (``(n,)`` host int64) as ``(n, T_max_sel)`` float32 audio, zero-padded

@@ -391,3 +391,24 @@ def test_gather_ragged_kernel_equals_the_torch_gather(monkeypatch):
         monkeypatch.delenv("GPUAUG_BACKEND_RAGGED_GATHER")
         assert got.dtype == dtype and got.shape == (5, 320) and torch.equal(got, want)
         assert torch.equal(flat, flat.clone()) and not got[1].any()
+
+
+def test_pick_tables_are_kept_per_category_selection():
+    """``pick`` builds its category tables once per selection (a name, names, or all) and
+    returns the category-balanced choice the definition gives, selection by selection."""
+    clips = [torch.full((50 + i,), 0.1 * (i + 1)) for i in range(7)]
+    bank = Bank(clips, ["a", "b", "a", "c", "b", "a", "c"], 16000)
+    g = torch.Generator().manual_seed(3)
+    u_cat, u_item = torch.rand(64, generator=g, dtype=torch.float64), torch.rand(64, generator=g, dtype=torch.float64)
+
+    def by_definition(cats):
+        ids = [bank.category_names.index(c) for c in cats]
+        chosen = [ids[min(int(u * len(ids)), len(ids) - 1)] for u in u_cat.tolist()]
+        members = {c: [i for i, k in enumerate(bank.category_ids.tolist()) if k == c] for c in ids}
+        return [members[c][min(int(u * len(members[c])), len(members[c]) - 1)] for c, u in zip(chosen, u_item.tolist())]
+
+    for cats in (None, "b", ["c", "a"], ("c", "a"), ["a"]):
+        want = by_definition(bank.categories() if cats is None else ([cats] if isinstance(cats, str) else list(cats)))
+        for _ in range(2):  # built, then from the kept tables
+            assert bank.pick(u_cat, u_item, cats).tolist() == want
+    assert len(bank._pick_cache) == 4  # None, ("b",), ("c", "a"), ("a",)
