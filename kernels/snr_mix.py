@@ -203,6 +203,23 @@ def _fused_cpu(w, lengths, noise, base, nlen, offset, start, begin, end, fade, s
                                               begin[b], end[b], fade[b], scale[b], out[b])
 
 
+@jit_cpu(parallel=True, twin=True)
+def _fused_rows_cpu(w, clips, others, lengths, noise, base, nlen, offset, start, begin, end, fade, scale, p_signal,
+                    p_noise, out, finite):
+    """:func:`_fused_cpu` of rows ``clips`` of the batch ``w`` into the same rows of ``out``
+    (per-clip values indexed by position in ``clips``), and rows ``others`` copied unchanged."""
+    G = clips.shape[0]
+    for q in prange(G + others.shape[0]):
+        if q < G:
+            b = clips[q]
+            p_signal[q], p_noise[q], finite[q] = _fused_clip(w[b], lengths[q], noise, base[q], nlen[q], offset[q],
+                                                             start[q], begin[q], end[q], fade[q], scale[q], out[b])
+        else:
+            b = others[q - G]
+            for c in range(w.shape[1]):
+                out[b, c, :] = w[b, c, :]
+
+
 # ------------------------------------------------------------------------------- CUDA
 
 
@@ -318,8 +335,13 @@ def _prepare(w, lengths, noise, base, nlen, offset, start, begin, end, fade) -> 
 
 @register_kernel(MIX_NOISE, "numba", "cpu")
 @register_kernel(MIX_NOISE, "numba", "cuda")
-def mix_fused(w, lengths, noise, base, nlen, offset, start, begin, end, fade, scale):
+def mix_fused(w, lengths, noise, base, nlen, offset, start, begin, end, fade, scale, *, rows=None):
     """Powers, gain and mix: ``(out, p_signal, p_noise, finite)``.
+
+    ``rows`` (CPU only): a host int64 ``(G,)`` tensor of distinct rows of ``w`` to mix, the
+    per-clip arguments and results then having ``G`` entries (entry ``i`` for row
+    ``rows[i]``): ``out`` is the whole ``(B, C, T)`` batch, those rows mixed and the others
+    copied unchanged, read and written in place of a gather and a merge.
 
     ``out`` the mixed ``(B, C, T)`` wave in ``w``'s dtype (padding zero; clips whose SNR is
     undefined copied bit-identical); ``p_signal`` / ``p_noise`` float64 ``(B,)`` mean powers
@@ -339,10 +361,19 @@ def mix_fused(w, lengths, noise, base, nlen, offset, start, begin, end, fade, sc
         scale: ``(B,)`` float64 ``10 ** (snr_db / 10)``.
     """
     args = _prepare(w, lengths, noise, base, nlen, offset, start, begin, end, fade)
-    p_signal = torch.empty(w.shape[0], dtype=torch.float64, device=w.device)
+    p_signal = torch.empty(lengths.shape[0], dtype=torch.float64, device=w.device)
     p_noise = torch.empty_like(p_signal)
     out = torch.empty_like(args[0])
     finite = torch.zeros_like(p_signal, dtype=out.dtype)
-    _run(_fused_cpu, launch_cuda, args + [scale.to(torch.float64).contiguous(), p_signal, p_noise, out, finite])
+    scale = scale.to(torch.float64).contiguous()
+    if rows is None:
+        _run(_fused_cpu, launch_cuda, args + [scale, p_signal, p_noise, out, finite])
+    else:
+        if w.device.type == "cuda":
+            raise ValueError("mix_fused: rows= is for CPU tensors (on CUDA, mix a gathered batch)")
+        keep = torch.ones(w.shape[0], dtype=torch.bool)
+        keep[rows] = False
+        _run(_fused_rows_cpu, None, [args[0], rows.to(torch.int64).contiguous(), keep.nonzero().flatten(), *args[1:],
+                                     scale, p_signal, p_noise, out, finite])
     exact = w.device.type != "cuda" and out.dtype == w.dtype  # float16: the cast below may still overflow
     return out.to(w.dtype), p_signal, p_noise, finite if exact else None

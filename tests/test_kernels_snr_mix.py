@@ -554,3 +554,53 @@ def test_fused_pass_overflow_raises(dtype):
         mix_noise_from_bank(*args, snr_db=torch.tensor([snr, 0.0]), backend="numba")
     out, _ = mix_noise_from_bank(*args, snr_db=torch.tensor([0.0, 0.0]), backend="numba")
     assert bool(torch.isfinite(out).all())
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+@pytest.mark.parametrize("C", [None, 2])
+def test_rows_mix_in_place_of_gather_and_merge(backend, C):
+    """``rows=``: mixing rows of the whole batch is mixing ``wave[rows]`` and writing it back
+    into a copy, bit for bit (the Numba CPU kernel reads and writes the rows in place; the
+    torch path gathers and merges); the other rows and the input stay as they were."""
+    bank = _bank()
+    wave, lengths = mixed_batch(B=7, T=1500, C=C, seed=21)
+    lengths[3] = 0
+    wave = wave * (torch.arange(1500) < lengths.view(-1, *([1] * (wave.dim() - 1))))
+    rows = torch.tensor([0, 3, 4, 6])
+    kw = dict(bank_offsets=bank.offsets, snr_db=torch.tensor([0.0, 10.0, 20.0, -5.0]),
+              noise_offset=torch.tensor([0, 10, 500, 7]), span_start=torch.tensor([0, 100, -50, 200]),
+              span_length=torch.tensor([1500, 500, 300, 1000]), fade_out=torch.tensor([0, 50, 10, 100]),
+              backend=backend, return_signal_power=True)
+    index = torch.tensor([2, 0, 1, 2])
+    before = wave.clone()
+    got, got_len, p = mix_noise_from_bank(wave, lengths, bank.audio, bank.lengths, index, rows=rows, **kw)
+    sub, _, p_sub = mix_noise_from_bank(wave[rows], lengths[rows], bank.audio, bank.lengths, index, **kw)
+    want = wave.clone()
+    want[rows] = sub
+    assert torch.equal(got, want) and torch.equal(p, p_sub) and torch.equal(got_len, lengths)
+    assert torch.equal(wave, before) and got.data_ptr() != wave.data_ptr()
+    for bad in (torch.tensor([0, 0, 1, 2]), torch.tensor([0, 1, 2, 7]), torch.tensor([0.0, 1.0, 2.0, 3.0])):
+        with pytest.raises((ValueError, TypeError), match="rows"):
+            mix_noise_from_bank(wave, lengths, bank.audio, bank.lengths, index, rows=bad, **kw)
+
+
+def test_add_noise_on_part_of_a_batch_mixes_rows_in_place(monkeypatch):
+    """AddNoise applied to some clips of a batch (p < 1, and a collate selection) mixes their
+    rows in the whole batch (no gather, no merge): the result and the record are bit for bit
+    those of the gather / mix / merge path."""
+    from gpuaug.transforms import base as tb
+    wave, lengths = mixed_batch(B=12, T=2000, seed=22)
+    select = torch.tensor([True] * 10 + [False] * 2)
+    merged, merge = [], tb.merge_rows
+    monkeypatch.setattr(tb, "merge_rows", lambda *a, **k: (merged.append(1), merge(*a, **k))[1])
+    pipe = Pipeline([AddNoise(_bank(), placements=("continuous", "start", "span"), p=0.6)])
+    fast = pipe(wave, lengths, seed=5, select=select)
+    assert not merged  # the in-place rows path
+    monkeypatch.setattr(AddNoise, "mixes_rows", lambda self, w: False)
+    slow = pipe(wave, lengths, seed=5, select=select)
+    assert merged  # the gather / merge path
+    applied = fast.params[pipe.leaves[0].slot]["apply"]
+    assert 0 < int(applied.sum()) < 10
+    assert torch.equal(fast.wave, slow.wave) and fast.record == slow.record
+    assert torch.equal(fast.wave[~applied], wave[~applied])
+

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from gpuaug._sync import check_later, host_of, upload
+from gpuaug._sync import check_later, host_of, mirrored, take_rows, upload
 from gpuaug.backend import MIX_NOISE, kernel_for
 from gpuaug.banks import gather_ragged
 from gpuaug.functional._batch import (
@@ -110,20 +110,23 @@ def _placement(lengths: Tensor, noise_offset, span_start, span_length, fade_out)
 
 
 def _mix_kernel(kernel, w: Tensor, lengths: Tensor, noise: Tensor, base: Tensor, row_lengths: Tensor,
-                snr: Tensor, placement) -> tuple[Tensor, Tensor]:
+                snr: Tensor, placement, rows: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """The fused ``kernel`` (powers, gain and mix in one call) of clip ``b`` with the noise
     ``noise[:, base[b] : base[b] + row_lengths[b]]``; returns ``(out, p_signal)``.
 
     ``w``: checked ``(B, C, T)``; ``noise``: ``(Cn, S)`` flat noise store on ``w``'s device
     (``Cn`` 1 or ``C``); ``base`` / ``row_lengths``: ``(B,)`` int64 on ``w``'s device, first
     sample and valid length of each clip's noise in it. ``p_signal``: float64 ``(B,)``, what
-    :func:`valid_power` gives (up to the order of the float64 additions).
+    :func:`valid_power` gives (up to the order of the float64 additions). ``rows``: mix only
+    these rows of ``w`` (the per-clip arguments have one entry per row; ``out`` is the whole
+    batch, the other rows copied), CPU kernel only.
     """
     if w.numel() == 0:
-        return w.clone(), torch.zeros(w.shape[0], dtype=torch.float64, device=w.device)
+        return w.clone(), torch.zeros(lengths.shape[0], dtype=torch.float64, device=w.device)
     offset, start, begin, end, fade = placement
+    extra = {} if rows is None else {"rows": rows}
     out, p_signal, p_noise, finite = kernel(w, lengths, noise, base, row_lengths, offset, start, begin, end, fade,
-                                            _snr_scale(snr))
+                                            _snr_scale(snr), **extra)
     check_later(torch.isfinite(p_noise), lambda ok: "noise contains NaN or Inf samples in the span of clip(s) "
                 f"{(~ok).nonzero().flatten().tolist()}")
     _check_mixed(out if finite is None else finite[:, None], "mix_noise", snr)  # CPU: the kernel's flag, no scan
@@ -246,6 +249,7 @@ def mix_noise_from_bank(
     fade_out=0,
     backend: str | None = None,
     return_signal_power: bool = False,
+    rows: Tensor | None = None,
 ):
     """:func:`mix_noise` with clip ``b``'s noise being the mono bank item ``index[b]``.
 
@@ -278,6 +282,13 @@ def mix_noise_from_bank(
         return_signal_power: also return the float64 ``(B,)`` signal power ``P_signal`` (on
             ``wave``'s device, no sync): :func:`valid_power` of ``wave`` as measured by the mix
             itself (0 exactly for the silent clips that pass through), without another pass.
+        rows: ``None`` (every clip), or a host int64 ``(n,)`` tensor of distinct rows of
+            ``wave`` to mix: ``index`` and the per-clip arguments then have ``n`` entries
+            (entry ``i`` for row ``rows[i]``, ``p_signal`` too), and the other rows come back
+            unchanged, bit for bit. The result is exactly that of mixing ``wave[rows]`` and
+            writing it back into a copy of ``wave``; the Numba CPU kernel reads and writes the
+            rows in place of that gather and merge (what a transform applied to part of a
+            batch does, :meth:`gpuaug.transforms.base.Transform.run`).
 
     Shapes:
         returns ``(wave, lengths)``: ``wave`` with the input's shape, dtype and device and
@@ -291,6 +302,19 @@ def mix_noise_from_bank(
     lengths = check_wave(wave, lengths)
     w, was_2d = as_3d(wave)
     B, dev = w.shape[0], w.device
+    clip_lengths = lengths
+    if rows is not None:
+        rows = _check_rows(rows, B)
+        rows_dev = mirrored(rows, dev)
+        if not _mixes_rows(kernel_for(MIX_NOISE, dev, backend)[1], w):  # gather, mix, merge
+            sub = mix_noise_from_bank(
+                wave.index_select(0, rows_dev), take_rows(lengths, rows, rows_dev), bank_audio, bank_lengths, index,
+                bank_offsets=bank_offsets, snr_db=snr_db, noise_offset=noise_offset, span_start=span_start,
+                span_length=span_length, fade_out=fade_out, backend=backend, return_signal_power=True)
+            out = wave.clone()
+            out.index_copy_(0, rows_dev, sub[0])
+            return (out, lengths, sub[2]) if return_signal_power else (out, lengths)
+        B, clip_lengths = rows.shape[0], take_rows(lengths, rows, rows_dev)
     if not isinstance(bank_audio, Tensor) or not bank_audio.is_floating_point() or bank_audio.dim() not in (1, 2):
         raise TypeError("bank_audio must be a floating flat (S,) or padded (N, Tb) torch.Tensor")
     if bank_audio.device != dev:
@@ -345,10 +369,27 @@ def mix_noise_from_bank(
         out, _, p_signal = _mix_torch(w, was_2d, lengths, n.to(torch.float64), noise_lengths, snr, placement)
     else:
         snr = per_clip(snr_db, B, name="snr_db", device=dev, dtype=torch.float64)
-        placement = _placement(lengths, noise_offset, span_start, span_length, fade_out)
-        out, p_signal = _mix_kernel(kernel, w, lengths, flat, base, row_lengths, snr, placement)
+        placement = _placement(clip_lengths, noise_offset, span_start, span_length, fade_out)
+        out, p_signal = _mix_kernel(kernel, w, clip_lengths, flat, base, row_lengths, snr, placement, rows=rows)
         out = restore_rank(out, was_2d)
     return (out, lengths, p_signal) if return_signal_power else (out, lengths)
+
+
+def _check_rows(rows, batch: int) -> Tensor:
+    """``rows`` of :func:`mix_noise_from_bank` as a host int64 tensor of distinct rows in ``[0, batch)``."""
+    r = _host_ints(rows)
+    if r.is_floating_point() or r.dtype == torch.bool or r.dim() != 1:
+        raise TypeError(f"rows must be a 1-D integer tensor of row indices, got dtype {r.dtype}, shape {tuple(r.shape)}")
+    r = r.to(torch.int64)
+    if r.numel() and (int(r.min()) < 0 or int(r.max()) >= batch or torch.unique(r).numel() != r.numel()):
+        raise ValueError(f"rows must be distinct rows of the batch of {batch}, got {r.tolist()}")
+    return r
+
+
+def _mixes_rows(kernel, w: Tensor) -> bool:
+    """Whether the resolved ``kernel`` mixes rows in place: the Numba CPU kernel on a float32 /
+    float64 wave (elsewhere the rows are gathered, mixed and merged)."""
+    return kernel is not None and w.device.type == "cpu" and w.dtype in (torch.float32, torch.float64)
 
 
 def _host_ints(v) -> Tensor:

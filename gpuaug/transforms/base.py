@@ -224,8 +224,11 @@ class Transform:
         if then is not None:
             fused["epilogue"] = nxt.epilogue({k: rows(v) for k, v in params[nxt.slot].items() if k != "apply"}, sub_ctx)
         sub = {k: rows(v) for k, v in own.items() if k != "apply"}
+        in_place = not whole and not fused and self.mixes_rows(wave)
         if whole:  # every clip: no gather, no merge (ops never write in place)
             w, l, resolved = self.apply(wave, lengths, sub, sub_ctx, **fused)
+        elif in_place:  # the op reads and writes the rows of the whole batch: no gather, no merge
+            w, l, resolved = self.apply(wave, lengths, sub, sub_ctx, rows=idx)
         else:  # parameters stay on the host (the ops upload what they need); one index upload
             dev_idx = mirrored(idx, wave.device)
             # index_select: one copy per row (wave[dev_idx] is an element-wise gather, ~7x the CPU time)
@@ -237,9 +240,15 @@ class Transform:
             t_own = params[t.slot]
             for k, v in res.items():  # host values (or mirrors) now; device-only values at the end of the call
                 read_later(v.detach(), lambda value, k=k, t=t, t_own=t_own: t._store(t_own, k, idx, value))
-        if whole:
+        if whole or in_place:
             return w, l
         return merge_rows(wave, lengths, dev_idx, w, l, inplace=ctx.owns(wave))
+
+    def mixes_rows(self, wave: Tensor) -> bool:
+        """Whether :meth:`apply` takes ``rows=`` (host int64 rows of the whole batch ``wave``,
+        the parameters per row) and returns the whole batch with only those rows changed, so
+        that :meth:`run` neither gathers nor merges them. The base class: never."""
+        return False
 
     @staticmethod
     def _store(own: dict, key: str, idx: Tensor, value: Tensor) -> None:

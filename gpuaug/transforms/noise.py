@@ -86,18 +86,27 @@ class AddNoise(Transform):
         return {**super().draw_params(draw, batch), "u_category": draw("category"), "u_item": draw("item"),
                 "u_offset": draw("offset"), "u_span_start": draw("span_start")}
 
-    def apply(self, wave, lengths, params, ctx):
+    def mixes_rows(self, wave) -> bool:
+        """Whether :meth:`apply` can mix rows of the whole batch in place of a gather and a merge
+        (``rows=``, :meth:`~gpuaug.transforms.base.Transform.run`): the Numba CPU kernel on a
+        float32 / float64 wave, the bank on the wave's device."""
+        return (wave.device.type == "cpu" and wave.dtype in (torch.float32, torch.float64)
+                and self.bank.audio.device == wave.device and self.backend_for(wave.device) == "numba")
+
+    def apply(self, wave, lengths, params, ctx, rows=None):
+        """``rows``: ``None``, or the host rows of the whole batch ``wave`` to mix (``params``
+        and the resolved values then per row; the other rows come back unchanged)."""
         # Replay resolves the recorded item by identity (content hash), never by index or draw.
         index = self.bank.choose(params, "noise_id", self.categories, what="noise")
         dev = wave.device
         backend = self.backend_for(dev)
         if self.bank.audio.device == dev:  # the kernels read the flat (ragged) bank in place
-            audio, bank_lengths, rows, offsets = self.bank.audio, self.bank.lengths, index, self.bank.offsets
+            audio, bank_lengths, items, offsets = self.bank.audio, self.bank.lengths, index, self.bank.offsets
         else:  # bank elsewhere: move only the picked rows (padded)
             audio, bank_lengths = self.bank.gather(index, dev)
-            rows, offsets = torch.arange(index.shape[0]), None
+            items, offsets = torch.arange(index.shape[0]), None
         # Placement from host values (parameters, lengths' mirror, bank lengths): no sync.
-        L = host_of(lengths)
+        L = host_of(lengths) if rows is None else host_of(lengths)[rows]
         noise_lengths = self.bank.lengths[index]
         offset = (params["u_offset"] * noise_lengths).long()
         placement = params["placement"]
@@ -105,8 +114,9 @@ class AddNoise(Transform):
         start = torch.where(placement == 2, (params["u_span_start"] * (L - covered + 1)).long(), 0)
         fade_out = torch.where(placement == 1, covered // 2, 0)
         out, out_len, p_signal = mix_noise_from_bank(
-            wave, lengths, audio, bank_lengths, rows, snr_db=params["snr_db"], noise_offset=offset, span_start=start,
-            span_length=covered, fade_out=fade_out, bank_offsets=offsets, backend=backend, return_signal_power=True)
+            wave, lengths, audio, bank_lengths, items, snr_db=params["snr_db"], noise_offset=offset, span_start=start,
+            span_length=covered, fade_out=fade_out, bank_offsets=offsets, backend=backend, return_signal_power=True,
+            rows=rows)
         silent = p_signal == 0  # the mix's own signal power (no extra pass); device-only, read at the call's end
         resolved = {"noise_index": index, "noise_id": self.bank.item_keys[index],
                     "noise_category": self.bank.category_ids[index], "noise_offset": offset,
