@@ -162,6 +162,7 @@ class Bank:
         self.item_keys = torch.tensor([key_of_hash(h) for h in self.hashes], dtype=torch.int64)
         self._key_order = torch.argsort(self.item_keys, stable=True)
         self._sorted_keys = self.item_keys[self._key_order]
+        self._pick_cache: dict = {}  # category selection -> pick's tables (_pick_tables)
         ident = sorted(f"{c}\t{n}\t{h}" for c, n, h in zip(categories, self.names, self.hashes))
         self.fingerprint = hashlib.sha1("\n".join(ident).encode()).hexdigest()[:16]
 
@@ -326,7 +327,7 @@ class Bank:
         order, and each category's item count and first position in that order. A bank's items
         never change after construction, so they are built once per category selection."""
         key = None if categories is None else ((categories,) if isinstance(categories, str) else tuple(categories))
-        cache = self.__dict__.setdefault("_pick_cache", {})
+        cache = self._pick_cache
         if key not in cache:
             cats = torch.tensor([self.category_names.index(c) for c in self._category_list(categories)])
             order = torch.argsort(self.category_ids * len(self) + torch.arange(len(self)))

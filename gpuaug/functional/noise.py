@@ -302,11 +302,12 @@ def mix_noise_from_bank(
     lengths = check_wave(wave, lengths)
     w, was_2d = as_3d(wave)
     B, dev = w.shape[0], w.device
+    kernel = kernel_for(MIX_NOISE, dev, backend)[1]
     clip_lengths = lengths
     if rows is not None:
         rows = _check_rows(rows, B)
         rows_dev = mirrored(rows, dev)
-        if not _mixes_rows(kernel_for(MIX_NOISE, dev, backend)[1], w):  # gather, mix, merge
+        if not _mixes_rows(kernel, w):  # gather, mix, merge
             sub = mix_noise_from_bank(
                 wave.index_select(0, rows_dev), take_rows(lengths, rows, rows_dev), bank_audio, bank_lengths, index,
                 bank_offsets=bank_offsets, snr_db=snr_db, noise_offset=noise_offset, span_start=span_start,
@@ -357,7 +358,6 @@ def mix_noise_from_bank(
         flat = bank_audio[None, :]
     if B and bool(((index < 0) | (index >= N)).any()):
         raise ValueError(f"index must lie in [0, N={N}), got {index.tolist()}")
-    kernel = kernel_for(MIX_NOISE, dev, backend)[1]
     host_rows = bank_lengths[index]
     base, row_lengths = upload([offsets[index], host_rows], dev)
     if kernel is None:  # the reference: the picked items zero-padded, then mix_noise
@@ -386,9 +386,15 @@ def _check_rows(rows, batch: int) -> Tensor:
     return r
 
 
+def mixes_rows_in_place(wave: Tensor, backend: str | None = None) -> bool:
+    """Whether :func:`mix_noise_from_bank` with ``rows=`` and this ``backend`` reads and writes the
+    rows of ``wave`` in place (the Numba CPU kernel on a float32 / float64 wave) rather than
+    gathering, mixing and merging them."""
+    return _mixes_rows(kernel_for(MIX_NOISE, wave.device, backend)[1], wave)
+
+
 def _mixes_rows(kernel, w: Tensor) -> bool:
-    """Whether the resolved ``kernel`` mixes rows in place: the Numba CPU kernel on a float32 /
-    float64 wave (elsewhere the rows are gathered, mixed and merged)."""
+    """:func:`mixes_rows_in_place` for a resolved ``kernel`` (None: the torch path)."""
     return kernel is not None and w.device.type == "cpu" and w.dtype in (torch.float32, torch.float64)
 
 

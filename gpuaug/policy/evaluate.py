@@ -8,6 +8,7 @@ choice and each name visit every cell, and the set of tags found is exact.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -57,24 +58,19 @@ def _in(cond, v, batch: int) -> np.ndarray:
         return m if m.shape == (batch,) else np.broadcast_to(m, (batch,))
     if not isinstance(v, Cat):
         return np.zeros(batch, dtype=bool)
-    key = (cond, v.names)  # a rule's name set is a frozenset (hashable, its hash cached)
-    ok = _NAME_MASKS.get(key)
-    if ok is None:
-        ok = _NAME_MASKS[key] = np.array([n in cond for n in v.names] + [False], dtype=bool)
-    return ok[v.codes]  # codes clipped to [0, len(names)] by evaluate (len: no such name)
+    return _name_mask(cond, v.names)[v.codes]  # codes clipped to [0, len(names)] by evaluate (len: no such name)
 
 
-#: ``(name set, names) -> (len(names) + 1,)`` bool: which of ``names`` a rule's name set holds.
-_NAME_MASKS: dict = {}
-#: transform name -> its ``(index, rule)`` pairs in :data:`RULES` order.
-_RULES_OF: dict = {}
+@functools.lru_cache(maxsize=None)
+def _name_mask(cond: frozenset, names: tuple) -> np.ndarray:
+    """``(len(names) + 1,)`` bool: which of ``names`` the rule's name set ``cond`` holds (then False)."""
+    return np.array([n in cond for n in names] + [False], dtype=bool)
 
 
-def _rules_of(transform: str) -> list:
-    got = _RULES_OF.get(transform)
-    if got is None:
-        got = _RULES_OF[transform] = [(i, r) for i, r in enumerate(RULES) if r.transform == transform]
-    return got
+@functools.lru_cache(maxsize=None)
+def _rules_of(transform: str) -> tuple:
+    """``transform``'s ``(index, rule)`` pairs, in :data:`RULES` order."""
+    return tuple((i, r) for i, r in enumerate(RULES) if r.transform == transform)
 
 
 def _matches(rule: Rule, view: dict, batch: int) -> np.ndarray:

@@ -8,7 +8,7 @@ import torch
 from .._sync import host_of
 from ..backend import MIX_NOISE
 from ..banks import Bank
-from ..functional.noise import mix_noise_from_bank, white_noise
+from ..functional.noise import mix_noise_from_bank, mixes_rows_in_place, white_noise
 from ..policy.evaluate import Cat
 from ..policy.rules import STUDY_NOISE, VOCAL_BURST_PATTERN
 from .base import Draw, Transform
@@ -88,10 +88,9 @@ class AddNoise(Transform):
 
     def mixes_rows(self, wave) -> bool:
         """Whether :meth:`apply` can mix rows of the whole batch in place of a gather and a merge
-        (``rows=``, :meth:`~gpuaug.transforms.base.Transform.run`): the Numba CPU kernel on a
-        float32 / float64 wave, the bank on the wave's device."""
-        return (wave.device.type == "cpu" and wave.dtype in (torch.float32, torch.float64)
-                and self.bank.audio.device == wave.device and self.backend_for(wave.device) == "numba")
+        (``rows=``, :meth:`~gpuaug.transforms.base.Transform.run`): the bank on the wave's device
+        and :func:`~gpuaug.functional.noise.mixes_rows_in_place` for this transform's backend."""
+        return self.bank.audio.device == wave.device and mixes_rows_in_place(wave, self.backend_for(wave.device))
 
     def apply(self, wave, lengths, params, ctx, rows=None):
         """``rows``: ``None``, or the host rows of the whole batch ``wave`` to mix (``params``
