@@ -8,7 +8,7 @@ row ``q`` of a table holds the weights of the ``2 h`` taps ``i = floor(p) - h + 
 ``|u| >= zeros``, i.e. weight 0) for the fractional position ``q / K``, normalised by their
 sum. An output sample with fractional position ``phi`` reads rows ``q = floor(phi K)`` and
 ``q + 1``, interpolates them linearly (``a = phi K - q``) and takes the dot product with the
-taps inside ``[0, L)`` (zero padding, as the exact kernel): :func:`table_points`. A position on
+taps inside ``[0, L)`` (zero padding, as the exact kernel): :func:`table_run`. A position on
 a tabulated phase (``a = 0``: every output of a segment sped up by exactly 5 / 4, whose phases are
 multiples of 1/4) reads row ``q`` alone: the same weights, one multiply fewer per tap. A cutoff of 1
 at an integer position copies the input sample (the exact kernel's unit impulse).
@@ -46,7 +46,7 @@ from gpuaug.kernels._launch import run_numba
 from gpuaug.kernels._numba_glue import jit_cpu
 
 __all__ = ["TABLE_PHASES", "TABLE_ERROR_DB", "TABLE_MIN_SAMPLES", "TABLE_BYTES", "TABLE_CACHE_BYTES", "TAP_ALIGN",
-           "sinc_table", "plan_tables", "table_groups", "launch_tables", "padded_taps", "interior_points", "table_points"]
+           "sinc_table", "plan_tables", "table_groups", "launch_tables", "padded_taps", "table_run"]
 
 #: Phases ``K`` of the tabulated windowed sinc per unit interval (rows ``0 .. K`` of a table).
 TABLE_PHASES = 512
@@ -227,59 +227,54 @@ def _remember(key, table: np.ndarray) -> np.ndarray:
 
 
 @jit_cpu(inline="always")
-def interior_points(xb, ob, j, L, p, f, h, wide, rows) -> bool:
-    """``ob[:, j]`` at position ``p`` from one table's ``rows`` (cutoff ``f``, ``(K + 1, >= wide)``,
-    ``h`` taps per side, ``wide = padded_taps(h)``) when every padded tap lies inside the clip
-    (valid length ``L``): the dot product over the padded row, on a tabulated phase without
-    interpolation (module docstring). Returns False, writing nothing, for a position near an end
-    or a unit impulse (cutoff 1 at an integer position): the caller then takes
-    :func:`table_points`. ``xb``, ``ob``: the clip's ``(C, T)`` rows."""
-    base = math.floor(p)
-    first = int(base) - h + 1
-    if first < 0 or first + wide > L or (f == 1.0 and p == base):
-        return False
+def table_run(xc, oc, j0, j1, origin, slope, L, f, h, rows, width):
+    """``oc[j]`` for ``j`` in ``[j0, j1)`` at positions ``p = origin + (j - origin) * slope`` from
+    one channel's input ``xc`` (``(T,)``, valid length ``L``) and one table's ``rows`` (cutoff
+    ``f``, ``(K + 1, width)``, ``h`` taps per side). Where every padded tap (``padded_taps(h)
+    <= width``) lies inside the clip: the dot product over the padded row, on a tabulated phase
+    without interpolation; near an end (and for a unit impulse, cutoff 1 at an integer position)
+    :func:`_edge_point` (module docstring). One channel per call: the loop over output samples
+    is the inner one, its slices contiguous views."""
+    wide = padded_taps(h)
+    tight = wide <= width
     K = rows.shape[0] - 1
-    phase = (p - base) * K  # exact: p - base in [0, 1), K a power of 2
-    row = min(int(phase), K - 1)
-    if phase == row:
-        for c in range(ob.shape[0]):
-            ob[c, j] = _dot(rows[row, :wide], xb[c, first:first + wide])
-    else:
-        a = numba.float32(phase - row)
-        for c in range(ob.shape[0]):
-            ob[c, j] = _lerp_dot(rows[row, :wide], rows[row + 1, :wide], a, xb[c, first:first + wide])
-    return True
+    unit = f == 1.0
+    for j in range(j0, j1):
+        p = origin + (j - origin) * slope
+        base = math.floor(p)
+        first = int(base) - h + 1
+        if tight and first >= 0 and first + wide <= L and not (unit and p == base):
+            phase = (p - base) * K  # exact: p - base in [0, 1), K a power of 2
+            row = min(int(phase), K - 1)
+            if phase == row:
+                oc[j] = _dot(rows[row, :wide], xc[first:first + wide])
+            else:
+                oc[j] = _lerp_dot(rows[row, :wide], rows[row + 1, :wide], numba.float32(phase - row),
+                                  xc[first:first + wide])
+            continue
+        oc[j] = _edge_point(xc, L, p, f, h, rows)
 
 
 @jit_cpu(inline="always")
-def table_points(x, out, b, j, L, p, f, h, tables, v):
-    """``out[b, :, j]`` from table ``v`` of ``tables`` (``h = ceil(zeros / f)``) at position ``p``
-    of clip ``b`` (valid length ``L``): module docstring."""
-    C = out.shape[1]
-    K = tables.shape[1] - 1
+def _edge_point(xc, L, p, f, h, rows):
+    """The tabulated output at position ``p`` of one channel ``xc`` (valid length ``L``) from the
+    taps inside ``[0, L)`` (module docstring): zero where none is, the input sample for a unit
+    impulse."""
+    K = rows.shape[0] - 1
     base = math.floor(p)
     centre = int(base)
     if f == 1.0 and p == base:  # the exact kernel's unit impulse
-        for c in range(C):
-            out[b, c, j] = x[b, c, centre] if centre >= 0 and centre < L else 0.0
-        return
+        return xc[centre] if centre >= 0 and centre < L else 0.0
     phase = (p - base) * K  # exact: p - base in [0, 1), K a power of 2
     row = min(int(phase), K - 1)
-    a = numba.float32(phase - row)
     first = centre - h + 1
     lo, hi = max(first, 0), min(centre + h + 1, L)
     if hi <= lo:  # every tap outside the clip
-        for c in range(C):
-            out[b, c, j] = 0.0
-        return
-    w0 = tables[v, row, lo - first:hi - first]
+        return 0.0
+    w0 = rows[row, lo - first:hi - first]
     if phase == row:  # the position is on a tabulated phase (e.g. a 5:4 segment): no interpolation
-        for c in range(C):
-            out[b, c, j] = _dot(w0, x[b, c, lo:hi])
-        return
-    w1 = tables[v, row + 1, lo - first:hi - first]
-    for c in range(C):
-        out[b, c, j] = _lerp_dot(w0, w1, a, x[b, c, lo:hi])
+        return _dot(w0, xc[lo:hi])
+    return _lerp_dot(w0, rows[row + 1, lo - first:hi - first], numba.float32(phase - row), xc[lo:hi])
 
 
 def plan_tables(cutoff: torch.Tensor, use: torch.Tensor, zeros: int):

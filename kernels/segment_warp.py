@@ -79,15 +79,11 @@ from gpuaug.kernels._sinc_table import (  # noqa: F401 (re-exported: the tabulat
     TABLE_MIN_SAMPLES,
     TABLE_PHASES,
     _build_tables,
-    _lerp_dot,
-    _sinc_grid,
-    interior_points,
     launch_tables,
-    padded_taps,
     plan_tables,
     sinc_table,
     table_groups,
-    table_points,
+    table_run,
 )
 from gpuaug.kernels.warp_sinc import CPU_CHUNK, CUDA_THREADS, _point_cpu, _point_cuda, _steps_cpu
 
@@ -140,8 +136,6 @@ def _segment_cpu(x, lengths, seg, new_lengths, out, zeros, rolloff, table_of, ha
         slope = n64 / max(m64, 1.0)
         f = rolloff * min(1.0 / slope, 1.0)
         v = table_of[b]
-        h = half[max(v, 0)]
-        ds, dc, wds, wdc = _steps_cpu(f, zeros)
         j0 = (q % n_chunks) * CPU_CHUNK
         j1 = min(j0 + CPU_CHUNK, new_lengths[b])
         # the untouched parts: copies of [j0, s) and of [s + m, j1) from j - m + n (all < L)
@@ -151,18 +145,16 @@ def _segment_cpu(x, lengths, seg, new_lengths, out, zeros, rolloff, table_of, ha
                 out[b, c, j0:head] = x[b, c, j0:head]
             if tail < j1:
                 out[b, c, tail:j1] = x[b, c, tail - m + n:j1 - m + n]
-        wide = padded_taps(h)
-        tight = v >= 0 and wide <= tables.shape[2]  # the interior over padded rows
-        rows, xb, ob = tables[max(v, 0)], x[b], out[b]
-        for j in range(max(j0, s), min(j1, s + m)):
+        k0, k1 = max(j0, s), min(j1, s + m)
+        if v >= 0:
+            for c in range(C):  # p = s + (j - s) slope
+                table_run(x[b, c], out[b, c], k0, k1, s64, slope, L, f, half[v], tables[v], tables.shape[2])
+            continue
+        ds, dc, wds, wdc = _steps_cpu(f, zeros)
+        for j in range(k0, k1):
             p = s64 + (j - s64) * slope
-            if v < 0:
-                for c in range(C):
-                    out[b, c, j] = _point_cpu(x, b, c, L, p, f, zeros, ds, dc, wds, wdc)
-                continue
-            if tight and interior_points(xb, ob, j, L, p, f, h, wide, rows):
-                continue
-            table_points(x, out, b, j, L, p, f, h, tables, v)
+            for c in range(C):
+                out[b, c, j] = _point_cpu(x, b, c, L, p, f, zeros, ds, dc, wds, wdc)
 
 
 @jit_cuda

@@ -44,12 +44,10 @@ from gpuaug.kernels._sinc_table import (
     TABLE_BYTES,
     TABLE_MIN_SAMPLES,
     TABLE_PHASES,
-    interior_points,
     launch_tables,
-    padded_taps,
     plan_tables,
     table_groups,
-    table_points,
+    table_run,
 )
 from gpuaug.kernels.warp_sinc import CPU_CHUNK, _point_cpu, _steps_cpu
 
@@ -68,24 +66,16 @@ def _uniform_cpu(x, lengths, step, fc, new_lengths, out, zeros, table_of, half, 
         a = step[b]
         f = fc[b]
         v = table_of[b]
-        h = half[max(v, 0)]
-        ds, dc, wds, wdc = _steps_cpu(f, zeros)
         j0 = (q % n_chunks) * CPU_CHUNK
         j1 = min(j0 + CPU_CHUNK, new_lengths[b])
-        wide = padded_taps(h)
-        tight = v >= 0 and wide <= tables.shape[2]  # the interior over padded rows
-        rows, xb, ob = tables[max(v, 0)], x[b], out[b]
+        if v >= 0:
+            for c in range(C):  # p = 0 + (j - 0) a = j a
+                table_run(x[b, c], out[b, c], j0, j1, 0.0, a, L, f, half[v], tables[v], tables.shape[2])
+            continue
+        ds, dc, wds, wdc = _steps_cpu(f, zeros)
         for j in range(j0, j1):
-            p = j * a
-            if v < 0:
-                for c in range(C):
-                    out[b, c, j] = _point_cpu(x, b, c, L, p, f, zeros, ds, dc, wds, wdc)
-                continue
-            if tight and interior_points(xb, ob, j, L, p, f, h, wide, rows):
-                continue
-            if p < -(h + 1.0) or p > L + h + 1.0:  # every tap outside the clip (out is zero)
-                continue
-            table_points(x, out, b, j, L, p, f, h, tables, v)
+            for c in range(C):
+                out[b, c, j] = _point_cpu(x, b, c, L, j * a, f, zeros, ds, dc, wds, wdc)
 
 
 @register_kernel(UNIFORM_WARP, "numba", "cpu")

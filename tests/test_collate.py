@@ -184,3 +184,30 @@ def test_workers_never_touch_a_non_cpu_device(pipe):
     _same(_epoch(DeviceLoader(loader, c, "cpu")), want)
     four = DataLoader(ds, batch_size=3, collate_fn=ref, num_workers=4)
     _same(_epoch(four), want)
+
+
+def test_collated_batch_is_scanned_once(pipe, monkeypatch):
+    """The collate scans each item and marks the padded batch finite: the pipeline call does not
+    scan it again, and a pending batch written in place afterwards is scanned (and refused)."""
+    import gpuaug.functional._batch as fb
+
+    c = AugmentCollate(pipe, ratio=1.0)
+    good = {"wave": torch.full((100,), 0.1), "sample_rate": 16000, "index": 0}
+    items = [good, {**good, "index": 1, "wave": torch.full((80,), -0.2)}]
+    pending = c.collate(items)
+    assert fb.marked_finite(pending.wave)
+    scans = []
+    real = fb.finite_rows
+    monkeypatch.setattr(fb, "finite_rows", lambda w: scans.append(w) or real(w))
+    out = c.apply(pending)
+    assert out.wave.shape[0] == 2 and scans and not any(w is pending.wave for w in scans)  # not the input
+    pending = c.collate(items)
+    pending.wave[1, 5] = float("nan")  # an in-place write moves the version counter: the mark lapses
+    assert not fb.marked_finite(pending.wave)
+    scans.clear()
+    with pytest.raises(ValueError, match=r"NaN or Inf samples in clip\(s\) \[1\]"):
+        c.apply(pending)
+    assert any(w is pending.wave for w in scans)
+    # the item scan runs after the down-mix and resampling, on what enters the batch
+    with pytest.raises(ValueError, match="item 1 .*NaN or Inf"):
+        c.collate([good, {**good, "index": 1, "wave": torch.tensor([[0.1, 0.2], [3e38, 3e38]]).repeat(2, 1)}])

@@ -297,3 +297,53 @@ def test_fused_fade_on_a_selected_subset(monkeypatch):
     plain = run()
     assert torch.equal(fused.wave, plain.wave) and fused.record == plain.record
     assert torch.equal(fused.wave[~select], wave[~select])
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_rows_give_the_gathered_result(backend):
+    """``rows=``: only those rows are convolved (per-row RIRs and fade), bit for bit the reverb of
+    the gathered rows written back, the other rows unchanged; ``inplace`` writes into the input
+    itself (the kernel reads each row before writing it); bad rows are refused."""
+    wave, lengths = mixed_batch(B=7, C=2, T=9000, seed=31)
+    lengths[2] = 0
+    wave = wave * (torch.arange(9000) < lengths[:, None, None])
+    rows = torch.tensor([5, 0, 2, 3])
+    rir, rl = synthetic_rir(torch.arange(4), rt60_s=torch.full((4,), 0.3), drr_db=torch.full((4,), 3.0),
+                            predelay_s=torch.full((4,), 0.01), sample_rate=16000)
+    for fade_arg in (None, {"sample_rate": 16000, "rate_per_s": torch.full((4,), 2.0),
+                            "direction": torch.tensor([1, -1, 1, 0])}):
+        sub, _ = reverb(wave.index_select(0, rows), lengths[rows], rir, rl, backend=backend, fade=fade_arg)
+        want = wave.clone()
+        want[rows] = sub
+        before = wave.clone()
+        got, got_len = reverb(wave, lengths, rir, rl, rows=rows, backend=backend, fade=fade_arg)
+        assert torch.equal(got, want) and torch.equal(got_len, lengths) and torch.equal(wave, before)
+        own = wave.clone()
+        mine, _ = reverb(own, lengths, rir, rl, rows=rows, backend=backend, fade=fade_arg, inplace=True)
+        assert torch.equal(mine, want) and mine.data_ptr() == own.data_ptr()
+    for bad in (torch.tensor([0, 0]), torch.tensor([7]), torch.tensor([-1])):
+        with pytest.raises(ValueError, match="rows must be distinct rows of the batch of 7"):
+            reverb(wave, lengths, rir[:bad.numel()], rl[:bad.numel()], rows=bad, backend=backend)
+
+
+def test_reverb_on_part_of_a_batch_convolves_rows_in_place(monkeypatch):
+    """Reverb applied to some clips of a batch (p < 1) convolves their rows in the batch (no
+    gather, no merge): the result and the record are bit for bit those of the gather / merge path."""
+    from gpuaug.transforms import base as tb
+    wave, lengths = mixed_batch(B=12, T=6000, seed=23)
+    merged, merge = [], tb.merge_rows
+    monkeypatch.setattr(tb, "merge_rows", lambda *a, **k: (merged.append(1), merge(*a, **k))[1])
+    for first in ([], [Gain(min_gain_db=-3.0, max_gain_db=-1.0)]):  # the caller's batch, or the call's own
+        pipe = Pipeline(first + [Reverb(_bank(), p=0.5)])
+        merged.clear()
+        fast = pipe(wave, lengths, seed=5)
+        assert not merged  # the in-place rows path
+        with monkeypatch.context() as m:
+            m.setattr(Reverb, "mixes_rows", lambda self, w: False)
+            slow = pipe(wave, lengths, seed=5)
+        assert merged  # the gather / merge path
+        applied = fast.params[pipe.leaves[-1].slot]["apply"]
+        assert 0 < int(applied.sum()) < 12
+        assert torch.equal(fast.wave, slow.wave) and fast.record == slow.record
+        if not first:
+            assert torch.equal(fast.wave[~applied], wave[~applied])

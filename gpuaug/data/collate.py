@@ -39,7 +39,7 @@ import torch
 from torch import Tensor
 
 from .._sync import host_of, mirrored, take_rows
-from ..functional._batch import finite_rows
+from ..functional._batch import finite_rows, mark_finite
 from ..random import check_seed, item_keys, stream_id, uniform
 from ..transforms.pipeline import Pipeline
 from ..audio_io import resample
@@ -161,8 +161,6 @@ class AugmentCollate:
         if wave.dim() not in (1, 2) or wave.shape[-1] == 0:
             raise ValueError(f"item {pos} (index {item.get('index')}): wave must be (T,) or (C, T) with T > 0, "
                              f"got shape {tuple(wave.shape)}")
-        if not bool(finite_rows(wave.reshape(1, -1))[0]):  # max / min: no (T,) bool temporary
-            raise ValueError(f"item {pos} (index {item.get('index')}): wave contains NaN or Inf samples")
         if self.mono and wave.dim() == 2:
             wave = wave.mean(dim=0)
         sr = item.get("sample_rate", self.default_sample_rate)
@@ -171,6 +169,10 @@ class AugmentCollate:
                              "(give it, or set default_sample_rate on the collate)")
         if int(sr) != self.sample_rate:
             wave = resample(wave, int(sr), self.sample_rate)
+        # scanned as it enters the batch (after the down-mix and resampling, which carry a NaN / Inf
+        # through): the padded batch is then marked finite (collate) and not scanned again
+        if not bool(finite_rows(wave.reshape(1, -1))[0]):  # max / min: no (T,) bool temporary
+            raise ValueError(f"item {pos} (index {item.get('index')}): wave contains NaN or Inf samples")
         return wave
 
     def collate(self, items: Sequence[dict]) -> Batch:
@@ -203,6 +205,7 @@ class AugmentCollate:
                                       "length": M, "source_length": int(w.shape[-1])})
                     waves[i] = w[..., o : o + M]
         wave, lengths = pad_batch(waves)
+        mark_finite(wave)  # every item was scanned (_wave); padding is zero
         chosen = self.selector.select(index, epoch)
         words, word_text = self._words(items, starts, lengths)
         batch = Batch(

@@ -39,6 +39,9 @@ __all__ = [
     "NARROW_FLOATS",
     "check_finite_output",
     "finite_rows",
+    "check_rows",
+    "mark_finite",
+    "marked_finite",
     "row_peak_kernel",
     "in_float32",
 ]
@@ -70,6 +73,31 @@ def finite_checked() -> Iterator[None]:
 def finite_trusted() -> bool:
     """Whether the caller is inside :func:`finite_checked`."""
     return _FINITE_TRUSTED.get()
+
+
+def mark_finite(wave: Tensor) -> Tensor:
+    """Note on ``wave`` (this tensor object) that every sample was checked finite, as it is now:
+    :func:`check_wave` then skips its NaN / Inf scan of it until it is written in place (torch's
+    version counter, shared with its views, moves on every in-place write). Returns ``wave``.
+    :class:`~gpuaug.data.AugmentCollate` marks the batches it pads from items it scanned one by
+    one, so the pipeline call does not scan them again. A no-op on an inference-mode tensor
+    (it has no version counter)."""
+    try:
+        wave._gpuaug_finite = wave._version
+    except RuntimeError:
+        pass
+    return wave
+
+
+def marked_finite(wave: Tensor) -> bool:
+    """Whether ``wave`` carries a :func:`mark_finite` mark still valid (not written since)."""
+    mark = getattr(wave, "_gpuaug_finite", None)
+    if mark is None:
+        return False
+    try:
+        return mark == wave._version
+    except RuntimeError:
+        return False
 
 
 def as_3d(wave: Tensor) -> tuple[Tensor, bool]:
@@ -129,7 +157,7 @@ def check_wave(wave: Tensor, lengths: Tensor, *, name: str = "wave") -> Tensor:
             f"lengths must have shape (B,) = ({wave.shape[0]},), got {tuple(lengths.shape)}"
         )
     B, T = wave.shape[0], wave.shape[-1]
-    scan = B > 0 and not finite_trusted()
+    scan = B > 0 and not finite_trusted() and not marked_finite(wave)
     finite = finite_rows(wave) if scan else None
     mirrored_already = has_mirror(lengths)
     if mirrored_already:
@@ -146,6 +174,20 @@ def check_wave(wave: Tensor, lengths: Tensor, *, name: str = "wave") -> Tensor:
         bad = (~host_of(finite)).nonzero().flatten().tolist()
         raise ValueError(f"{name} contains NaN or Inf samples in clip(s) {bad}")
     return lengths
+
+
+def check_rows(rows, batch: int) -> Tensor:
+    """``rows=`` of an op that changes only some rows of a batch (e.g.
+    :func:`~gpuaug.functional.noise.mix_noise_from_bank`, :func:`~gpuaug.functional.reverb.reverb`)
+    as a host int64 tensor of distinct rows in ``[0, batch)`` (a device tensor's host mirror:
+    no sync)."""
+    r = host_of(rows) if isinstance(rows, Tensor) else torch.as_tensor(rows)
+    if r.is_floating_point() or r.dtype == torch.bool or r.dim() != 1:
+        raise TypeError(f"rows must be a 1-D integer tensor of row indices, got dtype {r.dtype}, shape {tuple(r.shape)}")
+    r = r.to(torch.int64)
+    if r.numel() and (int(r.min()) < 0 or int(r.max()) >= batch or torch.unique(r).numel() != r.numel()):
+        raise ValueError(f"rows must be distinct rows of the batch of {batch}, got {r.tolist()}")
+    return r
 
 
 def valid_mask(lengths: Tensor, T: int) -> Tensor:

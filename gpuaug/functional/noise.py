@@ -26,6 +26,7 @@ from gpuaug._sync import check_later, host_of, mirrored, take_rows, upload
 from gpuaug.backend import MIX_NOISE, kernel_for
 from gpuaug.banks import gather_ragged
 from gpuaug.functional._batch import (
+    check_rows,
     as_3d,
     check_finite_output,
     check_companion,
@@ -305,7 +306,7 @@ def mix_noise_from_bank(
     kernel = kernel_for(MIX_NOISE, dev, backend)[1]
     clip_lengths = lengths
     if rows is not None:
-        rows = _check_rows(rows, B)
+        rows = check_rows(rows, B)
         rows_dev = mirrored(rows, dev)
         if not _mixes_rows(kernel, w):  # gather, mix, merge
             sub = mix_noise_from_bank(
@@ -373,17 +374,6 @@ def mix_noise_from_bank(
         out, p_signal = _mix_kernel(kernel, w, clip_lengths, flat, base, row_lengths, snr, placement, rows=rows)
         out = restore_rank(out, was_2d)
     return (out, lengths, p_signal) if return_signal_power else (out, lengths)
-
-
-def _check_rows(rows, batch: int) -> Tensor:
-    """``rows`` of :func:`mix_noise_from_bank` as a host int64 tensor of distinct rows in ``[0, batch)``."""
-    r = _host_ints(rows)
-    if r.is_floating_point() or r.dtype == torch.bool or r.dim() != 1:
-        raise TypeError(f"rows must be a 1-D integer tensor of row indices, got dtype {r.dtype}, shape {tuple(r.shape)}")
-    r = r.to(torch.int64)
-    if r.numel() and (int(r.min()) < 0 or int(r.max()) >= batch or torch.unique(r).numel() != r.numel()):
-        raise ValueError(f"rows must be distinct rows of the batch of {batch}, got {r.tolist()}")
-    return r
 
 
 def mixes_rows_in_place(wave: Tensor, backend: str | None = None) -> bool:

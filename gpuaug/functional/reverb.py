@@ -9,13 +9,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gpuaug._sync import check_later, host_of, mirrored, upload
+from gpuaug._sync import check_later, host_of, mirrored, take_rows, upload
 from gpuaug._workspace import Workspace
 from gpuaug.backend import REVERB, kernel_for
 from gpuaug.functional._batch import (
     NARROW_FLOATS,
     as_3d,
     check_finite_output,
+    check_rows,
     in_float32,
     check_companion,
     check_wave,
@@ -29,7 +30,7 @@ from gpuaug.functional.fade import fade as fade_op, fade_args
 from gpuaug.functional.fft_sizes import fast_fft_size
 from gpuaug.random import normal, stream_id
 
-__all__ = ["reverb", "reverb_fft_size", "rir_span", "synthetic_rir"]
+__all__ = ["reverb", "reverb_fft_size", "reverb_rows_in_place", "rir_span", "synthetic_rir"]
 
 _NORMALIZE = ("energy", "peak", "none")
 _RIR_STREAM = stream_id("gpuaug.functional.synthetic_rir")
@@ -55,6 +56,7 @@ def reverb(
     wave: Tensor, lengths: Tensor, rir: Tensor, rir_lengths: Tensor, *, normalize: str = "energy",
     direct: Tensor | None = None, rir_index: Tensor | None = None, rir_spectra=None, bucket: bool = True,
     fade: dict | None = None, backend: str | None = None, workspace: Workspace | None = None,
+    rows: Tensor | None = None, inplace: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Convolve each clip with its own RIR (batched FFT convolution), aligned to the direct path.
 
@@ -107,6 +109,16 @@ def reverb(
         workspace: optional :class:`gpuaug._workspace.Workspace` the kernel takes its FFT
             buffers from (no page faults after the first batch; :class:`gpuaug.transforms.Reverb`
             passes its own). Ignored by the torch path.
+        rows: optional host int64 ``(G,)`` distinct rows of ``wave`` to convolve (a device
+            tensor's host mirror: no sync); the per-clip arguments (``rir`` / ``rir_lengths`` /
+            ``direct`` without ``rir_index``, ``rir_index``, the fade) are then per row of
+            ``rows``, and the other rows come back unchanged. The Numba CPU kernel reads and
+            writes those rows of the batch itself (no gather, no merge); elsewhere they are
+            gathered, convolved and written back, with the same values.
+        inplace: with ``rows``: write the convolved rows into ``wave`` itself and return it (for
+            a caller's own buffer, e.g. a pipeline's intermediate; each row is read before it is
+            written) instead of into a copy. :class:`gpuaug.transforms.Reverb` applied to part of
+            a batch uses ``rows`` (:meth:`~gpuaug.transforms.Transform.mixes_rows`).
 
     Shapes:
         returns ``wave`` with the input's shape, dtype and device and ``lengths`` unchanged.
@@ -152,23 +164,33 @@ def reverb(
     lengths = check_wave(wave, lengths)
     w, was_2d = as_3d(wave)
     B, C, T = w.shape
+    sel = None if rows is None else check_rows(rows, B)
+    G = B if sel is None else sel.numel()  # the clips convolved
     if rir_index is not None:
         rir_index = host_of(torch.as_tensor(rir_index)).to(torch.int64)
         U = rir.shape[0] if isinstance(rir, Tensor) else 0
-        if rir_index.shape != (B,) or (B and not bool(((rir_index >= 0) & (rir_index < U)).all())):
-            raise ValueError(f"rir_index must be ({B},) row indices into the {U} RIRs, got {rir_index.tolist()}")
-    h, rir_lengths = check_companion(rir, rir_lengths, batch=B if rir_index is None else rir.shape[0], channels=C,
+        if rir_index.shape != (G,) or (G and not bool(((rir_index >= 0) & (rir_index < U)).all())):
+            raise ValueError(f"rir_index must be ({G},) row indices into the {U} RIRs, got {rir_index.tolist()}")
+    h, rir_lengths = check_companion(rir, rir_lengths, batch=G if rir_index is None else rir.shape[0], channels=C,
                                      name="rir", min_length=1)
+    same = dict(normalize=normalize, direct=direct, rir_index=rir_index, rir_spectra=rir_spectra, bucket=bucket,
+                fade=fade, backend=backend, workspace=workspace)
     if wave.dtype in NARROW_FLOATS:  # torch's FFTs refuse 16-bit floats on the CPU: compute in float32
-        return in_float32(reverb, wave, lengths, rir, rir_lengths, normalize=normalize, direct=direct,
-                          rir_index=rir_index, rir_spectra=rir_spectra, bucket=bucket, fade=fade, backend=backend,
-                          workspace=workspace, name="reverb")
+        out, _ = in_float32(reverb, wave, lengths, rir, rir_lengths, rows=sel, name="reverb", **same)
+        return (wave.copy_(out) if inplace and sel is not None else out), lengths
     dev, dt = w.device, w.dtype
-    fade = _fade_params(fade, B, dev)
     kernel = kernel_for(REVERB, dev, backend, shared=True)[1]
-    if B == 0:
-        return wave.clone(), lengths
+    if sel is not None and (kernel is None or not w.is_contiguous()):  # gather the rows, convolve, write back
+        dev_rows = mirrored(sel, dev)
+        y, _ = reverb(w.index_select(0, dev_rows), take_rows(lengths, sel, dev_rows), rir, rir_lengths, **same)
+        target = w if inplace else w.clone()
+        return restore_rank(target.index_copy_(0, dev_rows, y), was_2d), lengths
+    fade = _fade_params(fade, G, dev)
+    if G == 0:
+        return (wave if inplace and sel is not None else wave.clone()), lengths
     len_host, hl_host = host_of(lengths), host_of(rir_lengths)
+    if sel is not None:
+        len_host = len_host[sel]
     n_w = int(len_host.max())
     h = h.to(device=dev)
     if direct is None:
@@ -187,26 +209,32 @@ def reverb(
     h_peak = h.gather(2, at).abs().amax(dim=(1, 2))
     check_later(h_peak > 0, lambda ok: f"reverb: rir of clip(s) {(~ok).nonzero().flatten().tolist()} is all zero")
     if n_w == 0:  # only empty clips: nothing to convolve
-        return zero_padding(wave, lengths), lengths
+        if sel is None:
+            return zero_padding(wave, lengths), lengths
+        target = w if inplace else w.clone()
+        return restore_rank(target.index_fill_(0, mirrored(sel, dev), 0), was_2d), lengths
 
-    clip_row = torch.arange(B) if rir_index is None else rir_index
+    clip_row = torch.arange(G) if rir_index is None else rir_index
     groups = [None] if isinstance(rir_spectra, Tensor) or not bucket else _length_groups(len_host, hl_host, direct_host, clip_row, C, h.shape[1])
     args = (h, h_peak, hl_host, direct_host, normalize, rir_spectra, kernel, workspace)
     k_fade = fade if kernel is not None else None  # the kernel fades in its output pass; torch afterwards
-    if groups == [None]:
+    if sel is not None and k_fade is not None:  # the kernel reads the fade per row of the batch
+        k_fade = (_scatter(k_fade[0], sel, B), _scatter(k_fade[1], sel, B), *k_fade[2:])
+    if groups == [None] and sel is None:
         out, finite = _convolve(w, lengths, len_host, clip_row, k_fade, *args)
+    elif kernel is not None:  # the kernel reads and writes each group's rows in place: no gather, no merge
+        out = w.new_empty(B, C, T) if sel is None else (w if inplace else w.clone())
+        finite = torch.ones(G, dtype=torch.bool, device=dev)
+        for idx in ([torch.arange(G)] if groups == [None] else groups):
+            clips = idx if sel is None else sel[idx]
+            finite[idx] = _convolve(w, lengths, len_host[idx], clip_row[idx], k_fade, *args, clips=clips, out=out)[1]
     else:
-        out, finite = w.new_empty(B, C, T), torch.ones(B, dtype=torch.bool, device=dev)
+        out, finite = w.new_empty(B, C, T), None
         for idx in groups:
-            if kernel is not None:  # the kernel reads and writes the group's rows in place: no gather, no merge
-                f = _convolve(w, lengths, len_host[idx], clip_row[idx], k_fade, *args, clips=idx, out=out)[1]
-                finite[idx] = f
-                continue
             idx_dev = mirrored(idx, dev)
             g_len = mirrored(len_host[idx], dev)
             o, f = _convolve(w.index_select(0, idx_dev), g_len, len_host[idx], clip_row[idx], None, *args)
             out.index_copy_(0, idx_dev, o)
-            finite = None
     if fade is not None and kernel is None:
         rate, direc, sample_rate, shape = fade
         out = fade_op(out, lengths, sample_rate=sample_rate, rate_per_s=rate, direction=direc, shape=shape,
@@ -214,10 +242,26 @@ def reverb(
     why = lambda: f"normalize={normalize!r} overflows {dt}"  # noqa: E731
     if finite is None:
         check_finite_output(out, "reverb", why)
-    else:  # the kernel flagged its non-finite outputs in its output pass
-        check_later(finite, lambda ok: f"reverb: the output of clip(s) {(~ok).nonzero().flatten().tolist()} is not "
+    else:  # the kernel flagged its non-finite outputs in its output pass (per convolved clip)
+        batch_rows = torch.arange(G) if sel is None else sel
+        check_later(finite, lambda ok: f"reverb: the output of clip(s) {batch_rows[~ok].tolist()} is not "
                                        f"finite (Inf / NaN in {dt}): {why()}")
     return restore_rank(out, was_2d), lengths
+
+
+def reverb_rows_in_place(wave: Tensor, backend: str | None = None) -> bool:
+    """Whether :func:`reverb` with ``rows=`` and this ``backend`` reads and writes the rows of
+    ``wave`` itself (the Numba CPU kernel on a C-contiguous float32 / float64 wave) rather than
+    gathering, convolving and writing them back."""
+    return (wave.dtype in (torch.float32, torch.float64) and wave.is_contiguous()
+            and kernel_for(REVERB, wave.device, backend, shared=True)[1] is not None)
+
+
+def _scatter(v: Tensor, rows: Tensor, B: int) -> Tensor:
+    """``(B,)`` zeros of ``v``'s dtype with ``v`` at ``rows`` (host)."""
+    out = v.new_zeros(B)
+    out[mirrored(rows, v.device)] = v
+    return out
 
 
 def _fade_params(fade: dict | None, B: int, dev) -> tuple | None:

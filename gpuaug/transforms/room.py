@@ -10,7 +10,7 @@ from .._workspace import Workspace
 from ..backend import REVERB
 from ..banks import Bank
 from ..functional._batch import as_3d
-from ..functional.reverb import reverb, synthetic_rir
+from ..functional.reverb import reverb, reverb_rows_in_place, synthetic_rir
 from .base import Draw, Transform
 from .level import Fade
 from .space import Limit, describe_space
@@ -91,7 +91,16 @@ class Reverb(Transform):
         return (isinstance(nxt, Fade) and torch.device(device).type == "cpu"
                 and self.backend_for(device) == "numba" and nxt.backend_for(device) == "numba")
 
-    def apply(self, wave, lengths, params, ctx, epilogue: dict | None = None):
+    def mixes_rows(self, wave) -> bool:
+        """Whether :meth:`apply` can convolve rows of the whole batch in place of a gather and a
+        merge (``rows=``, :meth:`~gpuaug.transforms.base.Transform.run`):
+        :func:`~gpuaug.functional.reverb.reverb_rows_in_place` for this transform's backend."""
+        return reverb_rows_in_place(wave, self.backend_for(wave.device))
+
+    def apply(self, wave, lengths, params, ctx, epilogue: dict | None = None, rows=None):
+        """``rows``: ``None``, or the host rows of the whole batch ``wave`` to convolve
+        (``params`` and the resolved values then per row; the other rows come back unchanged,
+        written in place when ``wave`` is the call's own intermediate)."""
         if self.bank is not None:
             # Replay resolves the recorded RIR by identity (content hash), never by index or draw.
             index = self.bank.choose(params, "rir_id", self.categories, what="RIR")
@@ -111,7 +120,8 @@ class Reverb(Transform):
                 return self._cached_spectra(used[rows], tags, rows, compute)
         out, out_len = reverb(wave, lengths, rir.to(wave.dtype), rir_lengths, normalize=self.normalize,
                               direct=direct, rir_index=row, rir_spectra=spectra, fade=epilogue,
-                              backend=self.backend_for(wave.device), workspace=self.workspace)
+                              backend=self.backend_for(wave.device), workspace=self.workspace, rows=rows,
+                              inplace=rows is not None and ctx.owns(wave))
         return out, out_len, resolved
 
     def _cached_spectra(self, bank_rows, tags, rows, compute):
