@@ -56,7 +56,7 @@ from gpuaug.kernels._numba_glue import cpu_thread_budget, jit_cpu
 from gpuaug.kernels.elementwise import FADE_SHAPE_CODES, _fade_gain_cpu
 from gpuaug.kernels.row_reduce import bits_value, finite_bits, row_stats, sumsq
 
-__all__ = ["reverb_convolve", "NORMALIZE_CODES"]
+__all__ = ["reverb_convolve", "NORMALIZE_CODES", "FFT_LANES", "fft_rows"]
 
 #: Kernel code of each ``normalize`` mode of :func:`gpuaug.functional.reverb.reverb`.
 NORMALIZE_CODES = {"energy": 0, "peak": 1, "none": 2}
@@ -67,9 +67,17 @@ NORMALIZE_CODES = {"energy": 0, "peak": 1, "none": 2}
 #: gain, so the output is the one of the scaled clip bit for bit.
 SAFE_EXP = 60
 
-#: Clips per pass of load, rfft, multiply, irfft and store (module docstring): a multiple of 4,
-#: the rows pocketfft transforms together in one vector (2 rows per call ran as slowly as 1).
+#: Clips per pass of load, rfft, multiply, irfft and store (module docstring): a multiple of
+#: :data:`FFT_LANES`.
 ROWS_PER_PASS = 8
+#: float32 rows scipy's pocketfft transforms together in one SIMD vector (its ``VLEN<float>``:
+#: 4 in the x86-64 wheels); rows left over run one by one. At n = 69,120 (2 s clips), one thread:
+#: rfft + irfft of 1 row 1.09 ms, of 3 rows 3.31 ms, of 4 rows 1.69 ms
+#: (``benchmarks/results/kernel-timings.md``), so a pass whose rows x channels leave rows over
+#: is padded with zero rows where a whole vector costs less (:func:`fft_rows`).
+FFT_LANES = 4
+#: The cost of one vector of :data:`FFT_LANES` float32 rows in single rows (1.69 / 1.09 ms, above).
+VECTOR_COST = 1.55
 
 
 @jit_cpu(parallel=True, twin=True)
@@ -165,6 +173,22 @@ def _mul_spectra(spec, H, row):
             x[k] *= h[k]
 
 
+def fft_rows(n: int, channels: int, dtype: torch.dtype) -> int:
+    """Rows of a pass of ``n`` clips of ``channels`` channels to run the FFTs on: the ``m`` in
+    ``[n, n + FFT_LANES)`` of the least estimated cost (vectors of :data:`FFT_LANES` rows at
+    :data:`VECTOR_COST` single rows each, the rows left over alone; the smallest ``m`` on ties),
+    the ``m - n`` extra rows zero: for mono, a pass of ``4k + 2`` or ``4k + 3`` clips runs on
+    ``4k + 4`` rows. float64 is never padded (2 lanes: one vector costs about two rows)."""
+    if dtype != torch.float32:
+        return n
+
+    def cost(m: int) -> float:
+        lanes = m * channels
+        return lanes // FFT_LANES * VECTOR_COST + lanes % FFT_LANES
+
+    return min(range(n, n + FFT_LANES), key=cost)
+
+
 def _take(workspace: Workspace | None, name: str, shape, dtype, device) -> torch.Tensor:
     if workspace is None:
         return torch.empty(shape, dtype=dtype, device=device)
@@ -224,17 +248,20 @@ def reverb_convolve(w, lengths, H, H_row, *, n_fft: int, normalize: str, fade=No
     H_row = H_row.to(device=dev, dtype=torch.int64).contiguous()
     workers = cpu_thread_budget()
     step = ROWS_PER_PASS
-    buf = _take(workspace, "fft_input", (min(step, G), C, n_fft), x.dtype, dev)
+    buf = _take(workspace, "fft_input", (fft_rows(min(step, G), C, x.dtype), C, n_fft), x.dtype, dev)
     for a in range(0, G, step):
         e = min(a + step, G)
-        bc, cc = buf[: e - a], clips[a:e]
+        n, m = e - a, fft_rows(e - a, C, x.dtype)
+        bc, cc = buf[:n], clips[a:e]
         run_numba(_load_cpu, None, [x, lengths, cc, bc, ref[a:e], inv[a:e]], mode)
-        spec = torch.from_numpy(scipy.fft.rfft(bc.numpy(), axis=-1, workers=workers))  # complex64 for float32
-        run_numba(_mul_spectra, None, [spec, H, H_row[a:e]])
+        if m > n:  # zero rows completing the last SIMD vector of the FFTs (fft_rows)
+            buf[n:m].zero_()
+        spec = torch.from_numpy(scipy.fft.rfft(buf[:m].numpy(), axis=-1, workers=workers))  # complex64 for float32
+        run_numba(_mul_spectra, None, [spec[:n], H, H_row[a:e]])
         y = torch.from_numpy(scipy.fft.irfft(spec.numpy(), n=n_fft, axis=-1, workers=workers, overwrite_x=True))
         del spec
-        run_numba(_store_cpu, None, [y, lengths, cc, ref[a:e], inv[a:e], rate, direc, target, gain[a:e], top_out[a:e],
-                                     bad[a:e]], mode, float(sample_rate), shape)
+        run_numba(_store_cpu, None, [y[:n], lengths, cc, ref[a:e], inv[a:e], rate, direc, target, gain[a:e],
+                                     top_out[a:e], bad[a:e]], mode, float(sample_rate), shape)
     if workspace is not None:
         workspace.give("fft_input", buf)
     return (target if out is not None else target.to(w.dtype)), ~bad

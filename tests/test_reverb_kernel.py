@@ -116,6 +116,28 @@ def test_row_passes_give_the_one_pass_result(monkeypatch, rows):
     assert not torch.equal(sentinel[clips], torch.full((5, 1, T), 7.0))
 
 
+def test_passes_padded_to_whole_fft_vectors(monkeypatch):
+    """A float32 pass whose rows x channels leave rows over a multiple of FFT_LANES runs its FFTs
+    on zero rows completing the vector where that costs less (fft_rows: mono 4k + 2 and 4k + 3
+    clips, stereo odd counts; not 3 channels); the output is bit for bit the unpadded one (mono,
+    stereo, 3 channels, a silent clip), and float64 passes are never padded."""
+    RIO = importlib.import_module("gpuaug.kernels.reverb_io")
+    assert [RIO.fft_rows(n, 1, torch.float32) for n in range(1, 10)] == [1, 4, 4, 4, 5, 8, 8, 8, 9]
+    assert [RIO.fft_rows(n, 2, torch.float32) for n in range(1, 5)] == [2, 2, 4, 4]
+    assert [RIO.fft_rows(n, 3, torch.float32) for n in range(1, 5)] == [1, 2, 3, 4]
+    assert all(RIO.fft_rows(n, 1, torch.float64) == n for n in range(1, 10))
+    for B, C in ((3, 1), (6, 1), (7, 1), (3, 2), (5, 3)):
+        wave, lengths = mixed_batch(B=B, C=C, T=3000, seed=B + C)
+        lengths[1] = 0
+        wave = wave * (torch.arange(3000) < lengths[:, None, None])
+        rir, rl = _rirs(B, dtype=torch.float32)
+        padded, _ = reverb(wave, lengths, rir, rl, backend="numba", bucket=False)
+        with monkeypatch.context() as m:
+            m.setattr(RIO, "fft_rows", lambda n, channels, dtype: n)
+            plain, _ = reverb(wave, lengths, rir, rl, backend="numba", bucket=False)
+        assert torch.equal(padded, plain) and not padded[1].any()
+
+
 @pytest.mark.parametrize("shape", ["linear", "exponential"])
 @pytest.mark.parametrize("backend", ["numba", "torch"])
 def test_fused_fade_equals_reverb_then_fade(shape, backend):
