@@ -63,7 +63,10 @@ passes around the FFTs on CPU (:mod:`gpuaug.kernels.reverb_io`), torch on CUDA (
 :data:`RAGGED_GATHER` (bank rows into a padded batch, :func:`gpuaug.banks.gather_ragged`): the
 Numba row copy on CPU, the torch index gather on CUDA; :data:`ROW_PEAK` (each clip's peak and
 finiteness: a pipeline's input scan and output level, :mod:`gpuaug.kernels.row_reduce`): the
-Numba integer max of bit patterns on CPU, torch's ``amax`` / ``amin`` on CUDA.
+Numba integer max of bit patterns on CPU, torch's ``amax`` / ``amin`` on CUDA;
+:data:`ROW_SCATTER` (processed rows written back into a batch,
+:func:`gpuaug.transforms.base.merge_rows`): the Numba row copy on CPU, torch's ``index_copy_``
+on CUDA.
 
 GPU probe: the first time a GPU kernel backend is considered for an op on a CUDA device
 (``auto``, or an explicit request), its kernels are compiled and loaded on that device
@@ -111,12 +114,13 @@ PHASE_VOCODER = "phase_vocoder"
 REVERB = "reverb"
 RAGGED_GATHER = "ragged_gather"
 ROW_PEAK = "row_peak"
+ROW_SCATTER = "row_scatter"
 #: Every op gpuaug's kernel modules register (see the module docstring).
 OPS = (GAIN, FADE, MIX_NOISE, INSERT_CLIP, DROP_SEGMENTS, WARP, SEGMENT_WARP, MCADAMS, PHASE_LOCK, UNIFORM_WARP,
-       PHASE_VOCODER, REVERB, RAGGED_GATHER, ROW_PEAK)
+       PHASE_VOCODER, REVERB, RAGGED_GATHER, ROW_PEAK, ROW_SCATTER)
 
 __all__ = ["BACKENDS", "OPS", "GAIN", "FADE", "MIX_NOISE", "INSERT_CLIP", "DROP_SEGMENTS", "WARP", "SEGMENT_WARP",
-           "MCADAMS", "PHASE_LOCK", "UNIFORM_WARP", "PHASE_VOCODER", "REVERB", "RAGGED_GATHER", "ROW_PEAK", "register_kernel", "kernel_for", "resolve", "check_op", "available",
+           "MCADAMS", "PHASE_LOCK", "UNIFORM_WARP", "PHASE_VOCODER", "REVERB", "RAGGED_GATHER", "ROW_PEAK", "ROW_SCATTER", "register_kernel", "kernel_for", "resolve", "check_op", "available",
            "kernels_for", "fallback_reasons", "set_num_threads", "get_num_threads"]
 
 #: ``auto_rank`` of a kernel that ``auto`` never picks.

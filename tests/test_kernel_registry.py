@@ -26,6 +26,7 @@ from gpuaug import backend as gb
 from gpuaug import functional as F
 from gpuaug.banks import gather_ragged
 from gpuaug.transforms import Pipeline, SpeedSegment, Transform
+from gpuaug.transforms.base import merge_rows
 from harness import mixed_batch
 from test_backend import clean_env, fake_kernel as fake, registry  # noqa: F401 (fixtures)
 
@@ -47,16 +48,18 @@ EXPECTED = {
     (gb.REVERB, "numba", "cpu"): rv.reverb_convolve,
     (gb.RAGGED_GATHER, "numba", "cpu"): rg.ragged_gather_kernel,
     (gb.ROW_PEAK, "numba", "cpu"): rr.row_peaks,
+    (gb.ROW_SCATTER, "numba", "cpu"): rg.row_scatter_kernel,
 }
-#: Ops no transform names (they run inside speed / pitch / tempo, the banks' gather, or the
-#: pipeline's input scan and output level).
-INNER = {gb.PHASE_LOCK, gb.UNIFORM_WARP, gb.PHASE_VOCODER, gb.RAGGED_GATHER, gb.ROW_PEAK}
+#: Ops no transform names (they run inside speed / pitch / tempo, the banks' gather, the
+#: pipeline's input scan and output level, or the merge of a transform's rows).
+INNER = {gb.PHASE_LOCK, gb.UNIFORM_WARP, gb.PHASE_VOCODER, gb.RAGGED_GATHER, gb.ROW_PEAK, gb.ROW_SCATTER}
 #: Ops with a CPU kernel only (torch on CUDA).
 CPU_ONLY = INNER | {gb.REVERB}
 #: Leading tensor arguments of each op's kernels (the rest is keyword-only).
 TENSORS = {gb.GAIN: 3, gb.FADE: 4, gb.MIX_NOISE: 11, gb.INSERT_CLIP: 9, gb.DROP_SEGMENTS: 6, gb.WARP: 5,
            gb.SEGMENT_WARP: 6, gb.MCADAMS: 4, gb.PHASE_LOCK: 3,
-           gb.UNIFORM_WARP: 5, gb.PHASE_VOCODER: 2, gb.REVERB: 4, gb.RAGGED_GATHER: 3, gb.ROW_PEAK: 1}
+           gb.UNIFORM_WARP: 5, gb.PHASE_VOCODER: 2, gb.REVERB: 4, gb.RAGGED_GATHER: 3, gb.ROW_PEAK: 1,
+           gb.ROW_SCATTER: 3}
 
 
 def gpuaug_kernels() -> dict:
@@ -207,6 +210,7 @@ CALLS = {
     gb.RAGGED_GATHER: lambda w, l: gather_ragged(w.reshape(-1).contiguous(), torch.tensor([0, 5, 9]),
                                                  torch.tensor([3, 2, 0]), 4),
     gb.ROW_PEAK: lambda w, l: output_level(w, "peak_limit", 0.5),
+    gb.ROW_SCATTER: lambda w, l: merge_rows(w[:, None], l, torch.tensor([2, 0]), w[:2, None] * 0.5, l[:2]),
 }
 
 
