@@ -17,6 +17,8 @@ within a pair are compared.
 from __future__ import annotations
 
 import argparse
+import importlib.abc
+import importlib.util
 import json
 import os
 import platform
@@ -29,8 +31,26 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("GPUAUG_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
+class _Checkout(importlib.abc.MetaPathFinder):
+    """Imports ``gpuaug`` and ``gpuaug.kernels`` from the checkout ``root`` (``root/gpuaug``,
+    ``root/kernels``): an editable install maps ``gpuaug.kernels`` to its own tree's
+    ``kernels/`` whatever ``sys.path`` says, so without this the other checkout would run this
+    checkout's kernels."""
+
+    def __init__(self, root: Path):
+        self.dirs = {"gpuaug": root / "gpuaug", "gpuaug.kernels": root / "kernels"}
+
+    def find_spec(self, name, path=None, target=None):
+        d = self.dirs.get(name)
+        if d is None:
+            return None
+        return importlib.util.spec_from_file_location(name, d / "__init__.py", submodule_search_locations=[str(d)])
+
+
 def child(root: Path, epochs: int) -> list[float]:
-    """Augmentation CPU ms per clip of ``epochs`` epochs of the checkout ``root``'s training collate."""
+    """Augmentation CPU ms per clip of ``epochs`` epochs of the checkout ``root``'s training collate
+    (its own ``gpuaug`` and kernels, :class:`_Checkout`)."""
+    sys.meta_path.insert(0, _Checkout(root))
     sys.path[:0] = [str(root), str(root / "benchmarks")]
     import torch
 
@@ -57,6 +77,9 @@ def child(root: Path, epochs: int) -> list[float]:
     banks = _banks(RunConfig(noise_dir=args.noise_dir, rir_dir=args.rir_dir), 16000)
     trainer = FoldTrainer(data, model, config, pipeline=augment_pipeline("retaining", banks, 16000), seed=0,
                           device=torch.device("cpu"))
+    import gpuaug.kernels
+    if Path(gpuaug.kernels.__file__).resolve().parent != (root / "kernels").resolve():
+        raise RuntimeError(f"{root}: its kernels did not load (got {gpuaug.kernels.__file__})")
     out = []
     for epoch in range(epochs + 1):
         trainer.train_collate.set_epoch(epoch)
