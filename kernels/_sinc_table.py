@@ -165,6 +165,29 @@ def _dot(w, xs):
     return acc
 
 
+@jit_cpu(fastmath={"reassoc", "contract"})
+def _lerp_dot2(w0, w1, a, xs, v0, v1, b, ys):
+    """:func:`_lerp_dot` of two outputs in one loop over the taps (two independent sums, each
+    vectorised as :func:`_lerp_dot`'s: the same values)."""
+    acc = numba.float32(0.0)
+    acc2 = numba.float32(0.0)
+    for t in range(xs.shape[0]):
+        acc += (w0[t] + a * (w1[t] - w0[t])) * xs[t]
+        acc2 += (v0[t] + b * (v1[t] - v0[t])) * ys[t]
+    return acc, acc2
+
+
+@jit_cpu(fastmath={"reassoc", "contract"})
+def _dot2(w, xs, v, ys):
+    """:func:`_dot` of two outputs in one loop over the taps (as :func:`_lerp_dot2`)."""
+    acc = numba.float32(0.0)
+    acc2 = numba.float32(0.0)
+    for t in range(xs.shape[0]):
+        acc += w[t] * xs[t]
+        acc2 += v[t] * ys[t]
+    return acc, acc2
+
+
 def sinc_table(cutoff: float, zeros: int, phases: int = TABLE_PHASES, dtype=np.float32) -> np.ndarray:
     """The ``(phases + 1, 2 ceil(zeros / cutoff))`` table of the tabulated path for one cutoff
     (row ``q``: the normalised tap weights at fractional position ``q / phases``)."""
@@ -232,27 +255,49 @@ def table_run(xc, oc, j0, j1, origin, slope, L, f, h, rows, width):
     one channel's input ``xc`` (``(T,)``, valid length ``L``) and one table's ``rows`` (cutoff
     ``f``, ``(K + 1, width)``, ``h`` taps per side). Where every padded tap (``padded_taps(h)
     <= width``) lies inside the clip: the dot product over the padded row, on a tabulated phase
-    without interpolation; near an end (and for a unit impulse, cutoff 1 at an integer position)
-    :func:`_edge_point` (module docstring). One channel per call: the loop over output samples
-    is the inner one, its slices contiguous views."""
+    without interpolation, two neighbouring outputs per loop over the taps where both are such
+    points of the same kind (two independent sums: the same values as one at a time); near an
+    end (and for a unit impulse, cutoff 1 at an integer position) :func:`_edge_point` (module
+    docstring). One channel per call: the loop over output samples is the inner one, its slices
+    contiguous views."""
     wide = padded_taps(h)
     tight = wide <= width
     K = rows.shape[0] - 1
     unit = f == 1.0
-    for j in range(j0, j1):
+    j = j0
+    while j < j1:
         p = origin + (j - origin) * slope
         base = math.floor(p)
         first = int(base) - h + 1
-        if tight and first >= 0 and first + wide <= L and not (unit and p == base):
-            phase = (p - base) * K  # exact: p - base in [0, 1), K a power of 2
-            row = min(int(phase), K - 1)
-            if phase == row:
-                oc[j] = _dot(rows[row, :wide], xc[first:first + wide])
-            else:
-                oc[j] = _lerp_dot(rows[row, :wide], rows[row + 1, :wide], numba.float32(phase - row),
-                                  xc[first:first + wide])
+        if not (tight and first >= 0 and first + wide <= L and not (unit and p == base)):
+            oc[j] = _edge_point(xc, L, p, f, h, rows)
+            j += 1
             continue
-        oc[j] = _edge_point(xc, L, p, f, h, rows)
+        phase = (p - base) * K  # exact: p - base in [0, 1), K a power of 2
+        row = min(int(phase), K - 1)
+        if j + 1 < j1:
+            q = origin + (j + 1 - origin) * slope
+            base2 = math.floor(q)
+            first2 = int(base2) - h + 1
+            if first2 >= 0 and first2 + wide <= L and not (unit and q == base2):
+                phase2 = (q - base2) * K
+                row2 = min(int(phase2), K - 1)
+                if phase != row and phase2 != row2:
+                    oc[j], oc[j + 1] = _lerp_dot2(rows[row, :wide], rows[row + 1, :wide], numba.float32(phase - row),
+                                                  xc[first:first + wide], rows[row2, :wide], rows[row2 + 1, :wide],
+                                                  numba.float32(phase2 - row2), xc[first2:first2 + wide])
+                    j += 2
+                    continue
+                if phase == row and phase2 == row2:
+                    oc[j], oc[j + 1] = _dot2(rows[row, :wide], xc[first:first + wide], rows[row2, :wide],
+                                             xc[first2:first2 + wide])
+                    j += 2
+                    continue
+        if phase == row:
+            oc[j] = _dot(rows[row, :wide], xc[first:first + wide])
+        else:
+            oc[j] = _lerp_dot(rows[row, :wide], rows[row + 1, :wide], numba.float32(phase - row), xc[first:first + wide])
+        j += 1
 
 
 @jit_cpu(inline="always")

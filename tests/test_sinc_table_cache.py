@@ -142,3 +142,16 @@ def test_speed_factor_grid():
     assert "grid=1/512" in Speed().describe() and "grid" not in Speed(grid=None).describe()
     with pytest.raises(ValueError, match="Speed: grid must be a positive int or None"):
         Speed(grid=0.5)
+
+
+def test_paired_dot_products_equal_single_ones():
+    """table_run takes two neighbouring outputs per loop over the taps: _lerp_dot2 / _dot2 give
+    bit for bit what _lerp_dot / _dot give one at a time (two independent sums), at the widths
+    of the tables (padded rows) and odd ones."""
+    rng = np.random.default_rng(4)
+    for width in (8, 48, 56, 64, 13):
+        w0, w1, v0, v1, xs, ys = (rng.standard_normal(width).astype(np.float32) for _ in range(6))
+        a, b = np.float32(0.3173), np.float32(0.875)
+        assert st_._lerp_dot2(w0, w1, a, xs, v0, v1, b, ys) == (st_._lerp_dot(w0, w1, a, xs),
+                                                                  st_._lerp_dot(v0, v1, b, ys))
+        assert st_._dot2(w0, xs, v0, ys) == (st_._dot(w0, xs), st_._dot(v0, ys))
