@@ -64,6 +64,30 @@ def test_cache_bit_identical_and_hits(monkeypatch):
         assert torch.equal(bank.clip(i), c)
 
 
+def test_small_bank_spectra_stacked_once(monkeypatch):
+    """Once every spectrum of a small bank is cached, later batches read them from one kept
+    stack (no stack per batch), with results bit for bit those of the uncached transform."""
+    bank = _bank()
+    cached, plain = Reverb(bank), Reverb(bank, cache_bytes=0)
+    g = torch.Generator().manual_seed(1)
+    wave = torch.randn(12, 3000, generator=g)
+    lengths = torch.full((12,), 3000)
+    stacks = []
+    real = torch.stack
+    monkeypatch.setattr(torch, "stack", lambda t, *a, **k: stacks.append(len(t)) or real(t, *a, **k))
+    for seed in range(12):
+        params = _params(cached, 12, seed)
+        if seed == 8:
+            stacks.clear()
+        a, _, _ = cached.apply(wave, lengths, params, _Ctx())
+        b, _, _ = plain.apply(wave, lengths, params, _Ctx())
+        assert torch.equal(a, b)
+    assert cached._slab is not None and len(cached._slab[1]) == len(bank.names)
+    assert not [n for n in stacks if n == len(bank.names)]  # the slab was not rebuilt in the last batches
+    cached.clear_cache()
+    assert cached._slab is None
+
+
 def test_cache_keys_do_not_collide():
     bank = _bank()
     tr = Reverb(bank)

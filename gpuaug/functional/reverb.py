@@ -92,8 +92,9 @@ def reverb(
             ``tags`` one hashable tuple ``(n_fft, post, pre, scaled, dtype, device)`` per row
             (everything the row's spectrum depends on besides the RIR), ``compute(sub)`` the
             spectra of rows ``sub``; it returns the ``(len(rows), Cr, n_fft // 2 + 1)`` spectra
-            (e.g. cached ones, bit-identical to ``compute``). :class:`gpuaug.transforms.Reverb`
-            passes its LRU cache this way.
+            (e.g. cached ones, bit-identical to ``compute``), or ``(S, at)``: spectra ``S`` of
+            which ``S[at[u]]`` is row ``rows[u]``'s (a kept stack of more RIRs: no copy per
+            call). :class:`gpuaug.transforms.Reverb` passes its LRU cache this way.
         bucket: split a batch that mixes short and long clips into two length groups, each at
             its own FFT size, when that lowers the estimated FFT cost (Notes). Default True.
         fade: optional fade applied to the output, ``{"sample_rate", "rate_per_s", "direction",
@@ -421,7 +422,11 @@ def _convolve(w, lengths, len_host, clip_row, fade, h, h_peak, hl_host, direct_h
             post, pre = rir_span(hl_host[rows], direct_host[rows], n_w)
             tags = [(n_fft, p, m, scaled, dt, dev) for p, m in zip(post.tolist(), pre.tolist())]
             H = rir_spectra(rows, tags, compute)
-        H_row = inv
+        if isinstance(H, tuple):  # (spectra, the row of each of ``rows`` in them)
+            H, at = H
+            H_row = host_of(at).to(torch.int64)[inv]
+        else:
+            H_row = inv
     if kernel is not None:  # the kernel reads H[H_row[b]] itself: no (B, Cr, nf) gather
         return kernel(w, lengths, H, H_row, n_fft=n_fft, normalize=normalize, fade=fade, workspace=workspace,
                       clips=clips, out=out)

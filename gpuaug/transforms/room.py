@@ -21,6 +21,17 @@ __all__ = ["Reverb", "REVERB_SOURCES"]
 REVERB_SOURCES = ("bank", "synthetic")
 
 
+def _slab_group(key: tuple) -> tuple:
+    """``(n_fft, scaled, dtype, device)`` of a spectrum cache key ``(row, n_fft, post, pre,
+    scaled, dtype, device)``: the spectra that share a shape and can be stacked together."""
+    return (key[1],) + tuple(key[4:])
+
+
+def _rows_in(slab: tuple, keys: list) -> tuple:
+    """``(stack, at)`` of :meth:`Reverb._cached_spectra` from a kept ``(stack, {key: row})`` slab."""
+    return slab[0], torch.tensor([slab[1][k] for k in keys], dtype=torch.int64)
+
+
 class Reverb(Transform):
     """Convolve each clip with a room impulse response (direct-path aligned, same length).
 
@@ -70,7 +81,7 @@ class Reverb(Transform):
         self._rir_cache: OrderedDict = OrderedDict()
         self._rir_cache_size = 0
         self.rir_cache_stats = {"hits": 0, "misses": 0}
-        self._last_stack, self._last_gather = (None, None), (None, None)
+        self._slab, self._last_gather = None, (None, None)
         self.categories = bank._category_list(categories) if bank is not None else None
         self.normalize = self.option("normalize", normalize)
         self.source = self.option("source", "bank" if bank is not None else "synthetic")
@@ -127,7 +138,12 @@ class Reverb(Transform):
     def _cached_spectra(self, bank_rows, tags, rows, compute):
         """Spectra of the RIRs ``rows`` (bank rows ``bank_rows``) from the LRU cache, the misses
         computed in one ``compute`` call and stored; key ``(bank row,) + tag`` with the tag
-        ``(n_fft, post, pre, scaled, dtype, device)`` from :func:`~gpuaug.functional.reverb.reverb`."""
+        ``(n_fft, post, pre, scaled, dtype, device)`` from :func:`~gpuaug.functional.reverb.reverb`.
+        Returns ``(stack, at)``: the spectrum of ``rows[u]`` is ``stack[at[u]]``. When every
+        requested spectrum is cached and the cache holds at most twice as many of the same
+        ``(n_fft, scaled, dtype, device)``, all of those are stacked once into a kept slab, reused
+        while later batches draw from it (a small bank: stacked once, not per batch); otherwise
+        the requested spectra are stacked."""
         cache, stats = self._rir_cache, self.rir_cache_stats
         keys = [(int(r),) + tuple(t) for r, t in zip(bank_rows.tolist(), tags)]
         miss = [i for i, k in enumerate(keys) if k not in cache]
@@ -138,13 +154,11 @@ class Reverb(Transform):
             fresh = compute(rows[torch.tensor(miss, dtype=torch.int64)])
             for j, i in enumerate(miss):
                 got[keys[i]] = fresh[j].clone()
-        spectra = []
+        have = dict(got)  # every requested spectrum, read before storing can evict any
         for k in keys:
-            if k in got:
-                spectra.append(got[k])
-            else:
+            if k not in got:
                 cache.move_to_end(k)
-                spectra.append(cache[k])
+                have[k] = cache[k]
         for k, v in got.items():  # store, evicting least recently used entries past the bound
             size = v.numel() * v.element_size()
             if size > self.cache_bytes:
@@ -152,13 +166,20 @@ class Reverb(Transform):
             cache[k] = v
             self._rir_cache_size += size
             while self._rir_cache_size > self.cache_bytes or len(cache) > self.cache_entries:
-                _, old = cache.popitem(last=False)
-                self._rir_cache_size -= old.numel() * old.element_size()
-        if not got and self._last_stack[0] == keys:  # the same spectra as last batch: no new stack
-            return self._last_stack[1]
-        stacked = torch.stack(spectra)
-        self._last_stack = (keys, stacked)
-        return stacked
+                old, dropped = cache.popitem(last=False)
+                self._rir_cache_size -= dropped.numel() * dropped.element_size()
+                if self._slab is not None and old in self._slab[1]:
+                    self._slab = None
+        slab = self._slab  # one read: another thread may replace it
+        if slab is not None and all(k in slab[1] for k in keys):
+            return _rows_in(slab, keys)
+        group = _slab_group(keys[0])
+        members = [k for k in cache if _slab_group(k) == group]
+        if not got and len(members) <= 2 * len(keys) and set(keys) <= set(members):
+            # every spectrum cached and at most twice as many to stack: stack them all, once
+            slab = self._slab = (torch.stack([cache[k] for k in members]), {k: i for i, k in enumerate(members)})
+            return _rows_in(slab, keys)
+        return torch.stack([have[k] for k in keys]), torch.arange(len(keys))
 
     def _gather(self, used: Tensor, device) -> tuple[Tensor, Tensor]:
         """The bank RIRs ``used`` (host rows) on ``device``, reused while a batch draws the same
@@ -170,10 +191,10 @@ class Reverb(Transform):
         return self._last_gather[1]
 
     def clear_cache(self) -> None:
-        """Drop the cached RIR spectra (and the last batch's RIRs and stacked spectra)."""
+        """Drop the cached RIR spectra (and the last batch's RIRs and the stacked spectra)."""
         self._rir_cache.clear()
         self._rir_cache_size = 0
-        self._last_stack, self._last_gather = (None, None), (None, None)
+        self._slab, self._last_gather = None, (None, None)
 
     def annotate(self, entry):
         if self.bank is not None:
