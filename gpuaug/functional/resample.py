@@ -31,7 +31,7 @@ import math
 import torch
 from torch import Tensor
 
-from gpuaug._sync import check_later, host_of, mirrored, upload
+from gpuaug._sync import check_later, host_of, mirrored, take_rows, upload
 from gpuaug.backend import UNIFORM_WARP, WARP, kernel_for
 
 from ._batch import (
@@ -292,14 +292,20 @@ def resample(
 
 
 def pass_through(out: Tensor, out_lengths: Tensor, wave: Tensor, lengths: Tensor, keep: Tensor):
-    """Replace the clips where ``keep`` (a host bool ``(B,)``) is True by the input (lengths
-    must then agree); lengths are combined on their host mirrors."""
+    """Replace the clips where ``keep`` (a host bool ``(B,)``) is True by the input (zero past
+    its length; lengths must then agree); lengths are combined on their host mirrors. ``out``
+    is the op's own fresh output: the kept rows are written into it in place (only those rows
+    are read, padded and copied)."""
     keep = host_of(keep)
     if not bool(keep.any()):
         return out, out_lengths
+    rows = keep.nonzero().flatten()
+    dev_rows = mirrored(rows, out.device)
     T = out.shape[-1]
-    src = wave[..., :T] if wave.shape[-1] >= T else torch.nn.functional.pad(wave, (0, T - wave.shape[-1]))
-    src = zero_padding(src, lengths)
+    src = wave.index_select(0, dev_rows)
+    src = src[..., :T] if src.shape[-1] >= T else torch.nn.functional.pad(src, (0, T - src.shape[-1]))
+    out.index_copy_(0, dev_rows, zero_padding(src, take_rows(lengths, rows, dev_rows)).to(out.dtype))
     new_host = torch.where(keep, host_of(lengths), host_of(out_lengths))
-    k, new_lengths = upload([keep, new_host], out.device)
-    return torch.where(k.view(-1, *([1] * (out.dim() - 1))), src, out), new_lengths
+    return out, mirrored(new_host, out.device)
+
+
