@@ -125,7 +125,6 @@ def _faded_store(y, out, gb, L, rate, direc, sample_rate, shape):
 @jit_cpu(parallel=True, twin=True)
 def _store_cpu(y, lengths, clips, ref, inv, rate, direc, out, gain, top_out, bad, mode, sample_rate, shape):
     G, C, _ = y.shape
-    T = out.shape[2]
     for i in prange(G):
         b = clips[i]
         L = lengths[b]

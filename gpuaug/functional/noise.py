@@ -26,10 +26,10 @@ from gpuaug._sync import check_later, host_of, mirrored, take_rows, upload
 from gpuaug.backend import MIX_NOISE, kernel_for
 from gpuaug.banks import gather_ragged
 from gpuaug.functional._batch import (
-    check_rows,
     as_3d,
     check_finite_output,
     check_companion,
+    check_rows,
     check_wave,
     per_clip,
     per_clip_int,

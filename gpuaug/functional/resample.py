@@ -31,7 +31,7 @@ import math
 import torch
 from torch import Tensor
 
-from gpuaug._sync import check_later, host_of, mirrored, take_rows, upload
+from gpuaug._sync import check_later, host_of, mirrored, take_rows
 from gpuaug.backend import UNIFORM_WARP, WARP, kernel_for
 
 from ._batch import (
@@ -307,5 +307,3 @@ def pass_through(out: Tensor, out_lengths: Tensor, wave: Tensor, lengths: Tensor
     out.index_copy_(0, dev_rows, zero_padding(src, take_rows(lengths, rows, dev_rows)).to(out.dtype))
     new_host = torch.where(keep, host_of(lengths), host_of(out_lengths))
     return out, mirrored(new_host, out.device)
-
-

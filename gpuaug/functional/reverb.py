@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gpuaug._sync import check_later, host_of, mirrored, take_rows, upload
+from gpuaug._sync import check_later, host_of, mirrored, take_rows
 from gpuaug._workspace import Workspace
 from gpuaug.backend import REVERB, kernel_for
 from gpuaug.functional._batch import (
