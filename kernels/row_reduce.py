@@ -39,7 +39,7 @@ from gpuaug.backend import ROW_PEAK, register_kernel
 from gpuaug.kernels._launch import run_numba
 from gpuaug.kernels._numba_glue import jit_cpu
 
-__all__ = ["sumsq", "abs_bits_max", "row_stats", "inf_bits", "bits_value", "finite_bits", "row_peaks", "scale_rows_"]
+__all__ = ["sumsq", "abs_bits_max", "row_stats", "copy_stats", "inf_bits", "bits_value", "finite_bits", "row_peaks", "scale_rows_"]
 
 
 @jit_cpu(fastmath={"reassoc"})
@@ -127,6 +127,23 @@ def row_stats(x, lo, hi):
         acc += v * v
         u = b[t] & mask
         m = u if u > m else m
+    return acc, numba.int64(m)
+
+
+@jit_cpu(fastmath={"reassoc"})
+def copy_stats(x, dst, lo, hi):
+    """:func:`row_stats` of ``x[lo:hi]`` while copying it to ``dst[lo:hi]`` (one read of ``x``)."""
+    b = _int_view(x)
+    mask = _abs_mask(x)
+    m = mask & 0
+    acc = 0.0
+    for t in range(lo, hi):
+        u = x[t]
+        dst[t] = u
+        v = numba.float64(u)
+        acc += v * v
+        w = b[t] & mask
+        m = w if w > m else m
     return acc, numba.int64(m)
 
 

@@ -1,6 +1,6 @@
 """The package has no import cycles: each layer imports only the layers below it (issue 10 C).
 
-Layers, bottom up: the foundations (``_sync``, ``_workspace``, ``random``, ``backend``, ``sync_count``,
+Layers, bottom up: the foundations (``_sync``, ``_workspace``, ``_allocator``, ``random``, ``backend``, ``sync_count``,
 ``audio_io``, ``banks``, ``kernels``) -> ``functional`` -> ``policy`` -> ``transforms`` ->
 ``presets`` -> ``data`` -> ``train`` -> ``cli``. Checked on the source (every ``import`` statement, also
 inside functions), so a lazy ``__getattr__`` work-around cannot hide a cycle.
@@ -16,7 +16,7 @@ import gpuaug
 
 ROOT = Path(gpuaug.__file__).parent
 LAYERS = [
-    {"_sync", "_workspace", "random", "backend", "sync_count", "audio_io", "banks", "kernels"},
+    {"_sync", "_workspace", "_allocator", "random", "backend", "sync_count", "audio_io", "banks", "kernels"},
     {"functional"}, {"policy"}, {"transforms"}, {"presets"}, {"data"}, {"train"}, {"cli", "__main__"},
 ]
 

@@ -88,7 +88,9 @@ def test_uniform_interior_loop_equals_the_general_path(on_phase):
         uw._uniform_cpu(x.numpy(), lengths.numpy(), step.numpy(), cutoff.numpy(), new_lengths.numpy(), out, 24,
                         table_of, half, tables)
         outs.append(torch.from_numpy(out))
-    assert not torch.equal(outs[0], outs[1])  # the loop ran (another summation order)
+    # (the two summation orders differed bit-wise on earlier hosts; on the host of issue 11's
+    # eighth round they round alike, also on the code before it: the rounding does not tell
+    # whether the loop ran, so that is not asserted)
     assert float((outs[0] - outs[1]).abs().max()) < 1e-6
     exact = uw.uniform_warp_kernel(x.double(), lengths, step, cutoff, new_lengths, zeros=24, exact=True)
     assert float((outs[0].double() - exact).abs().max()) < BOUND * float(x.abs().max())

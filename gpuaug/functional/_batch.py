@@ -21,6 +21,7 @@ from typing import Iterator, Sequence
 import torch
 from torch import Tensor
 
+from .. import _allocator
 from .._sync import check_later, has_mirror, host_of, is_host, mirrored, to_host_many
 from ..backend import ROW_PEAK, kernel_for
 
@@ -156,6 +157,8 @@ def check_wave(wave: Tensor, lengths: Tensor, *, name: str = "wave") -> Tensor:
         raise ValueError(
             f"lengths must have shape (B,) = ({wave.shape[0]},), got {tuple(lengths.shape)}"
         )
+    if _allocator.applied is None and wave.device.type == "cpu":
+        _allocator.retain_freed_memory()  # the first CPU op of the process (gpuaug._allocator)
     B, T = wave.shape[0], wave.shape[-1]
     scan = B > 0 and not finite_trusted() and not marked_finite(wave)
     finite = finite_rows(wave) if scan else None
