@@ -22,7 +22,8 @@ PROBE = textwrap.dedent("""
         bufs = [torch.empty(10 << 20).fill_(1.0) for _ in range(2)]
         del bufs
 
-    batch()
+    for _ in range(5):  # the heap grows to fit the batch (more than once where it is fragmented)
+        batch()
     r0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(20):
         batch()
@@ -45,7 +46,7 @@ def test_first_cpu_op_keeps_freed_buffers():
     assert applied and not off
     pages = (2 * (40 << 20)) // 4096  # one batch's buffers
     assert faults_off > 10 * pages  # glibc's default: a fresh mmap per buffer, faulted in again
-    assert faults < pages  # kept: at most a one-time growth of the heap
+    assert faults < 2 * pages  # kept: 20 batches fault at most a late growth of the heap
 
 
 @glibc
