@@ -258,3 +258,18 @@ def test_transforms_record_backend(monkeypatch, make):
     assert torch.equal(results[None].wave, results["torch"].wave)
     with pytest.raises(ValueError, match="backend"):
         make("opencl")
+
+
+def test_fade_kernels_refuse_clips_they_cannot_count():
+    """The fade gain counts samples in int32 (vectorised): the fade and reverb kernels refuse
+    longer clips with an error naming the op, before reading anything (an expanded view here)."""
+    ew.check_fade_samples(ew.FADE_MAX_SAMPLES, "fade")  # the longest countable clip passes
+    huge = torch.zeros(1, 1, 1).expand(1, 1, ew.FADE_MAX_SAMPLES + 1)
+    one = torch.ones(1, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"fade: the fade kernels take clips of at most 2147483647 samples"):
+        ew.fade_kernel(huge, torch.tensor([4]), one, torch.tensor([1]), sample_rate=16000.0, shape="linear")
+    from gpuaug.kernels.reverb_io import reverb_convolve
+
+    with pytest.raises(ValueError, match=r"reverb: the fade kernels take clips"):
+        reverb_convolve(huge, torch.tensor([4]), torch.ones(1, 1, 3, dtype=torch.complex64), torch.tensor([0]),
+                        n_fft=4, normalize="energy", fade=(one, torch.tensor([1]), 16000.0, "linear"))

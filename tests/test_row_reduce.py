@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from gpuaug.kernels.row_reduce import abs_bits_max, bits_value, finite_bits, row_stats, sumsq
+from gpuaug.kernels.row_reduce import abs_bits_max, bits_value, copy_stats, finite_bits, row_stats, sumsq
 
 
 @numba.njit
@@ -45,6 +45,31 @@ def test_sum_peak_and_finiteness_match_float64_numpy(dtype):
             assert sq2 == sq and bits2 == bits  # the fused loop gives the same values
             assert peak == ref_peak  # bit for bit (a float32 peak is exact in float64)
             assert finite
+
+
+@numba.njit
+def _copied(x, dst, lo, hi):
+    return copy_stats(x, dst, lo, hi)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_copy_stats_copies_the_range_and_reads_what_row_stats_reads(dtype):
+    """The reverb load's one read: ``dst[lo:hi]`` becomes ``x[lo:hi]`` bit for bit (nothing else
+    of ``dst`` is written), the sum of squares is float64 numpy's up to reassociation and the
+    peak pattern is :func:`row_stats`' exactly (so the peak and the finiteness are unchanged)."""
+    for x in _rows(dtype):
+        for lo, hi in ((0, x.size), (x.size // 3, x.size - x.size // 4)):
+            dst = np.full(x.size + 2, 7.0, dtype=dtype)
+            with np.errstate(over="ignore"):
+                ref_sq = float(np.sum(x[lo:hi].astype(np.float64) ** 2))
+            sq, bits = _copied(x, dst, lo, hi)
+            assert sq == pytest.approx(ref_sq, rel=1e-12, abs=0.0)
+            assert bits == _stats(x, lo, hi)[5]
+            assert np.array_equal(dst[lo:hi].view(np.uint8), x[lo:hi].view(np.uint8))  # -0.0 and bits kept
+            assert (dst[:lo] == 7.0).all() and (dst[hi:] == 7.0).all()
+    x = np.ones(10, dtype=dtype)
+    x[3] = np.nan
+    assert not finite_bits(x, _copied(x, np.empty(10, dtype=dtype), 0, 10)[1])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
