@@ -3,7 +3,7 @@
 Why: glibc serves a block above its mmap threshold (dynamic, at most 32 MiB) with a fresh
 ``mmap`` and returns the heap's top to the kernel once more than twice that lies free there, so
 a pipeline whose batch-sized tensors are ~16 MB (32 clips x 8 s at 16 kHz, float32) pays for
-most of them again in page faults every call: 6,800-9,600 minor faults and 29-37 ms of system
+most of them again in page faults every call: 8,300-10,100 minor faults and 35-38 ms of system
 time per ``retaining`` call on 32 x 8 s clips here, against 0.5-74 faults and ~1 ms with the
 thresholds below (``benchmarks/results/kernel-timings.md``, issue 11 round 8). The per-transform
 :class:`gpuaug._workspace.Workspace` covers the FFT scratch; the ops' outputs are the caller's,
