@@ -10,17 +10,25 @@ clips of 2 s + 4 of 8 s, length bucketing on vs off). The fused CPU kernel (op `
 ``kernels/reverb_io.py``): ``transform_batches_torch`` (the same transform on the torch path),
 ``transform_batches_fresh_buffers`` (the kernel with a workspace that keeps nothing: FFT buffers
 allocated per call), ``transform_reverb_fade_fused`` / ``transform_reverb_then_fade`` (a 2 %/s
-fade in the kernel's output pass vs the fade op after it), and ``fft_floor_x_only_out`` (rfft +
-irfft of the clips into kept buffers: the floor with cached RIR spectra and no allocation) and
-``fft_floor_x_only_scipy`` (the same FFTs through ``scipy.fft``, which the CPU kernel calls: the
-lower of the two floors on this CPU at 186,624).
+fade in the kernel's output pass vs the fade op after it), ``transform_batches_passes_of_8`` /
+``_16`` (the cached transform with the kernel's passes bounded to 8 or 16 clips instead of one
+pass of 32), ``transform_batches_torch_sizes`` (the cached transform at the FFT sizes of torch's
+table instead of pocketfft's: 186,624 instead of 184,320 here), ``fft_floor_x_only_out`` (rfft + irfft of the clips into kept buffers: the floor
+with cached RIR spectra and no allocation),
+``fft_floor_x_only_scipy`` (the same FFTs through ``scipy.fft``; ``_rowsK``: K clips per call) and
+``fft_floor_kernel_calls`` (exactly the CPU kernel's FFT calls: scipy's pocketfft into kept
+buffers, ``kernels/_fft_into.py``, in the kernel's passes of ``pass_clips`` clips).
+
+The cases run in a fresh random order in every repeat (seeded), so no case always follows the
+same one; besides the min and median of each case, ``paired`` gives, per repeat, the transform
+row's time over each floor's time in the same repeat, and their median and quartiles.
 
     .venv/bin/python benchmarks/reverb_speed.py [--repeats 7] [--rir-dir DIR]
 Writes benchmarks/results/cpu-2core-reverb-speed.json.
 """
 from __future__ import annotations
 
-import argparse, json, platform, statistics, subprocess, sys, time, types
+import argparse, json, platform, random, statistics, subprocess, sys, time, types
 from pathlib import Path
 
 import scipy.fft
@@ -31,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 B, SECONDS, SR = 32, 8.0, 16000
 N_BATCHES = 4  # consecutive batches of the transform rows
 FLOOR_ROWS = (4, 8, 16)  # clips per FFT call of the chunked scipy floors
+PASS_ROWS = (8, 16)  # the transform with the kernel's passes bounded to this many clips (default: one pass of 32)
 
 
 #: The commit before issue 11's reverb work (the 'before' algorithm).
@@ -63,6 +72,8 @@ def main():
     torch.set_num_threads(1)
     from gpuaug.data.layouts import rir_bank_from_folder
     from gpuaug.functional.reverb import _next_fast_len, reverb
+    from gpuaug.kernels._fft_into import irfft_into, rfft_into
+    from gpuaug.kernels.reverb_io import pass_clips
     old_reverb, old_fast_len = head_reverb()
 
     full = rir_bank_from_folder(args.rir_dir, SR, trim_db=None)
@@ -76,7 +87,7 @@ def main():
     h_trim, l_trim = trimmed.gather(index)
     d_full, d_trim = full.peak_index[index], trimmed.peak_index[index]
 
-    n_after = _next_fast_len(T + min(int(l_trim.max()), T + int(d_trim.max())) - 1)
+    n_after = _next_fast_len(T + min(int(l_trim.max()), T + int(d_trim.max())) - 1, "pocketfft")  # the CPU kernel's table
     n_before = old_fast_len(T + min(int(l_full.max()), T + int(d_full.max())) - 1)
 
     def before():
@@ -186,6 +197,40 @@ def main():
                                 overwrite_x=True)
         return run
 
+    step = pass_clips(B, 1, n_after, torch.float32)
+    kernel_buf = buf_np.copy()  # overwritten by the inverse FFTs, as the kernel's buffer is
+    kernel_spec = torch.empty(step, n_after // 2 + 1, dtype=torch.complex64).numpy()
+
+    def floor_kernel_calls():  # the kernel's FFT calls alone: pocketfft into kept buffers, its passes
+        for a in range(0, B, step):
+            rows = kernel_buf[a:a + step]
+            rfft_into(rows, kernel_spec[:len(rows)], 1)
+            irfft_into(kernel_spec[:len(rows)], rows, 1)
+
+    import gpuaug.kernels.reverb_io as reverb_io
+
+    def transform_passes_of(k):  # the cached transform with the kernel's passes bounded to k clips
+        run_cached = transform_seq(cached_tr)
+
+        def run():
+            kept = reverb_io.PASS_BYTES
+            reverb_io.PASS_BYTES = k * n_after * 4
+            try:
+                run_cached()
+            finally:
+                reverb_io.PASS_BYTES = kept
+        return run
+
+    reverb_mod = sys.modules["gpuaug.functional.reverb"]
+
+    def transform_torch_sizes():  # the cached transform with FFT sizes from torch's table (186,624 at 8 s)
+        kept = reverb_mod._fft_of
+        reverb_mod._fft_of = lambda kernel: "torch"
+        try:
+            transform_seq(cached_tr)()
+        finally:
+            reverb_mod._fft_of = kept
+
     cases = {"before": before, "after": after, "after_finite_trusted": after_trusted,
              "after_shared_spectra_trusted": after_shared_trusted, "fft_floor": floor, "fft_floor_x_only": floor_x,
              "transform_batches_cached": transform_seq(cached_tr),
@@ -194,16 +239,22 @@ def main():
              "transform_batches_torch": transform_seq(torch_tr), "transform_batches_fresh_buffers": transform_seq(fresh_tr),
              "transform_reverb_fade_fused": reverb_fade(True), "transform_reverb_then_fade": reverb_fade(False),
              "fft_floor_x_only_out": floor_x_out, "fft_floor_x_only_scipy": floor_x_scipy,
-             **{f"fft_floor_x_only_scipy_rows{k}": floor_x_scipy_rows(k) for k in FLOOR_ROWS}}
+             **{f"fft_floor_x_only_scipy_rows{k}": floor_x_scipy_rows(k) for k in FLOOR_ROWS},
+             "fft_floor_kernel_calls": floor_kernel_calls,
+             **{f"transform_batches_passes_of_{k}": transform_passes_of(k) for k in PASS_ROWS},
+             "transform_batches_torch_sizes": transform_torch_sizes}
     per = {k: B * N_BATCHES for k in ("transform_batches_cached", "transform_batches_uncached", "transform_batches_torch",
                                       "transform_batches_fresh_buffers", "transform_reverb_fade_fused",
-                                      "transform_reverb_then_fade")}
+                                      "transform_reverb_then_fade", "transform_batches_torch_sizes",
+                                      *(f"transform_batches_passes_of_{k}" for k in PASS_ROWS))}
     for fn in cases.values():
         fn()  # warm-up
     runs = {k: [] for k in cases}
-    for _ in range(args.repeats):  # interleaved
-        for k, fn in cases.items():
-            runs[k].append(timed(fn, per.get(k, B)))
+    order = list(cases)
+    for r in range(args.repeats):  # interleaved, in a fresh order every repeat
+        random.Random(r).shuffle(order)
+        for k in order:
+            runs[k].append(timed(cases[k], per.get(k, B)))
     res = {k: {"cpu_ms_per_clip_min": min(c for c, _ in v), "cpu_ms_per_clip_median": statistics.median(c for c, _ in v),
                "wall_ms_per_clip_min": min(w for _, w in v), "wall_ms_per_clip_median": statistics.median(w for _, w in v),
                "cpu_ms_per_clip_all": [round(c, 4) for c, _ in v], "wall_ms_per_clip_all": [round(w, 4) for _, w in v]}
@@ -216,17 +267,26 @@ def main():
         for m in ("cpu_ms_per_clip_min", "cpu_ms_per_clip_median"):
             res[k][m.replace("cpu_ms_per_clip", "ratio_to_floor_x_only_out_cpu")] = res[k][m] / res["fft_floor_x_only_out"][m]
             res[k][m.replace("cpu_ms_per_clip", "ratio_to_floor_x_only_scipy_cpu")] = res[k][m] / res["fft_floor_x_only_scipy"][m]
-    floors = ["fft_floor_x_only_out", "fft_floor_x_only_scipy"] + [f"fft_floor_x_only_scipy_rows{k}" for k in FLOOR_ROWS]
+    floors = (["fft_floor_x_only_out", "fft_floor_x_only_scipy"] + [f"fft_floor_x_only_scipy_rows{k}" for k in FLOOR_ROWS]
+              + ["fft_floor_kernel_calls"])
     for m in ("cpu_ms_per_clip_min", "cpu_ms_per_clip_median"):
         best = min(floors, key=lambda f: res[f][m])
         for k in ("transform_batches_cached", "transform_batches_torch", "transform_batches_fresh_buffers"):
             res[k][m.replace("cpu_ms_per_clip", "ratio_to_best_floor_cpu")] = res[k][m] / res[best][m]
             res[k][m.replace("cpu_ms_per_clip", "best_floor")] = best
+    def quartiles(v):
+        q = statistics.quantiles(v, n=4) if len(v) > 1 else [v[0]] * 3
+        return {"median": q[1], "q1": q[0], "q3": q[2]}
+
+    paired = {f: quartiles([a / b for (a, _), (b, _) in zip(runs["transform_batches_cached"], runs[f])]) for f in floors}
+    res["transform_batches_cached"]["paired_ratio_cpu_to_floor"] = paired
     for a_, b_ in (("transform_batches_cached", "transform_batches_uncached"),
                    ("mixed_2s_8s_bucketed", "mixed_2s_8s_unbucketed"),
                    ("transform_batches_cached", "transform_batches_torch"),
                    ("transform_batches_cached", "transform_batches_fresh_buffers"),
-                   ("transform_reverb_fade_fused", "transform_reverb_then_fade")):
+                   ("transform_reverb_fade_fused", "transform_reverb_then_fade"),
+                   ("transform_batches_cached", "transform_batches_torch_sizes"),
+                   *(("transform_batches_cached", f"transform_batches_passes_of_{k}") for k in PASS_ROWS)):
         for m in ("cpu_ms_per_clip_min", "cpu_ms_per_clip_median"):
             res[a_][m.replace("cpu_ms_per_clip", f"speedup_cpu_vs_{b_}")] = res[b_][m] / res[a_][m]
     mb, _ = reverb(mixed, mixed_len, h_used, l_used, direct=trimmed.peak_index[used], rir_index=row)
@@ -256,8 +316,12 @@ def main():
         "rir_lengths_trimmed_60db": dict(zip(trimmed.names, trimmed.lengths.tolist())),
         "n_fft_before": n_before, "n_fft_after": n_after,
         "floor_definition": "rfft(clips, n) + rfft(rirs, n) + irfft(product, n) at n_fft_after; fft_floor_x_only: rfft + irfft "
-                            "of the clips; _out: torch into kept buffers; _scipy: scipy.fft (the kernel's FFTs), all 32 "
-                            "clips per call or (_rowsK) K per call; ratio_to_best_floor: to the lowest of these x-only floors",
+                            "of the clips; _out: torch into kept buffers; _scipy: scipy.fft, all 32 clips per call or "
+                            "(_rowsK) K per call; fft_floor_kernel_calls: the CPU kernel's own FFT calls (pocketfft into "
+                            "kept buffers, passes of kernel_pass_clips); ratio_to_best_floor: to the lowest of these "
+                            "x-only floors; paired_ratio_cpu_to_floor: per repeat, the transform row over each floor in "
+                            "the same repeat (median, quartiles); cases in a fresh random order every repeat",
+        "kernel_pass_clips": step,
         "results": res,
         "max_abs_err_float32_vs_float64_rel_to_peak": err,
         "trimming_effect_max_rel_error_energy": trim_err,
@@ -281,6 +345,8 @@ def main():
     tc = res["transform_batches_cached"]
     print(f"transform_batches_cached / best floor: {tc['ratio_to_best_floor_cpu_min']:.2f}x ({tc['best_floor_min']}, min), "
           f"{tc['ratio_to_best_floor_cpu_median']:.2f}x ({tc['best_floor_median']}, median)")
+    for f, q in paired.items():
+        print(f"paired transform_batches_cached / {f}: median {q['median']:.3f} (quartiles {q['q1']:.3f}-{q['q3']:.3f})")
     print("wrote", out)
 
 

@@ -3,12 +3,15 @@
 :func:`gpuaug.functional.reverb.reverb` in plain torch spends, per 8 s clip, about as long on
 copies, masks, zero fills, norms and freshly faulted-in buffers as on its two FFTs. Here the
 convolution of a batch with its (already computed, direct-path aligned) RIR spectra ``H`` runs
-in passes of :data:`ROWS_PER_PASS` clips, each pass three steps. Passes bound the memory: the
-kept FFT input and scipy's two FFT outputs are ~6 MB each for 8 clips of 8 s, against ~24 MB
-each for a batch of 32 in one pass; the CPU time is the same (the whole transform, passes of 8
-against one pass, interleaved: a median ratio of 1.03, quartiles 0.92-1.07, although the bare
-FFTs alone ran 0.83x as long in calls of 8 rows as in calls of 32), and the output is
-bit-identical to a single pass (``tests/test_reverb_kernel.py``):
+in passes of :func:`pass_clips` clips, each pass three steps around two FFTs. A pass's FFT input
+and its spectrum are kept buffers of at most :data:`PASS_BYTES` each (the inverse FFT writes its
+output over the input buffer, :mod:`gpuaug.kernels._fft_into`), so a batch of 32 clips of 8 s
+runs in one pass on two 23.6 MB buffers. Measured (``benchmarks/reverb_speed.py``, the whole
+transform, min / median of 9 repeats; ``benchmarks/results/kernel-timings.md``, issue 11 ninth
+round): one pass of 32 took 0.88x / 0.89x the CPU time of passes of 8 and 0.96x / 0.99x of
+passes of 16; writing the FFTs into the kept buffers took 0.95x the time of scipy's freshly
+allocated outputs (ad hoc A/B, paired median). The output is bit-identical whatever the passes
+(``tests/test_reverb_kernel.py``):
 
 1. **load** (``@njit``, one ``prange`` over clips): the clip's valid samples copied into the
    FFT input (zero tail) while their energy (float64 sum of squares) and peak are taken, one
@@ -18,13 +21,16 @@ bit-identical to a single pass (``tests/test_reverb_kernel.py``):
    two ``s`` that brings it to [0.5, 1), as the torch path scales every clip, so denormal or
    huge clips neither underflow nor overflow (:data:`SAFE_EXP`: for the others ``s = 1``
    gives the scaled result bit for bit);
-2. ``scipy.fft.rfft`` (pocketfft, with the thread budget of
-   :func:`gpuaug.kernels._numba_glue.cpu_thread_budget` as ``workers``), ``X[b] *= H[H_row[b]]``
-   (``@njit``: the distinct RIR spectra are read in place, never gathered per clip),
-   ``scipy.fft.irfft`` (the FFT input buffer comes from the caller's
-   :class:`gpuaug._workspace.Workspace`, so it is not faulted in again every batch). scipy's
-   FFTs, not torch's: at the 8 s clips' size 186,624 they took ~25 % less CPU time than
-   ``torch.fft`` into kept buffers (``benchmarks/reverb_speed.py`` measures both floors);
+2. the forward FFT into the kept spectrum buffer (scipy's pocketfft ``r2c``, as
+   ``scipy.fft.rfft`` runs it, with the thread budget of
+   :func:`gpuaug.kernels._numba_glue.cpu_thread_budget`), ``X[b] *= H[H_row[b]]`` (``@njit``:
+   the distinct RIR spectra are read in place, never gathered per clip), and the inverse FFT
+   (``c2r``, as ``scipy.fft.irfft``) into the FFT input buffer. Both buffers come from the
+   caller's :class:`gpuaug._workspace.Workspace`, so they are not faulted in again every batch.
+   scipy's FFTs, not torch's: at the 8 s clips' size they took ~25 % less CPU time than
+   ``torch.fft`` into kept buffers (``benchmarks/reverb_speed.py`` measures both floors); the
+   FFT size comes from the table measured for pocketfft
+   (:data:`gpuaug.functional.fft_sizes.POCKETFFT_SIZES`);
 3. **store** (``@njit``): the output's energy (float64) and peak over the valid samples (one
    vectorised read, which also flags non-finite samples), the
    gain ``ref / got`` (energy: ``sqrt``) divided by ``s`` and cast to the wave's dtype, then
@@ -46,18 +52,18 @@ from __future__ import annotations
 
 import math
 
-import scipy.fft
 import torch
 from numba import prange
 
 from gpuaug._workspace import Workspace
 from gpuaug.backend import REVERB, register_kernel
+from gpuaug.kernels._fft_into import irfft_into, rfft_into
 from gpuaug.kernels._launch import kernel_float, run_numba
 from gpuaug.kernels._numba_glue import cpu_thread_budget, jit_cpu
 from gpuaug.kernels.elementwise import FADE_SHAPE_CODES, _fade_gain_cpu, check_fade_samples
 from gpuaug.kernels.row_reduce import bits_value, copy_stats, finite_bits, row_stats, sumsq
 
-__all__ = ["reverb_convolve", "NORMALIZE_CODES", "FFT_LANES", "fft_rows"]
+__all__ = ["reverb_convolve", "NORMALIZE_CODES", "FFT_LANES", "PASS_BYTES", "fft_rows", "pass_clips"]
 
 #: Kernel code of each ``normalize`` mode of :func:`gpuaug.functional.reverb.reverb`.
 NORMALIZE_CODES = {"energy": 0, "peak": 1, "none": 2}
@@ -68,9 +74,10 @@ NORMALIZE_CODES = {"energy": 0, "peak": 1, "none": 2}
 #: gain, so the output is the one of the scaled clip bit for bit.
 SAFE_EXP = 60
 
-#: Clips per pass of load, rfft, multiply, irfft and store (module docstring): a multiple of
-#: :data:`FFT_LANES`.
-ROWS_PER_PASS = 8
+#: Bytes of a pass's FFT input buffer (its spectrum buffer is as large): a pass holds as many
+#: clips as fit, in whole vectors of :data:`FFT_LANES` rows, and a batch is split into passes of
+#: equal size (:func:`pass_clips`; module docstring).
+PASS_BYTES = 32 << 20
 #: float32 rows scipy's pocketfft transforms together in one SIMD vector (its ``VLEN<float>``:
 #: 4 in the x86-64 wheels); rows left over run one by one. At n = 69,120 (2 s clips), one thread:
 #: rfft + irfft of 1 row 1.09 ms, of 3 rows 3.31 ms, of 4 rows 1.69 ms
@@ -172,6 +179,17 @@ def _mul_spectra(spec, H, row):
             x[k] *= h[k]
 
 
+def pass_clips(G: int, channels: int, n_fft: int, dtype: torch.dtype) -> int:
+    """Clips per pass for ``G`` clips of ``channels`` channels at FFT size ``n_fft``: the fewest
+    passes whose FFT input buffer stays within :data:`PASS_BYTES` (at least one vector of
+    :data:`FFT_LANES` clips per pass), with the clips shared out evenly among them (32 clips of
+    8 s at 184,320 float32: 2 passes of 16; 32 clips of 2 s: 1 pass)."""
+    per_clip = channels * n_fft * torch.finfo(dtype).bits // 8
+    cap = max(FFT_LANES, PASS_BYTES // per_clip // FFT_LANES * FFT_LANES)
+    passes = max(1, -(-G // cap))
+    return max(1, -(-G // passes))
+
+
 def fft_rows(n: int, channels: int, dtype: torch.dtype) -> int:
     """Rows of a pass of ``n`` clips of ``channels`` channels to run the FFTs on: the ``m`` in
     ``[n, n + FFT_LANES)`` of the least estimated cost (vectors of :data:`FFT_LANES` rows at
@@ -247,8 +265,10 @@ def reverb_convolve(w, lengths, H, H_row, *, n_fft: int, normalize: str, fade=No
     H = H.to(cdt).contiguous()
     H_row = H_row.to(device=dev, dtype=torch.int64).contiguous()
     workers = cpu_thread_budget()
-    step = ROWS_PER_PASS
-    buf = _take(workspace, "fft_input", (fft_rows(min(step, G), C, x.dtype), C, n_fft), x.dtype, dev)
+    step = pass_clips(G, C, n_fft, x.dtype)
+    rows = fft_rows(min(step, G), C, x.dtype)
+    buf = _take(workspace, "fft_input", (rows, C, n_fft), x.dtype, dev)  # the FFT input, then its output
+    spec = _take(workspace, "fft_spectrum", (rows, C, n_fft // 2 + 1), cdt, dev)
     for a in range(0, G, step):
         e = min(a + step, G)
         n, m = e - a, fft_rows(e - a, C, x.dtype)
@@ -256,12 +276,12 @@ def reverb_convolve(w, lengths, H, H_row, *, n_fft: int, normalize: str, fade=No
         run_numba(_load_cpu, None, [x, lengths, cc, bc, ref[a:e], inv[a:e]], mode)
         if m > n:  # zero rows completing the last SIMD vector of the FFTs (fft_rows)
             buf[n:m].zero_()
-        spec = torch.from_numpy(scipy.fft.rfft(buf[:m].numpy(), axis=-1, workers=workers))  # complex64 for float32
+        rfft_into(buf[:m].numpy(), spec[:m].numpy(), workers)
         run_numba(_mul_spectra, None, [spec[:n], H, H_row[a:e]])
-        y = torch.from_numpy(scipy.fft.irfft(spec.numpy(), n=n_fft, axis=-1, workers=workers, overwrite_x=True))
-        del spec
-        run_numba(_store_cpu, None, [y[:n], lengths, cc, ref[a:e], inv[a:e], rate, direc, target, gain[a:e],
+        irfft_into(spec[:m].numpy(), buf[:m].numpy(), workers)  # y overwrites the FFT input
+        run_numba(_store_cpu, None, [bc, lengths, cc, ref[a:e], inv[a:e], rate, direc, target, gain[a:e],
                                      top_out[a:e], bad[a:e]], mode, float(sample_rate), shape)
     if workspace is not None:
         workspace.give("fft_input", buf)
+        workspace.give("fft_spectrum", spec)
     return (target if out is not None else target.to(w.dtype)), ~bad

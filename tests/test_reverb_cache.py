@@ -137,6 +137,15 @@ def test_precomputed_spectra_tensor():
     assert torch.equal(a, b)
     with pytest.raises(ValueError, match="rir_spectra must be"):
         reverb(wave, lengths, rirs, rl, direct=direct, rir_index=rows, rir_spectra=S[..., :-1])
+    # the torch path sizes its FFTs from torch's table: here another size, which its spectra need
+    n_torch = reverb_fft_size(3000, rl, direct, backend="torch")
+    assert n_torch != n_fft and {n_torch, n_fft} == {R._fft_size(3000, rl, direct, f) for f in ("torch", "pocketfft")}
+    S_t = R._spectra(rirs[:, None], rirs.abs().amax(dim=1), rl, direct, 3000, n_torch, True, torch.float32)
+    a, _ = reverb(wave, lengths, rirs, rl, direct=direct, rir_index=rows, rir_spectra=S_t, backend="torch")
+    b, _ = reverb(wave, lengths, rirs, rl, direct=direct, rir_index=rows, bucket=False, backend="torch")
+    assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="rir_spectra must be"):
+        reverb(wave, lengths, rirs, rl, direct=direct, rir_index=rows, rir_spectra=S, backend="torch")
 
 
 @pytest.mark.parametrize("normalize", ["energy", "peak", "none"])
@@ -148,7 +157,7 @@ def test_bucketing_matches_unbucketed(normalize):
     wave = torch.randn(B, T_long, generator=g) * (torch.arange(T_long) < lengths[:, None])
     wave[:, -1] += 0.0  # padding already zero
     rirs, rl = synthetic_rir(torch.arange(B), rt60_s=0.2, drr_db=3.0, predelay_s=0.01, sample_rate=16000)
-    groups = R._length_groups(lengths, rl, rirs.abs().argmax(1), torch.arange(B), 1, 1)
+    groups = R._length_groups(lengths, rl, rirs.abs().argmax(1), torch.arange(B), 1, 1, "pocketfft")
     assert groups != [None]
     a, la = reverb(wave, lengths, rirs, rl, normalize=normalize)
     b, lb = reverb(wave, lengths, rirs, rl, normalize=normalize, bucket=False)
@@ -164,7 +173,7 @@ def test_equal_needs_take_the_old_path():
     wave = torch.randn(4, 6000, generator=g)
     lengths = torch.full((4,), 6000)
     rirs, rl = synthetic_rir(torch.arange(4), rt60_s=0.2, drr_db=3.0, predelay_s=0.0, sample_rate=16000)
-    assert R._length_groups(lengths, rl, rirs.abs().argmax(1), torch.arange(4), 1, 1) == [None]
+    assert R._length_groups(lengths, rl, rirs.abs().argmax(1), torch.arange(4), 1, 1, "pocketfft") == [None]
     a, _ = reverb(wave, lengths, rirs, rl)
     b, _ = reverb(wave, lengths, rirs, rl, bucket=False)
     assert torch.equal(a, b)
@@ -183,7 +192,7 @@ def test_equal_lengths_split_by_rir_span(normalize):
         rirs, rl = synthetic_rir(torch.arange(2), rt60_s=rl_want / 16000.0, drr_db=3.0, predelay_s=0.0,
                                  sample_rate=16000, length=rl_want)
         direct = rirs.abs().argmax(1)
-        groups = R._length_groups(lengths, rl, direct, row, 1, 1)
+        groups = R._length_groups(lengths, rl, direct, row, 1, 1, "pocketfft")
         assert (groups != [None]) == split
         if not split:
             continue
@@ -194,9 +203,9 @@ def test_equal_lengths_split_by_rir_span(normalize):
         assert float((a - b).abs().max()) <= 1e-5 * float(b.abs().amax())
 
 
-def _groups_by_loop(len_host, hl_host, direct_host, clip_row, C, Cr):
+def _groups_by_loop(len_host, hl_host, direct_host, clip_row, C, Cr, fft):
     """The split rule of ``_length_groups`` written as its definition: every threshold tried
-    one after the other, each group's FFT size from ``reverb_fft_size`` of its own RIRs."""
+    one after the other, each group's FFT size from ``_fft_size`` of its own RIRs."""
     import numpy as np
     L, row = len_host.numpy(), clip_row.numpy()
     hl, dd = hl_host.numpy(), direct_host.numpy()
@@ -205,7 +214,7 @@ def _groups_by_loop(len_host, hl_host, direct_host, clip_row, C, Cr):
 
     def cost(sel):
         rows = np.unique(row[sel])
-        n = reverb_fft_size(int(L[sel].max()), hl[rows], dd[rows])
+        n = R._fft_size(int(L[sel].max()), hl[rows], dd[rows], fft)
         return (2 * int(sel.sum()) * C + rows.size * Cr + R._FFT_CALL_ROWS) * R._fft_cost(n)
 
     if L.size < 2 or L.max() == 0:
@@ -223,9 +232,11 @@ def _groups_by_loop(len_host, hl_host, direct_host, clip_row, C, Cr):
     return [torch.from_numpy(best_sel.nonzero()[0]), torch.from_numpy((~best_sel).nonzero()[0])]
 
 
-def test_length_groups_match_the_rule_tried_threshold_by_threshold():
+@pytest.mark.parametrize("fft", ["torch", "pocketfft"])
+def test_length_groups_match_the_rule_tried_threshold_by_threshold(fft):
     """The vectorised split (all thresholds at once, from running maxima) is the rule evaluated
-    threshold by threshold, on 400 random batches (empty clips, shared RIRs, two channels)."""
+    threshold by threshold, on 400 random batches (empty clips, shared RIRs, two channels),
+    with either FFT size table."""
     g = torch.Generator().manual_seed(12)
     splits = 0
     for _ in range(400):
@@ -239,8 +250,8 @@ def test_length_groups_match_the_rule_tried_threshold_by_threshold():
         row = torch.randint(U, (B,), generator=g)
         C = int(torch.randint(1, 3, (1,), generator=g))
         Cr = int(torch.randint(1, C + 1, (1,), generator=g))
-        want = _groups_by_loop(lengths, rl, direct, row, C, Cr)
-        got = R._length_groups(lengths, rl, direct, row, C, Cr)
+        want = _groups_by_loop(lengths, rl, direct, row, C, Cr, fft)
+        got = R._length_groups(lengths, rl, direct, row, C, Cr, fft)
         splits += want != [None]
         assert (got == [None]) == (want == [None])
         if want != [None]:

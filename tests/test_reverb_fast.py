@@ -1,29 +1,60 @@
 """Issue 11 item 1: RIR trimming, the measured FFT size table, and the shifted-RIR reverb path."""
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+
 import numpy as np
 import soundfile as sf
 import pytest
 import torch
 
 from gpuaug.data.layouts import rir_bank_from_folder, rir_trim_length
-from gpuaug.functional.fft_sizes import FAST_SIZES, fast_fft_size, next_5_smooth
+from gpuaug.functional.fft_sizes import FAST_SIZES, POCKETFFT_SIZES, fast_fft_size, fast_fft_sizes, next_5_smooth
 from gpuaug.functional.reverb import reverb
 from reference.reverb_ref import reverb_ref
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from fft_sizes_measure import TOLERANCE, fast_table  # noqa: E402
 
-def test_fft_size_table():
-    assert list(FAST_SIZES) == sorted(set(FAST_SIZES))
-    for n in FAST_SIZES:
+
+@pytest.mark.parametrize("fft,table", [("torch", FAST_SIZES), ("pocketfft", POCKETFFT_SIZES)])
+def test_fft_size_table(fft, table):
+    assert list(table) == sorted(set(table))
+    for n in table:
         m = n
         for p in (2, 3, 5, 7):
             while m % p == 0:
                 m //= p
         assert m == 1
     for n in [1, 100, 4095, 4097, 180451, 224_000, 524_288, 600_000]:
-        k = fast_fft_size(n)
-        assert k >= n
-    assert fast_fft_size(180_451) != 180_500 and fast_fft_size(10**6) == next_5_smooth(10**6)
+        k = fast_fft_size(n, fft)
+        assert k >= n and (k in table or k == next_5_smooth(n))
+    assert fast_fft_size(180_451, fft) != 180_500 and fast_fft_size(10**6, fft) == next_5_smooth(10**6)
+    # the table is the one the committed measurement gives (benchmarks/fft_sizes_measure.py --table)
+    measured = ROOT / "benchmarks" / "results" / {"torch": "cpu-2core-fft-sizes.json",
+                                                   "pocketfft": "cpu-1thread-fft-sizes-pocketfft.json"}[fft]
+    report = json.loads(measured.read_text())
+    assert fast_table(report["sizes"], TOLERANCE[fft]) == list(table)
+
+
+@pytest.mark.parametrize("fft", ["torch", "pocketfft"])
+def test_fft_sizes_of_an_array_are_the_sizes_one_by_one(fft):
+    n = np.concatenate([np.random.default_rng(0).integers(-5, 700_000, 2000), [0, 1, 4095, 5120, 524_288, 524_289]])
+    got = fast_fft_sizes(n.reshape(2, -1), fft)
+    assert got.dtype == np.int64 and got.shape == (2, n.size // 2)
+    assert got.ravel().tolist() == [fast_fft_size(int(v), fft) for v in n]
+    with pytest.raises(ValueError, match="fft must be one of"):
+        fast_fft_sizes(n, "mkl")
+
+
+def test_fft_size_tables_differ_and_unknown_library_is_refused():
+    assert fast_fft_size(180_500, "torch") == 186_624 and fast_fft_size(180_500, "pocketfft") == 184_320
+    assert fast_fft_size(180_500) == fast_fft_size(180_500, "torch")
+    with pytest.raises(ValueError, match="fft must be one of"):
+        fast_fft_size(1000, "mkl")
 
 
 def test_rir_trim_length_and_bank(tmp_path):

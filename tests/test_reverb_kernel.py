@@ -78,7 +78,7 @@ def test_kernel_shares_spectra_by_row_and_buckets():
     rir, rl = _rirs(3, dtype=torch.float32)
     row = torch.tensor([2, 0, 0, 1, 2, 1, 0])
     R = importlib.import_module("gpuaug.functional.reverb")
-    assert R._length_groups(lengths, rl, rir.abs().argmax(1), row, 1, 1) != [None]  # the in-place bucket path
+    assert R._length_groups(lengths, rl, rir.abs().argmax(1), row, 1, 1, "pocketfft") != [None]  # the in-place bucket path
     shared, _ = reverb(wave, lengths, rir, rl, rir_index=row, backend="numba")
     single, _ = reverb(wave, lengths, rir[row], rl[row], bucket=False, backend="numba")
     torch_path, _ = reverb(wave, lengths, rir, rl, rir_index=row, backend="torch")
@@ -88,7 +88,7 @@ def test_kernel_shares_spectra_by_row_and_buckets():
 
 @pytest.mark.parametrize("rows", [1, 3, 4])
 def test_row_passes_give_the_one_pass_result(monkeypatch, rows):
-    """The kernel convolves ``ROWS_PER_PASS`` clips per load / FFT / store pass: a batch of 11
+    """The kernel convolves ``pass_clips`` clips per load / FFT / store pass: a batch of 11
     (a remainder pass, a fade, an energy-normalised and a silent clip) in passes of 1, 3 or 4
     clips gives the single-pass result bit for bit (pocketfft's rows vectorised 4 at a time and
     the remainder rows alone round alike here), and with ``clips`` / ``out`` the rows outside
@@ -101,9 +101,9 @@ def test_row_passes_give_the_one_pass_result(monkeypatch, rows):
     rir, rl = _rirs(4, dtype=torch.float32)
     row = torch.arange(B) % 4
     fade_spec = {"sample_rate": 16000, "rate_per_s": 0.5, "direction": torch.arange(B) % 3 - 1}
-    monkeypatch.setattr(RIO, "ROWS_PER_PASS", 64)
+    monkeypatch.setattr(RIO, "pass_clips", lambda G, C, n_fft, dtype: 64)
     one, _ = reverb(wave, lengths, rir, rl, rir_index=row, fade=fade_spec, backend="numba", bucket=False)
-    monkeypatch.setattr(RIO, "ROWS_PER_PASS", rows)
+    monkeypatch.setattr(RIO, "pass_clips", lambda G, C, n_fft, dtype: rows)
     got, _ = reverb(wave, lengths, rir, rl, rir_index=row, fade=fade_spec, backend="numba", bucket=False)
     assert torch.equal(got, one)
     assert not got[2].any()
@@ -114,6 +114,24 @@ def test_row_passes_give_the_one_pass_result(monkeypatch, rows):
                                 out=sentinel)
     assert ok.all() and torch.equal(sentinel[[1, 2, 3, 6, 7, 8]], torch.full((6, 1, T), 7.0))
     assert not torch.equal(sentinel[clips], torch.full((5, 1, T), 7.0))
+
+
+def test_pass_clips_bound_the_fft_buffers():
+    """Passes hold whole SIMD vectors of clips within PASS_BYTES, shared out evenly; a clip too
+    large for the bound still runs, one vector per pass."""
+    RIO = importlib.import_module("gpuaug.kernels.reverb_io")
+    f32, f64 = torch.float32, torch.float64
+    assert RIO.pass_clips(32, 1, 184_320, f32) == 32  # 8 s clips: one pass, a 23.6 MB input
+    assert RIO.pass_clips(32, 1, 69_120, f32) == 32  # 2 s clips: one pass
+    assert RIO.pass_clips(50, 1, 184_320, f32) == 25  # at most 44 per pass: 2 passes of 25
+    assert RIO.pass_clips(32, 1, 184_320, f64) == 16 and RIO.pass_clips(32, 2, 184_320, f32) == 16
+    assert RIO.pass_clips(5, 1, 2**24, f32) == 3  # 64 MB per clip: vectors of 4, 2 passes
+    assert RIO.pass_clips(1, 1, 1000, f32) == 1 and RIO.pass_clips(0, 1, 1000, f32) == 1
+    for G in range(1, 70):
+        for n in (8192, 69_120, 184_320, 524_288):
+            k = RIO.pass_clips(G, 1, n, f32)
+            assert 1 <= k <= max(G, 1) and (k * n * 4 <= RIO.PASS_BYTES or k <= RIO.FFT_LANES)
+            assert -(-G // k) == -(-G // max(RIO.FFT_LANES, RIO.PASS_BYTES // (n * 4) // 4 * 4))  # fewest passes
 
 
 def test_passes_padded_to_whole_fft_vectors(monkeypatch):
@@ -286,7 +304,7 @@ def test_fused_fade_in_length_buckets():
     rir, rl = _rirs(2, dtype=torch.float32)
     row = torch.arange(B) % 2
     R = importlib.import_module("gpuaug.functional.reverb")
-    assert R._length_groups(lengths, rl, rir.abs().argmax(1), row, 1, 1) != [None]
+    assert R._length_groups(lengths, rl, rir.abs().argmax(1), row, 1, 1, "pocketfft") != [None]
     spec = {"sample_rate": 16000, "rate_per_s": torch.linspace(0.0, 0.9, B, dtype=torch.float64),
             "direction": torch.tensor([1, -1, 0] * 4)}
     fused, _ = reverb(wave, lengths, rir, rl, rir_index=row, fade=spec, backend="numba")

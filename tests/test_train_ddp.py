@@ -18,12 +18,20 @@ def _trainer(ctx):
     from gpuaug.train.corpora import open_corpus
     from gpuaug.train.loop import FoldData, FoldTrainer, TrainConfig
     from gpuaug.train.model import DEFAULT_CONFIG, CNNGRUConfig
+    from gpuaug.transforms import Pipeline, Reverb
 
     corpus = open_corpus(f"synthetic:{N_ITEMS + 10}")
     data = FoldData(corpus.dataset, list(range(N_ITEMS)), list(range(N_ITEMS, N_ITEMS + 10)), [], 4, corpus.labels)
     model = CNNGRUConfig.from_dict({**DEFAULT_CONFIG.to_dict(), "n_classes": 4, "channels": 8, "gru_units": 8,
                                     "dense_units": 8, "dropout": 0.0, "aux_heads": True})
     pipe = perception_retaining(synthetic_noise_bank())
+    # Reverb left out: its FFT size follows the clips of the (global or per-rank) batch, so its
+    # output differs between the two runs by float32 rounding (README, tests/test_exactness.py),
+    # and RMSprop amplifies a parameter difference of that size: measured, 3.9e-8 after the first
+    # step grew to 7.1e-5 after the second on identical inputs. Every other transform here gives
+    # the same audio bit for bit on a global batch and on its shards.
+    pipe = Pipeline([t for t in pipe.root.transforms if not isinstance(t, Reverb)], sample_rate=pipe.sample_rate,
+                    require="retaining")
     return FoldTrainer(data, model, TrainConfig(epochs=2, patience=5, batch_size=BATCH, ratio=0.5), pipeline=pipe,
                        seed=5, device=torch.device("cpu"), ctx=ctx)
 

@@ -9,12 +9,25 @@ size: for a needed length ``n`` the smallest table size ``>= n`` is then the fas
 lose to a larger one (e.g. 196,608 = 2^16 3 loses to 204,800) are left out. Outside the
 table the next 5-smooth size is used. Sizes with a large prime factor are several times
 slower (e.g. 180,500 = 2^2 5^3 19^2 against 184,320: ``benchmarks/results/kernel-timings.md``).
+
+:data:`POCKETFFT_SIZES` is the same kind of table for the FFTs of the CPU reverb kernel: scipy's
+pocketfft ``r2c`` + ``c2r`` into kept buffers (:mod:`gpuaug.kernels._fft_into`), float32, 8
+rows per call, one thread, min over 5 interleaved repeats (``benchmarks/fft_sizes_measure.py
+--fft pocketfft``, ``benchmarks/results/cpu-1thread-fft-sizes-pocketfft.json``), a size kept
+unless a larger one measured more than 3 % faster (neighbouring sizes' times moved by about
+that much between runs, and the kernel's passes around its FFTs cost in proportion to the
+size). The two libraries favour different sizes: for the 8 s clips' 180,500 samples the torch
+table gives 186,624 (1,581 us per row through pocketfft) and this one 184,320 (1,210 us); over
+521 needed lengths in [5121, 524288) the torch table's choice took a median 1.30x (10th / 90th
+percentile 1.03x / 1.71x) the pocketfft time of this table's choice, in that run.
 """
 from __future__ import annotations
 
 import bisect
 
-__all__ = ["FAST_SIZES", "fast_fft_size", "next_5_smooth"]
+import numpy as np
+
+__all__ = ["FAST_SIZES", "POCKETFFT_SIZES", "FFT_TABLES", "fast_fft_size", "fast_fft_sizes", "next_5_smooth"]
 
 #: Measured-fast FFT sizes, ascending (module doc).
 FAST_SIZES = (
@@ -32,6 +45,23 @@ FAST_SIZES = (
     504000, 524288
 )
 
+#: Measured-fast sizes of scipy's pocketfft (the CPU reverb kernel's FFTs), ascending (module doc).
+POCKETFFT_SIZES = (
+    4500, 4800, 5120, 5625, 6400, 6912, 7200, 7290, 7500, 8100, 8192, 8640, 8748, 9000, 9375, 9600,
+    9720, 10125, 10240, 10368, 10935, 11250, 11520, 12000, 12150, 12288, 12500, 12800, 13122, 14336,
+    14400, 15000, 15360, 15552, 15625, 20250, 20480, 21870, 24300, 27648, 30720, 32000, 32400,
+    33750, 38400, 38880, 39366, 40000, 40960, 43200, 51200, 51840, 54000, 54675, 55296, 56250,
+    57600, 58320, 60000, 60750, 61440, 64000, 64800, 65536, 67500, 69120, 76800, 81920, 82944,
+    84375, 96000, 98304, 98415, 100000, 103680, 104976, 115200, 116640, 121500, 124416, 125000,
+    144000, 147456, 150000, 153600, 155520, 160000, 162000, 163840, 164025, 165888, 172032, 180000,
+    184320, 189000, 192000, 196608, 200000, 245760, 256000, 312500, 314928, 327680, 345600, 388800,
+    390625, 414720, 421875, 437400, 442368, 450000, 455625, 480000, 486000, 491520, 492075, 497664,
+    518400, 524288
+)
+
+#: The table of each FFT library :func:`fast_fft_size` knows.
+FFT_TABLES = {"torch": FAST_SIZES, "pocketfft": POCKETFFT_SIZES}
+
 
 def next_5_smooth(n: int) -> int:
     """Smallest 5-smooth integer (2^a 3^b 5^c) >= ``n`` (>= 1)."""
@@ -47,10 +77,36 @@ def next_5_smooth(n: int) -> int:
     return best
 
 
-def fast_fft_size(n: int) -> int:
-    """The FFT size for a linear convolution of length ``n``: the smallest :data:`FAST_SIZES`
-    entry ``>= n``, or the next 5-smooth size outside the table's range."""
+def _table(fft: str) -> tuple[int, ...]:
+    table = FFT_TABLES.get(fft)
+    if table is None:
+        raise ValueError(f"fast_fft_size: fft must be one of {sorted(FFT_TABLES)}, got {fft!r}")
+    return table
+
+
+def fast_fft_size(n: int, fft: str = "torch") -> int:
+    """The FFT size for a linear convolution of length ``n`` computed by ``fft`` (a key of
+    :data:`FFT_TABLES`: ``"torch"`` for ``torch.fft``, ``"pocketfft"`` for the CPU reverb
+    kernel's scipy FFTs): the smallest entry ``>= n`` of its table, or the next 5-smooth size
+    outside the table's range."""
+    table = _table(fft)
     n = max(1, int(n))
-    if n < FAST_SIZES[0] or n > FAST_SIZES[-1]:
+    if n < table[0] or n > table[-1]:
         return next_5_smooth(n)
-    return FAST_SIZES[bisect.bisect_left(FAST_SIZES, n)]
+    return table[bisect.bisect_left(table, n)]
+
+
+#: :data:`FFT_TABLES` as int64 arrays, for :func:`fast_fft_sizes`.
+_ARRAYS = {k: np.asarray(v, dtype=np.int64) for k, v in FFT_TABLES.items()}
+
+
+def fast_fft_sizes(n, fft: str = "torch") -> np.ndarray:
+    """:func:`fast_fft_size` of every entry of the integer array ``n``: an int64 array of its shape."""
+    _table(fft)
+    table = _ARRAYS[fft]
+    n = np.maximum(np.asarray(n, dtype=np.int64), 1)
+    out = table[np.minimum(np.searchsorted(table, n), table.size - 1)]
+    outside = (n < table[0]) | (n > table[-1])
+    if outside.any():
+        out[outside] = [next_5_smooth(int(v)) for v in n[outside]]
+    return out

@@ -27,7 +27,7 @@ from gpuaug.functional._batch import (
     zero_padding,
 )
 from gpuaug.functional.fade import fade as fade_op, fade_args
-from gpuaug.functional.fft_sizes import fast_fft_size
+from gpuaug.functional.fft_sizes import fast_fft_size, fast_fft_sizes
 from gpuaug.random import normal, stream_id
 
 __all__ = ["reverb", "reverb_fft_size", "reverb_rows_in_place", "rir_span", "synthetic_rir"]
@@ -36,9 +36,14 @@ _NORMALIZE = ("energy", "peak", "none")
 _RIR_STREAM = stream_id("gpuaug.functional.synthetic_rir")
 
 
-def _next_fast_len(n: int) -> int:
-    """The FFT size for a linear convolution of length ``n`` (:func:`~gpuaug.functional.fft_sizes.fast_fft_size`)."""
-    return fast_fft_size(n)
+def _next_fast_len(n: int, fft: str = "torch") -> int:
+    """The FFT size for a linear convolution of length ``n`` by ``fft`` (:func:`~gpuaug.functional.fft_sizes.fast_fft_size`)."""
+    return fast_fft_size(n, fft)
+
+
+def _fft_of(kernel) -> str:
+    """The FFT library whose size table :func:`reverb` uses: the CPU kernel's pocketfft, else torch's."""
+    return "torch" if kernel is None else "pocketfft"
 
 
 def _pow2_scale(peak: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
@@ -125,8 +130,9 @@ def reverb(
         returns ``wave`` with the input's shape, dtype and device and ``lengths`` unchanged.
 
     Notes:
-        The FFT size is :func:`reverb_fft_size`: the smallest measured-fast size
-        (:mod:`gpuaug.functional.fft_sizes`) >= ``n_w + max(max(post) - 1, max(pre))`` with
+        The FFT size is :func:`reverb_fft_size`: the smallest size measured fast for the FFTs
+        that run (:mod:`gpuaug.functional.fft_sizes`: the CPU kernel's pocketfft table, else
+        torch's) >= ``n_w + max(max(post) - 1, max(pre))`` with
         ``n_w = max(lengths)``, ``post = min(rir_lengths - d, n_w)`` and ``pre = min(d, n_w -
         1)`` (:func:`rir_span`; RIR samples past those never reach the kept output), computed
         in the wave's dtype (float32 FFTs for float32 waves), so batched and single-clip
@@ -216,7 +222,8 @@ def reverb(
         return restore_rank(target.index_fill_(0, mirrored(sel, dev), 0), was_2d), lengths
 
     clip_row = torch.arange(G) if rir_index is None else rir_index
-    groups = [None] if isinstance(rir_spectra, Tensor) or not bucket else _length_groups(len_host, hl_host, direct_host, clip_row, C, h.shape[1])
+    groups = ([None] if isinstance(rir_spectra, Tensor) or not bucket
+              else _length_groups(len_host, hl_host, direct_host, clip_row, C, h.shape[1], _fft_of(kernel)))
     args = (h, h_peak, hl_host, direct_host, normalize, rir_spectra, kernel, workspace)
     k_fade = fade if kernel is not None else None  # the kernel fades in its output pass; torch afterwards
     if sel is not None and k_fade is not None:  # the kernel reads the fade per row of the batch
@@ -297,14 +304,22 @@ def _span(rir_lengths, direct, n_w) -> tuple[np.ndarray, np.ndarray]:
     return np.minimum(hl - d, n_w), np.minimum(d, np.maximum(np.asarray(n_w) - 1, 0))
 
 
-def reverb_fft_size(n_w: int, rir_lengths: Tensor, direct: Tensor) -> int:
+def reverb_fft_size(n_w: int, rir_lengths: Tensor, direct: Tensor, *, device: torch.device | str = "cpu",
+                    backend: str | None = None) -> int:
     """The FFT size :func:`reverb` uses for clips of at most ``n_w`` samples and these RIRs
-    (host ``rir_lengths`` and direct-path indices, tensors or arrays): the smallest
-    measured-fast size (:func:`~gpuaug.functional.fft_sizes.fast_fft_size`) >= ``n_w +
-    max(max(post) - 1, max(pre))`` with ``(post, pre)`` from :func:`rir_span` (the circularly
-    shifted RIR then never wraps into the kept output)."""
+    (host ``rir_lengths`` and direct-path indices, tensors or arrays) on ``device`` with
+    ``backend``: the smallest size measured fast for the FFTs that run there
+    (:func:`~gpuaug.functional.fft_sizes.fast_fft_size`: the CPU kernel's pocketfft table,
+    else torch's) >= ``n_w + max(max(post) - 1, max(pre))`` with ``(post, pre)`` from
+    :func:`rir_span` (the circularly shifted RIR then never wraps into the kept output).
+    Precomputed ``rir_spectra`` tensors need this size."""
+    return _fft_size(n_w, rir_lengths, direct, _fft_of(kernel_for(REVERB, device, backend, shared=True)[1]))
+
+
+def _fft_size(n_w: int, rir_lengths, direct, fft: str) -> int:
+    """:func:`reverb_fft_size` with the FFT library ``fft`` (a key of :data:`~gpuaug.functional.fft_sizes.FFT_TABLES`)."""
     post, pre = _span(rir_lengths, direct, n_w)
-    return _next_fast_len(max(1, n_w + max(int(post.max()) - 1, int(pre.max()))))
+    return _next_fast_len(max(1, n_w + max(int(post.max()) - 1, int(pre.max()))), fft)
 
 
 def _spectra(h: Tensor, h_peak: Tensor, hl: Tensor, d: Tensor, n_w: int, n_fft: int, scaled: bool, dt) -> Tensor:
@@ -332,17 +347,20 @@ def _spectra(h: Tensor, h_peak: Tensor, hl: Tensor, d: Tensor, n_w: int, n_fft: 
 _FFT_CALL_ROWS = 10
 
 
-def _fft_cost(n: int) -> float:
-    return n * math.log2(max(n, 2))
+def _fft_cost(n):
+    """``n log2 n`` of an FFT size ``n`` (an int or an int array; float64)."""
+    n = np.asarray(n, dtype=np.float64)
+    return n * np.log2(np.maximum(n, 2.0))
 
 
-def _length_groups(len_host: Tensor, hl_host: Tensor, direct_host: Tensor, clip_row: Tensor, C: int, Cr: int):
+def _length_groups(len_host: Tensor, hl_host: Tensor, direct_host: Tensor, clip_row: Tensor, C: int, Cr: int,
+                   fft: str):
     """``[None]`` (one group: the whole batch) or host index tensors of 2 groups of clips, split
     by the FFT length each clip needs on its own (its length plus its RIR's span,
-    :func:`reverb_fft_size` of that clip alone), when splitting lowers the estimated FFT cost
+    :func:`_fft_size` of that clip alone with ``fft``), when splitting lowers the estimated FFT cost
     ``sum_g (2 B_g C + U_g Cr + 10) n_g log2 n_g`` (clip rfft + irfft per clip and channel, one
     RIR rfft per distinct RIR, the set-up of the group's two FFT calls :data:`_FFT_CALL_ROWS`;
-    ``n_g`` its FFT size) below 0.9 of the one-group cost (module-level rule, see
+    ``n_g`` its FFT size from ``fft``'s table) below 0.9 of the one-group cost (module-level rule, see
     :func:`reverb` Notes)."""
     if len_host.numel() < 2 or int(len_host.max()) == 0:
         return [None]
@@ -369,11 +387,10 @@ def _length_groups(len_host: Tensor, hl_host: Tensor, direct_host: Tensor, clip_
         return np.cumsum(first)
 
     def sizes(mL, mA, mD):
-        n = mL + np.maximum(np.minimum(mA, mL) - 1, np.minimum(mD, np.maximum(mL - 1, 0)))
-        return [_next_fast_len(max(1, int(v))) for v in n]
+        return fast_fft_sizes(mL + np.maximum(np.minimum(mA, mL) - 1, np.minimum(mD, np.maximum(mL - 1, 0))), fft)
 
     def cost(count, distinct, n):
-        return [(2 * int(c) * C + int(u) * Cr + _FFT_CALL_ROWS) * _fft_cost(m) for c, u, m in zip(count, distinct, n)]
+        return (2 * np.asarray(count) * C + np.asarray(distinct) * Cr + _FFT_CALL_ROWS) * _fft_cost(n)
 
     pre_L, pre_A, pre_D = (np.maximum.accumulate(v)[cut - 1] for v in (Ls, As, Ds))
     rev = slice(None, None, -1)
@@ -381,7 +398,7 @@ def _length_groups(len_host: Tensor, hl_host: Tensor, direct_host: Tensor, clip_
     short = cost(cut, seen(rs)[cut - 1], sizes(pre_L, pre_A, pre_D))
     long = cost(B - cut, seen(rs[rev])[rev][cut], sizes(suf_L, suf_A, suf_D))
     whole = cost([B], [np.unique(row).size], sizes(Ls.max(keepdims=True), As.max(keepdims=True), Ds.max(keepdims=True)))
-    total = np.asarray(short) + np.asarray(long)
+    total = short + long
     total[(pre_L == 0) | (suf_L == 0)] = np.inf  # a group of empty clips only: not a split
     i = int(np.argmin(total))  # the first of the cheapest splits
     if not total[i] < 0.9 * whole[0]:
@@ -403,7 +420,7 @@ def _convolve(w, lengths, len_host, clip_row, fade, h, h_peak, hl_host, direct_h
     if n_w == 0:
         return w.new_zeros(B, C, T), None
     rows, inv = torch.unique(clip_row, return_inverse=True)
-    n_fft = reverb_fft_size(n_w, hl_host[rows], direct_host[rows])
+    n_fft = _fft_size(n_w, hl_host[rows], direct_host[rows], _fft_of(kernel))
     scaled = normalize != "none"
     nf = n_fft // 2 + 1
     if isinstance(rir_spectra, Tensor):

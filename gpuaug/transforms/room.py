@@ -47,9 +47,9 @@ class Reverb(Transform):
             ``rir_cache_stats`` counts hits and misses (one miss = one RIR rfft).
         backend: backend of the op (op ``"reverb"``, see :mod:`gpuaug.backend`; recorded). The
             CPU kernel takes its FFT buffers from the transform's own
-            :class:`~gpuaug._workspace.Workspace` (``workspace``; kept between calls: the input
-            of one pass of ``min(B, 8)`` clips, ``8 C n_fft 4`` bytes for float32, 6 MB for 8 s
-            clips; see :data:`~gpuaug.kernels.reverb_io.ROWS_PER_PASS`).
+            :class:`~gpuaug._workspace.Workspace` (``workspace``; kept between calls: the FFT
+            input and spectrum of one pass, at most 32 MiB each, 23.6 MB each for 32 clips of
+            8 s; see :func:`~gpuaug.kernels.reverb_io.pass_clips`).
     Fusion: in a Compose / Pipeline, a :class:`~gpuaug.transforms.Fade` right after this
     Reverb that applies to exactly the same clips runs inside the reverb kernel's output pass
     when both resolve to the Numba CPU kernels (:meth:`fuses_with`); the output is bit-identical
