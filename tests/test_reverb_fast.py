@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from gpuaug.data.layouts import rir_bank_from_folder, rir_trim_length
-from gpuaug.functional.fft_sizes import FAST_SIZES, POCKETFFT_SIZES, fast_fft_size, fast_fft_sizes, next_5_smooth
+from gpuaug.functional.fft_sizes import FAST_SIZES, POCKETFFT_SIZES, fast_fft_size, next_5_smooth
 from gpuaug.functional.reverb import reverb
 from reference.reverb_ref import reverb_ref
 
@@ -38,16 +38,6 @@ def test_fft_size_table(fft, table):
                                                    "pocketfft": "cpu-1thread-fft-sizes-pocketfft.json"}[fft]
     report = json.loads(measured.read_text())
     assert fast_table(report["sizes"], TOLERANCE[fft]) == list(table)
-
-
-@pytest.mark.parametrize("fft", ["torch", "pocketfft"])
-def test_fft_sizes_of_an_array_are_the_sizes_one_by_one(fft):
-    n = np.concatenate([np.random.default_rng(0).integers(-5, 700_000, 2000), [0, 1, 4095, 5120, 524_288, 524_289]])
-    got = fast_fft_sizes(n.reshape(2, -1), fft)
-    assert got.dtype == np.int64 and got.shape == (2, n.size // 2)
-    assert got.ravel().tolist() == [fast_fft_size(int(v), fft) for v in n]
-    with pytest.raises(ValueError, match="fft must be one of"):
-        fast_fft_sizes(n, "mkl")
 
 
 def test_fft_size_tables_differ_and_unknown_library_is_refused():

@@ -27,9 +27,10 @@ def _trainer(ctx):
     pipe = perception_retaining(synthetic_noise_bank())
     # Reverb left out: its FFT size follows the clips of the (global or per-rank) batch, so its
     # output differs between the two runs by float32 rounding (README, tests/test_exactness.py),
-    # and RMSprop amplifies a parameter difference of that size: measured, 3.9e-8 after the first
-    # step grew to 7.1e-5 after the second on identical inputs. Every other transform here gives
-    # the same audio bit for bit on a global batch and on its shards.
+    # and RMSprop amplifies a parameter difference of that size: two 2-rank runs whose reverb FFT
+    # sizes differed were 3.9e-8 apart after the first step and 7.1e-5 after the second, on
+    # bit-identical inputs (benchmarks/results/kernel-timings.md, issue 11 ninth round). Every
+    # other transform here gives the same audio bit for bit on a global batch and on its shards.
     pipe = Pipeline([t for t in pipe.root.transforms if not isinstance(t, Reverb)], sample_rate=pipe.sample_rate,
                     require="retaining")
     return FoldTrainer(data, model, TrainConfig(epochs=2, patience=5, batch_size=BATCH, ratio=0.5), pipeline=pipe,

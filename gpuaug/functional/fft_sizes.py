@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import bisect
 
-import numpy as np
-
-__all__ = ["FAST_SIZES", "POCKETFFT_SIZES", "FFT_TABLES", "fast_fft_size", "fast_fft_sizes", "next_5_smooth"]
+__all__ = ["FAST_SIZES", "POCKETFFT_SIZES", "FFT_TABLES", "fast_fft_size", "next_5_smooth"]
 
 #: Measured-fast FFT sizes, ascending (module doc).
 FAST_SIZES = (
@@ -77,36 +75,15 @@ def next_5_smooth(n: int) -> int:
     return best
 
 
-def _table(fft: str) -> tuple[int, ...]:
-    table = FFT_TABLES.get(fft)
-    if table is None:
-        raise ValueError(f"fast_fft_size: fft must be one of {sorted(FFT_TABLES)}, got {fft!r}")
-    return table
-
-
 def fast_fft_size(n: int, fft: str = "torch") -> int:
     """The FFT size for a linear convolution of length ``n`` computed by ``fft`` (a key of
     :data:`FFT_TABLES`: ``"torch"`` for ``torch.fft``, ``"pocketfft"`` for the CPU reverb
     kernel's scipy FFTs): the smallest entry ``>= n`` of its table, or the next 5-smooth size
     outside the table's range."""
-    table = _table(fft)
+    table = FFT_TABLES.get(fft)
+    if table is None:
+        raise ValueError(f"fast_fft_size: fft must be one of {sorted(FFT_TABLES)}, got {fft!r}")
     n = max(1, int(n))
     if n < table[0] or n > table[-1]:
         return next_5_smooth(n)
     return table[bisect.bisect_left(table, n)]
-
-
-#: :data:`FFT_TABLES` as int64 arrays, for :func:`fast_fft_sizes`.
-_ARRAYS = {k: np.asarray(v, dtype=np.int64) for k, v in FFT_TABLES.items()}
-
-
-def fast_fft_sizes(n, fft: str = "torch") -> np.ndarray:
-    """:func:`fast_fft_size` of every entry of the integer array ``n``: an int64 array of its shape."""
-    _table(fft)
-    table = _ARRAYS[fft]
-    n = np.maximum(np.asarray(n, dtype=np.int64), 1)
-    out = table[np.minimum(np.searchsorted(table, n), table.size - 1)]
-    outside = (n < table[0]) | (n > table[-1])
-    if outside.any():
-        out[outside] = [next_5_smooth(int(v)) for v in n[outside]]
-    return out

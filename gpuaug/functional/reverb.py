@@ -27,7 +27,7 @@ from gpuaug.functional._batch import (
     zero_padding,
 )
 from gpuaug.functional.fade import fade as fade_op, fade_args
-from gpuaug.functional.fft_sizes import fast_fft_size, fast_fft_sizes
+from gpuaug.functional.fft_sizes import fast_fft_size
 from gpuaug.random import normal, stream_id
 
 __all__ = ["reverb", "reverb_fft_size", "reverb_rows_in_place", "rir_span", "synthetic_rir"]
@@ -347,10 +347,8 @@ def _spectra(h: Tensor, h_peak: Tensor, hl: Tensor, d: Tensor, n_w: int, n_fft: 
 _FFT_CALL_ROWS = 10
 
 
-def _fft_cost(n):
-    """``n log2 n`` of an FFT size ``n`` (an int or an int array; float64)."""
-    n = np.asarray(n, dtype=np.float64)
-    return n * np.log2(np.maximum(n, 2.0))
+def _fft_cost(n: int) -> float:
+    return n * math.log2(max(n, 2))
 
 
 def _length_groups(len_host: Tensor, hl_host: Tensor, direct_host: Tensor, clip_row: Tensor, C: int, Cr: int,
@@ -387,10 +385,11 @@ def _length_groups(len_host: Tensor, hl_host: Tensor, direct_host: Tensor, clip_
         return np.cumsum(first)
 
     def sizes(mL, mA, mD):
-        return fast_fft_sizes(mL + np.maximum(np.minimum(mA, mL) - 1, np.minimum(mD, np.maximum(mL - 1, 0))), fft)
+        n = mL + np.maximum(np.minimum(mA, mL) - 1, np.minimum(mD, np.maximum(mL - 1, 0)))
+        return [_next_fast_len(max(1, int(v)), fft) for v in n]
 
     def cost(count, distinct, n):
-        return (2 * np.asarray(count) * C + np.asarray(distinct) * Cr + _FFT_CALL_ROWS) * _fft_cost(n)
+        return [(2 * int(c) * C + int(u) * Cr + _FFT_CALL_ROWS) * _fft_cost(m) for c, u, m in zip(count, distinct, n)]
 
     pre_L, pre_A, pre_D = (np.maximum.accumulate(v)[cut - 1] for v in (Ls, As, Ds))
     rev = slice(None, None, -1)
@@ -398,7 +397,7 @@ def _length_groups(len_host: Tensor, hl_host: Tensor, direct_host: Tensor, clip_
     short = cost(cut, seen(rs)[cut - 1], sizes(pre_L, pre_A, pre_D))
     long = cost(B - cut, seen(rs[rev])[rev][cut], sizes(suf_L, suf_A, suf_D))
     whole = cost([B], [np.unique(row).size], sizes(Ls.max(keepdims=True), As.max(keepdims=True), Ds.max(keepdims=True)))
-    total = short + long
+    total = np.asarray(short) + np.asarray(long)
     total[(pre_L == 0) | (suf_L == 0)] = np.inf  # a group of empty clips only: not a split
     i = int(np.argmin(total))  # the first of the cheapest splits
     if not total[i] < 0.9 * whole[0]:
