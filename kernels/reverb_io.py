@@ -182,8 +182,8 @@ def _mul_spectra(spec, H, row):
 def pass_clips(G: int, channels: int, n_fft: int, dtype: torch.dtype) -> int:
     """Clips per pass for ``G`` clips of ``channels`` channels at FFT size ``n_fft``: the fewest
     passes whose FFT input buffer stays within :data:`PASS_BYTES` (at least one vector of
-    :data:`FFT_LANES` clips per pass), with the clips shared out evenly among them (32 clips of
-    8 s at 184,320 float32: 2 passes of 16; 32 clips of 2 s: 1 pass)."""
+    :data:`FFT_LANES` clips per pass), with the clips shared out evenly among them (float32 at
+    184,320, 8 s clips: 32 clips in one pass, 50 in two passes of 25)."""
     per_clip = channels * n_fft * torch.finfo(dtype).bits // 8
     cap = max(FFT_LANES, PASS_BYTES // per_clip // FFT_LANES * FFT_LANES)
     passes = max(1, -(-G // cap))
