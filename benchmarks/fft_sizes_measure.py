@@ -56,16 +56,20 @@ def fast_table(sizes: list[dict], tolerance: float = 0.0) -> list[int]:
     return sorted(keep)
 
 
-def transform(fft: str, n: int):
-    """A no-argument callable running the ``fft`` library's rfft + irfft of ``(ROWS, n)`` float32."""
+def transform(fft: str):
+    """A callable ``run(n)``: the ``fft`` library's rfft + irfft of ``(ROWS, n)`` float32 samples,
+    read from one buffer of the largest size (torch: row slices of a ``(ROWS, HI)`` tensor, as the
+    torch table was measured; pocketfft: a C-contiguous ``(ROWS, n)`` view, written back by the
+    inverse FFT as in the reverb kernel)."""
     if fft == "torch":
-        x = torch.randn(ROWS, n)
-        return lambda: torch.fft.irfft(torch.fft.rfft(x, n=n), n=n)
+        x = torch.randn(ROWS, HI)
+        return lambda n: torch.fft.irfft(torch.fft.rfft(x[:, :n], n=n), n=n)
     from gpuaug.kernels._fft_into import irfft_into, rfft_into
-    x = np.random.default_rng(n).standard_normal((ROWS, n)).astype(np.float32)
-    spec = np.empty((ROWS, n // 2 + 1), np.complex64)
+    flat = np.random.default_rng(0).standard_normal(ROWS * HI).astype(np.float32)
+    flat_spec = np.empty(ROWS * (HI // 2 + 1), np.complex64)
 
-    def run():
+    def run(n):
+        x, spec = flat[:ROWS * n].reshape(ROWS, n), flat_spec[:ROWS * (n // 2 + 1)].reshape(ROWS, n // 2 + 1)
         rfft_into(x, spec, 1)
         irfft_into(spec, x, 1)
     return run
@@ -83,12 +87,12 @@ def main():
         return
     torch.set_num_threads(1)
     sizes = smooth(LO, HI)
-    runs = {n: transform(args.fft, n) for n in sizes}
+    run = transform(args.fft)
     res = {n: [] for n in sizes}
     for rep in range(args.repeats):  # interleaved: every size once per repeat
         for n in sizes:
             t0, c0 = time.perf_counter(), time.process_time()
-            runs[n]()
+            run(n)
             res[n].append((time.process_time() - c0, time.perf_counter() - t0))
     rows = [{"n": n, "cpu_us_per_row": min(c for c, _ in v) / ROWS * 1e6,
              "wall_us_per_row": min(w for _, w in v) / ROWS * 1e6} for n, v in res.items()]

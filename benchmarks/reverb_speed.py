@@ -72,8 +72,9 @@ def main():
     torch.set_num_threads(1)
     from gpuaug.data.layouts import rir_bank_from_folder
     from gpuaug.functional.reverb import _next_fast_len, reverb
+    import gpuaug.kernels.reverb_io as reverb_io
     from gpuaug.kernels._fft_into import irfft_into, rfft_into
-    from gpuaug.kernels.reverb_io import pass_clips
+    reverb_mod = sys.modules["gpuaug.functional.reverb"]  # the module (its name in gpuaug.functional is the op)
     old_reverb, old_fast_len = head_reverb()
 
     full = rir_bank_from_folder(args.rir_dir, SR, trim_db=None)
@@ -197,7 +198,7 @@ def main():
                                 overwrite_x=True)
         return run
 
-    step = pass_clips(B, 1, n_after, torch.float32)
+    step = reverb_io.pass_clips(B, 1, n_after, torch.float32)
     kernel_buf = buf_np.copy()  # overwritten by the inverse FFTs, as the kernel's buffer is
     kernel_spec = torch.empty(step, n_after // 2 + 1, dtype=torch.complex64).numpy()
 
@@ -206,8 +207,6 @@ def main():
             rows = kernel_buf[a:a + step]
             rfft_into(rows, kernel_spec[:len(rows)], 1)
             irfft_into(kernel_spec[:len(rows)], rows, 1)
-
-    import gpuaug.kernels.reverb_io as reverb_io
 
     def transform_passes_of(k):  # the cached transform with the kernel's passes bounded to k clips
         run_cached = transform_seq(cached_tr)
@@ -220,8 +219,6 @@ def main():
             finally:
                 reverb_io.PASS_BYTES = kept
         return run
-
-    reverb_mod = sys.modules["gpuaug.functional.reverb"]
 
     def transform_torch_sizes():  # the cached transform with FFT sizes from torch's table (186,624 at 8 s)
         kept = reverb_mod._fft_of

@@ -5,8 +5,8 @@ them, ``scipy.fft._pocketfft.pypocketfft``, takes an ``out=`` array: its ``r2c``
 the functions ``scipy.fft`` calls, with the same arguments (``inorm`` 0 forward, 2 inverse for
 the default ``norm="backward"``; ``nthreads`` for ``workers``), so the values are the same bit
 for bit. The reverb kernel (:mod:`gpuaug.kernels.reverb_io`) keeps its spectrum and output
-buffers across passes and batches this way: per pass of 8 clips of 8 s it then touches two
-buffers instead of three freshly allocated ones (``benchmarks/results/kernel-timings.md``).
+buffers across passes and batches this way: a pass touches its two kept buffers instead of one
+kept input and two freshly allocated outputs (``benchmarks/results/kernel-timings.md``).
 
 The module is private to scipy, so :data:`POCKETFFT` is probed once at import: small float32
 and float64 transforms through it must equal ``scipy.fft``'s bit for bit. When it is missing,
